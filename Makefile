@@ -1,0 +1,35 @@
+# Set-up is two commands on a machine with python3 and make: `make run` and `make test`.
+# Both create .venv when missing and install the project (and its Jupyter kernel) into it.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+ROWS ?= 1000
+
+.PHONY: setup run test lab lint clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# papermill and JupyterLab start the "python3" kernel: make it this venv's Python.
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (softbee .venv)"
+	touch $(INSTALLED)
+
+setup: $(INSTALLED)
+
+# The main job on the embedded SQLite default: the upgrade runbook, archived, then sample rows.
+run: $(INSTALLED)
+	$(BIN)/softbee-runbook run upgrade_downgrade
+	FLASK_APP=softbee $(BIN)/flask softbee seed --rows $(ROWS) --if-empty
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest
+
+# Step through the runbooks in JupyterLab with the project's kernel, from the project root.
+lab: $(INSTALLED)
+	SOFTBEE_PROJECT_ROOT=$(CURDIR) $(BIN)/jupyter lab --notebook-dir=$(CURDIR) runbooks/
+
+clean:
+	rm -rf $(VENV) instance build *.egg-info

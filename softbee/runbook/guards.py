@@ -1,0 +1,299 @@
+"""Guard rails: one migration at a time, timeouts, production confirmation, data-loss check."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from softbee.runbook.counts import column_value_counts, row_counts, user_tables
+from softbee.runbook.errors import ConfirmationRequired, LockHeld, ParameterError
+from softbee.runbook.project import APPLICATION_NAME, Project
+
+# pg_advisory_lock(int4, int4): a fixed pair; advisory locks are per database already.
+LOCK_CLASS = 0x50F7BEE
+LOCK_OBJECT = 1
+POLL_SECONDS = 0.2
+
+
+# -- production ---------------------------------------------------------------------------
+
+
+def is_production(project: Project, production: bool | None = None) -> bool:
+    """True when the run targets production (``production`` parameter or FLASK_ENV)."""
+    return bool(production) if production is not None else project.environment == "production"
+
+
+def require_confirmation(project: Project, confirm: str | None, production: bool | None = None) -> None:
+    """Refuse to write to production unless ``confirm`` names the database."""
+    if not is_production(project, production):
+        return
+    if confirm != project.database_name:
+        got = "no confirm" if not confirm else f"confirm={confirm!r}"
+        raise ConfirmationRequired(
+            f"{project.safe_url} is production and {got} was given: pass "
+            f"confirm={project.database_name!r} to say this is the database you mean"
+        )
+
+
+# -- one migration at a time -------------------------------------------------------------
+
+
+@dataclass
+class LockInfo:
+    """Who holds the migration lock and since when."""
+
+    kind: str
+    holder: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def migration_lock(project: Project, connection: Connection, wait_s: float = 0.0) -> Iterator[LockInfo]:
+    """Hold the database's migration lock for the block, waiting up to ``wait_s`` seconds."""
+    if wait_s < 0:
+        raise ParameterError(f"lock_wait_s must be 0 or more, not {wait_s}")
+    if connection.dialect.name == "postgresql":
+        with _pg_lock(connection, wait_s) as info:
+            yield info
+    elif connection.dialect.name == "sqlite" and project.url.database not in (None, "", ":memory:"):
+        with _file_lock(Path(str(project.url.database)), wait_s) as info:
+            yield info
+    else:
+        yield LockInfo(kind="none")
+
+
+@contextmanager
+def _pg_lock(connection: Connection, wait_s: float) -> Iterator[LockInfo]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        got = connection.execute(
+            sa.text("SELECT pg_try_advisory_lock(:c, :o)"), {"c": LOCK_CLASS, "o": LOCK_OBJECT}
+        ).scalar_one()
+        connection.commit()
+        if got:
+            break
+        if time.monotonic() >= deadline:
+            holder = pg_lock_holder(connection)
+            raise LockHeld(
+                f"another migration holds the lock on this database: {describe_holder(holder)}; "
+                f"waited {wait_s:g}s (raise lock_wait_s to wait longer)",
+                holder,
+            )
+        time.sleep(POLL_SECONDS)
+    try:
+        yield LockInfo(kind="pg_advisory_lock", holder={"pid": _pg_pid(connection)})
+    finally:
+        if not connection.closed:
+            if connection.in_transaction():
+                connection.rollback()
+            connection.execute(
+                sa.text("SELECT pg_advisory_unlock(:c, :o)"), {"c": LOCK_CLASS, "o": LOCK_OBJECT}
+            )
+            connection.commit()
+
+
+def _pg_pid(connection: Connection) -> int:
+    pid = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    connection.commit()
+    return int(pid)
+
+
+def pg_lock_holder(connection: Connection) -> dict[str, Any]:
+    """The session holding the migration advisory lock: pid, application, since when."""
+    row = connection.execute(
+        sa.text(
+            "SELECT a.pid, a.application_name, a.usename, a.backend_start, a.client_addr "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid::int8 = :c AND l.objid::int8 = :o"
+        ),
+        {"c": LOCK_CLASS, "o": LOCK_OBJECT},
+    ).first()
+    connection.commit()
+    if row is None:
+        return {}
+    return {
+        "pid": row.pid,
+        "application": row.application_name,
+        "user": row.usename,
+        "since": row.backend_start.isoformat(timespec="seconds") if row.backend_start else None,
+        "client": str(row.client_addr) if row.client_addr else "local socket",
+    }
+
+
+def describe_holder(holder: Mapping[str, Any]) -> str:
+    """One phrase naming the lock holder."""
+    if not holder:
+        return "holder unknown (it may just have finished: try again)"
+    parts = [f"pid {holder.get('pid')}"]
+    if holder.get("application"):
+        parts.append(f"application {holder['application']!r}")
+    if holder.get("host"):
+        parts.append(f"host {holder['host']}")
+    if holder.get("since"):
+        parts.append(f"since {holder['since']}")
+    return ", ".join(parts)
+
+
+@contextmanager
+def _file_lock(database: Path, wait_s: float) -> Iterator[LockInfo]:
+    path = database.with_name(database.name + ".runbook.lock")
+    deadline = time.monotonic() + wait_s
+    handle: IO[str] = open(path, "a+", encoding="utf-8")  # noqa: SIM115 - held for the block
+    try:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = _read_holder(handle.read())
+                    raise LockHeld(
+                        f"another migration holds the lock file {path.name}: "
+                        f"{describe_holder(holder)}; waited {wait_s:g}s "
+                        "(raise lock_wait_s to wait longer)",
+                        holder,
+                    ) from None
+                time.sleep(POLL_SECONDS)
+        holder = {
+            "pid": os.getpid(),
+            "application": APPLICATION_NAME,
+            "host": socket.gethostname(),
+            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(holder))
+        handle.flush()
+        try:
+            yield LockInfo(kind="lock_file", holder=holder)
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+def _read_holder(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# -- timeouts ----------------------------------------------------------------------------
+
+
+@contextmanager
+def session_timeouts(
+    connection: Connection, lock_timeout_ms: int | None, statement_timeout_ms: int | None
+) -> Iterator[None]:
+    """Set lock_timeout and statement_timeout on a PostgreSQL session for the block."""
+    for name, value in (("lock_timeout_ms", lock_timeout_ms), ("statement_timeout_ms", statement_timeout_ms)):
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise ParameterError(f"{name} must be a whole number of milliseconds, not {value!r}")
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    connection.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout_ms or 0)}")
+    connection.exec_driver_sql(f"SET statement_timeout = {int(statement_timeout_ms or 0)}")
+    connection.commit()
+    try:
+        yield
+    finally:
+        if not connection.closed and not connection.invalidated:
+            if connection.in_transaction():
+                connection.rollback()
+            connection.exec_driver_sql("RESET lock_timeout")
+            connection.exec_driver_sql("RESET statement_timeout")
+            connection.commit()
+
+
+def blockers_of(project: Project, statement: str) -> list[dict[str, Any]]:
+    """Sessions holding locks on the tables ``statement`` names (looked up from a new connection)."""
+    tables = [t for t in _table_names(statement)]
+    if not tables or project.dialect != "postgresql":
+        return []
+    with project.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT DISTINCT l.pid, c.relname, l.mode, a.application_name, "
+                "left(a.query, 120) AS query, a.state "
+                "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.granted AND c.relname = ANY(:tables) AND l.pid <> pg_backend_pid()"
+            ),
+            {"tables": tables},
+        ).mappings()
+        return [dict(row) for row in rows]
+
+
+def _table_names(statement: str) -> list[str]:
+    import re
+
+    pattern = r"(?:ALTER TABLE|DROP TABLE|INTO|UPDATE|FROM|ON|INDEX \S+ ON)\s+(?:IF EXISTS\s+)?\"?(\w+)\"?"
+    return sorted(set(re.findall(pattern, statement, flags=re.IGNORECASE)))
+
+
+# -- data-loss guard ---------------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    """Rows per table and non-null values per column, taken inside the migration's transaction."""
+
+    rows: dict[str, int]
+    values: dict[str, dict[str, int]]
+
+
+def take_snapshot(connection: Connection, count_mode: str = "exact") -> Snapshot:
+    """Rows per table (by ``count_mode``) and non-null values per column."""
+    rows = row_counts(connection, count_mode)
+    if count_mode == "estimate":
+        # No full scans on huge tables: every column of a non-empty table counts as holding values.
+        inspector = sa.inspect(connection)
+        values = {
+            table: {col["name"]: count for col in inspector.get_columns(table)}
+            for table, count in rows.items()
+        }
+    else:
+        values = column_value_counts(connection, user_tables(connection))
+    return Snapshot(rows=rows, values=values)
+
+
+def find_losses(before: Snapshot, after: Snapshot) -> list[dict[str, Any]]:
+    """Tables that lost rows, dropped tables with rows, dropped columns with values."""
+    losses: list[dict[str, Any]] = []
+    for table, count in sorted(before.rows.items()):
+        if table not in after.rows:
+            if count > 0:
+                losses.append({"kind": "table dropped", "object": table, "lost": count,
+                               "detail": f"table {table} with {count} row(s) dropped"})
+            continue
+        if after.rows[table] < count:
+            lost = count - after.rows[table]
+            losses.append({"kind": "rows lost", "object": table, "lost": lost,
+                           "detail": f"{table}: {count} -> {after.rows[table]} rows"})
+        after_columns = after.values.get(table, {})
+        for column, values in sorted(before.values.get(table, {}).items()):
+            if column not in after_columns and values > 0:
+                losses.append({"kind": "column dropped", "object": f"{table}.{column}",
+                               "lost": values,
+                               "detail": f"column {table}.{column} with {values} value(s) dropped"})
+    return losses

@@ -1,0 +1,429 @@
+"""Upgrade, downgrade and round trips, with counts, timings and every guard rail around them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from alembic import command
+from alembic.script import Script
+from alembic.util import CommandError
+from sqlalchemy.engine import Connection
+
+from softbee.runbook.counts import compare_counts, counts_records
+from softbee.runbook.errors import (
+    DataLossError,
+    MigrationFailed,
+    ParameterError,
+    RevisionError,
+    RunbookError,
+)
+from softbee.runbook.guards import (
+    Snapshot,
+    blockers_of,
+    find_losses,
+    migration_lock,
+    require_confirmation,
+    session_timeouts,
+    take_snapshot,
+)
+from softbee.runbook.project import Project
+from softbee.runbook.state import (
+    current_revisions,
+    get_state,
+    is_ancestor,
+    path_between,
+    resolve_target,
+)
+from softbee.urls import redact_text
+
+DIRECTIONS = ("upgrade", "downgrade")
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Plan:
+    """What a run will do: from which revision, to which, through which scripts."""
+
+    direction: str
+    start: str | None
+    target: str | None
+    scripts: list[Script]
+
+    def frame(self) -> pd.DataFrame:
+        """The scripts to run, in the order they run."""
+        return pd.DataFrame(
+            [{"step": i + 1, "revision": s.revision, "message": (s.doc or "").strip()}
+             for i, s in enumerate(self.scripts)],
+            columns=["step", "revision", "message"],
+        )
+
+
+@dataclass
+class Step:
+    """One revision applied, and how long it took."""
+
+    direction: str
+    revision: str
+    message: str
+    seconds: float
+
+
+@dataclass
+class MigrationResult:
+    """What a run did (or, for a rehearsal, would have done)."""
+
+    plan: Plan
+    end: str | None
+    steps: list[Step]
+    before: Snapshot
+    after: Snapshot
+    schema_before: dict[str, dict[str, str]]
+    schema_after: dict[str, dict[str, str]]
+    losses: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    locks: list[dict[str, Any]] = field(default_factory=list)
+    rehearsal: bool = False
+    committed: bool = False
+
+    def counts_frame(self) -> pd.DataFrame:
+        """Rows per table before, after and the difference."""
+        return compare_counts(self.before.rows, self.after.rows)
+
+    def steps_frame(self) -> pd.DataFrame:
+        """Each revision applied with its time in seconds."""
+        return pd.DataFrame(
+            [vars(step) for step in self.steps],
+            columns=["direction", "revision", "message", "seconds"],
+        )
+
+    def schema_frame(self) -> pd.DataFrame:
+        """Tables and columns added, removed or changed between before and after."""
+        return schema_changes(self.schema_before, self.schema_after)
+
+    def losses_frame(self) -> pd.DataFrame:
+        """What the data-loss guard found (empty when nothing was lost)."""
+        return pd.DataFrame(self.losses, columns=["kind", "object", "lost", "detail"])
+
+    def summary(self) -> dict[str, Any]:
+        """Facts for the run record: revisions before and after, row deltas, outcome."""
+        if self.rehearsal:
+            outcome = f"rehearsal: would end at {self.end or 'base'}; everything was rolled back"
+        else:
+            outcome = f"{self.plan.direction} {self.plan.start or 'base'} -> {self.end or 'base'}"
+        return {
+            "revision_before": self.plan.start or "base",
+            "revision_after": (self.plan.start if self.rehearsal else self.end) or "base",
+            "row_counts": counts_records(self.counts_frame()),
+            "data_loss": self.losses,
+            "rehearsal": self.rehearsal,
+            "outcome": outcome,
+        }
+
+
+def default_target(direction: str) -> str:
+    """``head`` for an upgrade, ``-1`` for a downgrade."""
+    return "head" if direction == "upgrade" else "-1"
+
+
+def plan_migration(
+    project: Project, direction: str, target: str | None = None, connection: Connection | None = None
+) -> Plan:
+    """Check direction and target against the database and the scripts; nothing runs."""
+    if direction not in DIRECTIONS:
+        raise ParameterError(f"direction {direction!r} must be 'upgrade' or 'downgrade'")
+    state = get_state(project, connection)
+    if state.unknown:
+        raise RevisionError(
+            f"the database records revision {', '.join(state.unknown)}, which is not in "
+            f"{project.migrations_dir.name}/: run the recover_stamp runbook (purge=True) first"
+        )
+    if len(state.current) > 1:
+        raise RevisionError(
+            f"the database records several heads ({state.label}): merge them or stamp one first"
+        )
+    start = state.current[0] if state.current else None
+    goal = resolve_target(project, target or default_target(direction), state.current)
+    if direction == "upgrade":
+        if not is_ancestor(project, start, goal):
+            raise RevisionError(
+                f"target {goal or 'base'} is not above the current revision {start or 'base'}: "
+                "use direction='downgrade'"
+            )
+        scripts = path_between(project, start, goal)
+    else:
+        if not is_ancestor(project, goal, start):
+            raise RevisionError(
+                f"target {goal or 'base'} is not below the current revision {start or 'base'}: "
+                "use direction='upgrade'"
+            )
+        scripts = list(reversed(path_between(project, goal, start)))
+    return Plan(direction=direction, start=start, target=goal, scripts=scripts)
+
+
+def plan_to(project: Project, target: str = "head") -> Plan:
+    """Plan the way to ``target`` in whichever direction it lies (for read-only review)."""
+    state = get_state(project)
+    start = state.current[0] if len(state.current) == 1 else None
+    goal = resolve_target(project, target, state.current)
+    direction = "downgrade" if goal != start and is_ancestor(project, goal, start) else "upgrade"
+    return plan_migration(project, direction, target)
+
+
+def run_migration(
+    project: Project,
+    direction: str = "upgrade",
+    target: str | None = None,
+    *,
+    round_trip: bool = False,
+    count_mode: str = "exact",
+    allow_data_loss: bool = False,
+    rehearse: bool = False,
+    lock_wait_s: float = 0.0,
+    lock_timeout_ms: int | None = 5000,
+    statement_timeout_ms: int | None = None,
+    confirm: str | None = None,
+    production: bool | None = None,
+    progress: Progress | None = None,
+) -> MigrationResult:
+    """Migrate under the lock, in one transaction, refusing data loss unless allowed.
+
+    With ``rehearse=True`` everything runs for real and is then rolled back.
+    """
+    say = progress or (lambda _message: None)
+    if not rehearse:
+        require_confirmation(project, confirm, production)
+    with project.connect() as conn:
+        plan_migration(project, direction, target, conn)  # fail fast, before waiting for a lock
+        conn.commit()
+        with migration_lock(project, conn, lock_wait_s), session_timeouts(
+            conn, lock_timeout_ms, statement_timeout_ms
+        ):
+            plan = plan_migration(project, direction, target, conn)  # the database may have moved
+            conn.commit()
+            return _run_locked(project, conn, plan, round_trip, count_mode, allow_data_loss,
+                               rehearse, lock_timeout_ms, statement_timeout_ms, say)
+
+
+def _run_locked(
+    project: Project,
+    conn: Connection,
+    plan: Plan,
+    round_trip: bool,
+    count_mode: str,
+    allow_data_loss: bool,
+    rehearse: bool,
+    lock_timeout_ms: int | None,
+    statement_timeout_ms: int | None,
+    say: Progress,
+) -> MigrationResult:
+    transaction = conn.begin()
+    steps: list[Step] = []
+    try:
+        before = take_snapshot(conn, count_mode)
+        schema_before = schema_of(conn)
+        steps += _apply(project, conn, plan, say)
+        checks: list[dict[str, Any]] = []
+        if round_trip:
+            checks = _round_trip(project, conn, plan, before, schema_before, count_mode, steps, say)
+        after = take_snapshot(conn, count_mode)
+        schema_after = schema_of(conn)
+        losses = find_losses(before, after)
+        locks = held_locks(conn) if rehearse else []
+        end = current_revisions(project, conn)
+        result = MigrationResult(
+            plan=plan, end=end[0] if end else None, steps=steps, before=before, after=after,
+            schema_before=schema_before, schema_after=schema_after, losses=losses,
+            checks=checks, locks=locks, rehearsal=rehearse,
+        )
+        if rehearse:
+            transaction.rollback()
+            say("rehearsal finished: rolled back, the database is as it was")
+        elif losses and not allow_data_loss:
+            transaction.rollback()
+            listed = "; ".join(loss["detail"] for loss in losses)
+            raise DataLossError(
+                f"{plan.direction} would lose data ({listed}): rolled back, nothing changed; "
+                "back the data up and pass allow_data_loss=True if this loss is intended",
+                losses,
+            )
+        else:
+            transaction.commit()
+            result.committed = True
+        return result
+    except RunbookError:
+        if transaction.is_active:
+            transaction.rollback()
+        raise
+    except Exception as exc:
+        if transaction.is_active:
+            transaction.rollback()
+        raise _explain(project, exc, plan, steps, lock_timeout_ms, statement_timeout_ms) from exc
+
+
+def _apply(project: Project, conn: Connection, plan: Plan, say: Progress) -> list[Step]:
+    """Run the plan's scripts one at a time on ``conn``, timing each."""
+    steps: list[Step] = []
+    total = len(plan.scripts)
+    with project.bound(conn) as config:
+        for number, script in enumerate(plan.scripts, start=1):
+            message = (script.doc or "").strip()
+            destination = script.revision
+            if plan.direction == "downgrade":
+                down = script.down_revision
+                destination = plan.target or "base" if isinstance(down, tuple) else (down or "base")
+            say(f"[{number}/{total}] {plan.direction} {script.revision}: {message}")
+            started = time.perf_counter()
+            try:
+                if plan.direction == "upgrade":
+                    command.upgrade(config, destination)
+                else:
+                    command.downgrade(config, destination)
+            except Exception as exc:
+                exc.add_note(f"softbee-runbook: while running {script.revision} ({message})")
+                setattr(exc, "_softbee_script", script)
+                raise
+            seconds = round(time.perf_counter() - started, 3)
+            steps.append(Step(plan.direction, script.revision, message, seconds))
+            say(f"      done in {seconds:.3f}s")
+    return steps
+
+
+def _round_trip(
+    project: Project,
+    conn: Connection,
+    plan: Plan,
+    before: Snapshot,
+    schema_before: dict[str, dict[str, str]],
+    count_mode: str,
+    steps: list[Step],
+    say: Progress,
+) -> list[dict[str, Any]]:
+    """Go back to the start and forward again, checking schema and counts at each end."""
+    mid = take_snapshot(conn, count_mode)
+    schema_mid = schema_of(conn)
+    back_direction = "downgrade" if plan.direction == "upgrade" else "upgrade"
+    back = Plan(back_direction, plan.target, plan.start, list(reversed(plan.scripts)))
+    steps += _apply(project, conn, back, say)
+    checks = [
+        _check("schema back at start", schema_of(conn), schema_before),
+        _check("row counts back at start", take_snapshot(conn, count_mode).rows, before.rows),
+    ]
+    steps += _apply(project, conn, plan, say)
+    checks += [
+        _check("schema after re-apply equals first apply", schema_of(conn), schema_mid),
+        _check("row counts after re-apply equal first apply", take_snapshot(conn, count_mode).rows,
+               mid.rows),
+    ]
+    return checks
+
+
+def _check(name: str, got: Any, expected: Any) -> dict[str, Any]:
+    ok = got == expected
+    detail = "identical" if ok else _describe_difference(got, expected)
+    return {"check": name, "ok": ok, "detail": detail}
+
+
+def _describe_difference(got: dict[str, Any], expected: dict[str, Any]) -> str:
+    keys = sorted(set(got) | set(expected))
+    differing = [k for k in keys if got.get(k) != expected.get(k)]
+    return "differs in: " + ", ".join(differing[:10])
+
+
+def schema_of(connection: Connection) -> dict[str, dict[str, str]]:
+    """Each table's columns as ``TYPE [NOT NULL]``, plus its indexes, from the live database."""
+    inspector = sa.inspect(connection)
+    schema: dict[str, dict[str, str]] = {}
+    for table in sorted(inspector.get_table_names()):
+        columns = {
+            col["name"]: f"{col['type']}{'' if col['nullable'] else ' NOT NULL'}"
+            for col in inspector.get_columns(table)
+        }
+        for index in inspector.get_indexes(table):
+            columns[f"index {index['name']}"] = ",".join(str(c) for c in index["column_names"])
+        schema[table] = columns
+    return schema
+
+
+def schema_changes(
+    before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]
+) -> pd.DataFrame:
+    """Tables and columns added, removed or changed."""
+    rows: list[dict[str, Any]] = []
+    for table in sorted(set(before) | set(after)):
+        if table not in before:
+            rows.append({"change": "table added", "table": table, "item": "", "detail": ""})
+            continue
+        if table not in after:
+            rows.append({"change": "table removed", "table": table, "item": "", "detail": ""})
+            continue
+        old, new = before[table], after[table]
+        for item in sorted(set(old) | set(new)):
+            if item not in old:
+                rows.append({"change": "added", "table": table, "item": item, "detail": new[item]})
+            elif item not in new:
+                rows.append({"change": "removed", "table": table, "item": item, "detail": old[item]})
+            elif old[item] != new[item]:
+                rows.append({"change": "changed", "table": table, "item": item,
+                             "detail": f"{old[item]} -> {new[item]}"})
+    return pd.DataFrame(rows, columns=["change", "table", "item", "detail"])
+
+
+def held_locks(connection: Connection) -> list[dict[str, Any]]:
+    """Table locks this session holds right now (PostgreSQL; empty elsewhere)."""
+    if connection.dialect.name != "postgresql":
+        return []
+    rows = connection.execute(
+        sa.text(
+            "SELECT c.relname AS relation, l.mode FROM pg_locks l "
+            "JOIN pg_class c ON c.oid = l.relation "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE l.pid = pg_backend_pid() AND l.granted AND n.nspname = current_schema() "
+            "ORDER BY c.relname, l.mode"
+        )
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def _explain(
+    project: Project,
+    exc: Exception,
+    plan: Plan,
+    steps: list[Step],
+    lock_timeout_ms: int | None,
+    statement_timeout_ms: int | None,
+) -> RunbookError:
+    """Turn a failure inside a migration into one actionable line."""
+    script = getattr(exc, "_softbee_script", None)
+    where = f"revision {script.revision} ({(script.doc or '').strip()})" if script else plan.direction
+    start = plan.start or "base"
+    if isinstance(exc, CommandError):
+        return RevisionError(f"{where}: {exc}")
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "pgcode", None)
+    statement = " ".join(str(getattr(exc, "statement", "") or "").split())[:200]
+    reason = redact_text(str(orig or exc).strip().splitlines()[0])
+    if code == "55P03":
+        holders = blockers_of(project, statement)
+        held_by = "; ".join(
+            f"pid {b['pid']} ({b['application_name'] or 'no application name'}, {b['mode']} on "
+            f"{b['relname']}, state {b['state']}, query {b['query']!r})" for b in holders
+        ) or "a session that has since let go"
+        return MigrationFailed(
+            f"{where}: lock_timeout ({lock_timeout_ms} ms) reached: statement {statement!r} waited "
+            f"for a lock held by {held_by}; rolled back, database still at {start}: retry when "
+            "that session ends, or raise lock_timeout_ms"
+        )
+    if code == "57014":
+        return MigrationFailed(
+            f"{where}: statement_timeout ({statement_timeout_ms} ms) reached by {statement!r}; "
+            f"rolled back, database still at {start}: raise statement_timeout_ms or batch the work"
+        )
+    return MigrationFailed(
+        f"{where} failed: {type(orig or exc).__name__}: {reason}; rolled back, database still at "
+        f"{start}: fix the script, or fix the database by hand and run recover_stamp"
+    )

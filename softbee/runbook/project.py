@@ -1,0 +1,286 @@
+"""Load any Flask-Migrate project: its app, its migrations and its database.
+
+Alembic's config is built through Flask-Migrate (``Migrate.get_config``) so the
+project's ``env.py`` and its configure arguments are honoured, but every command
+is called through ``alembic.command`` directly: exceptions reach the caller
+instead of Flask-Migrate's ``sys.exit(1)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from flask import Flask
+from flask.cli import NoAppException, locate_app
+from sqlalchemy.engine import URL, Connection, Engine
+
+from softbee.runbook.errors import ConfigError, DatabaseError
+from softbee.urls import BadDatabaseURL, parse_url, redact_text, redact_url
+
+APPLICATION_NAME = "softbee-runbook"
+
+
+@dataclass
+class Project:
+    """A Flask-Migrate project as the runbooks see it."""
+
+    app: Flask
+    migrations_dir: Path
+    url: URL
+    engine: Engine
+    environment: str = "development"
+    _extension: Any = field(default=None, repr=False)
+
+    @property
+    def dialect(self) -> str:
+        """The database dialect name, e.g. ``postgresql`` or ``sqlite``."""
+        return self.engine.dialect.name
+
+    @property
+    def safe_url(self) -> str:
+        """The database URL with its password masked."""
+        return redact_url(self.url)
+
+    @property
+    def database_name(self) -> str:
+        """The database name (the file name for SQLite)."""
+        name = self.url.database or ""
+        return Path(name).name if self.dialect == "sqlite" else name
+
+    def identity(self) -> dict[str, Any]:
+        """Dialect, host, port and database name: never the user's password."""
+        return {
+            "dialect": self.dialect,
+            "host": self.url.host,
+            "port": self.url.port,
+            "database": self.url.database,
+        }
+
+    @property
+    def metadata(self) -> sa.MetaData:
+        """The models' metadata as the project's ``env.py`` sees it."""
+        db = self._extension.db
+        if hasattr(db, "metadatas"):
+            return db.metadatas[None]
+        return db.metadata
+
+    @property
+    def configure_args(self) -> dict[str, Any]:
+        """Arguments the project passes to ``context.configure`` (compare_type, ...)."""
+        return dict(self._extension.configure_args)
+
+    def config(self) -> Config:
+        """Alembic's config for this project, built by Flask-Migrate."""
+        with self.app.app_context():
+            return self._extension.migrate.get_config(str(self.migrations_dir))
+
+    def script(self) -> ScriptDirectory:
+        """The revision scripts and their graph."""
+        return ScriptDirectory.from_config(self.config())
+
+    def connect(self) -> Connection:
+        """Open a connection, turning driver errors into one clear line."""
+        try:
+            return self.engine.connect()
+        except sa.exc.OperationalError as exc:
+            raise DatabaseError(describe_connection_error(exc, self.url)) from None
+
+    @contextmanager
+    def bound(self, connection: Connection) -> Iterator[Config]:
+        """Run Alembic commands on ``connection`` inside the app context.
+
+        The project's ``env.py`` asks Flask-SQLAlchemy for its engine; for the
+        duration it gets one whose ``connect()`` hands back ``connection``
+        (and ``config.attributes['connection']`` is set for env.py files that
+        follow Alembic's cookbook). The caller owns the transaction.
+        """
+        with self.stand_in_engine(_BoundEngine(connection)):
+            config = self.config()
+            config.attributes["connection"] = connection
+            yield config
+
+    @contextmanager
+    def stand_in_engine(self, engine: Any) -> Iterator[None]:
+        """Inside the app context, make Flask-SQLAlchemy hand ``engine`` to the project's env.py."""
+        engines = getattr(self._extension.db, "_app_engines", {}).get(self.app)
+        with self.app.app_context():
+            saved = engines.get(None) if engines is not None else None
+            if engines is not None:
+                engines[None] = engine
+            # Alembic's INFO lines repeat what the runbooks show; warnings still come through.
+            logging.disable(logging.INFO)
+            try:
+                yield
+            finally:
+                logging.disable(logging.NOTSET)
+                quiet_alembic()
+                if engines is not None:
+                    engines[None] = saved
+
+
+class _BoundEngine:
+    """Looks like an Engine to ``env.py``; every ``connect()`` is the caller's connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self.url = connection.engine.url
+        self.dialect = connection.dialect
+
+    def connect(self) -> Any:
+        return nullcontext(self._connection)
+
+    def begin(self) -> Any:
+        return nullcontext(self._connection)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection.engine, name)
+
+
+def quiet_alembic() -> None:
+    """Keep Alembic's INFO chatter (re-enabled by env.py's fileConfig) out of the runbooks."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def describe_connection_error(exc: sa.exc.DBAPIError, url: URL) -> str:
+    """One line saying why the database refused us, with the password masked."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    reason = redact_text(reason)
+    hint = "check DATABASE_URL (or database_url), the server, and the credentials"
+    if "password authentication failed" in reason:
+        hint = "the password in DATABASE_URL is wrong"
+    elif "does not exist" in reason:
+        hint = "create the database or fix its name in DATABASE_URL"
+    elif "Connection refused" in reason or "could not translate host" in reason:
+        hint = "is the server running, and are host and port right?"
+    return f"cannot connect to {redact_url(url)}: {reason} ({hint})"
+
+
+def make_engine(url: URL) -> Engine:
+    """Create the engine the runbooks use: psycopg2 named, SQLite with real transactions."""
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database and database != ":memory:" and not Path(database).parent.exists():
+            raise ConfigError(
+                f"SQLite file {database!r} is in a folder that does not exist: create it or fix the URL"
+            )
+        engine = sa.create_engine(url, isolation_level=None)
+        _enable_sqlite_transactions(engine)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if url.get_backend_name() == "postgresql":
+        connect_args = {"connect_timeout": 10, "application_name": APPLICATION_NAME}
+    try:
+        return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+    except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as exc:
+        raise ConfigError(f"no driver for {redact_url(url)}: {exc}") from None
+
+
+def _enable_sqlite_transactions(engine: Engine) -> None:
+    """Make pysqlite emit BEGIN itself so DDL is transactional (SQLAlchemy's documented recipe)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+@contextmanager
+def _environ(name: str, value: str | None) -> Iterator[None]:
+    if value is None:
+        yield
+        return
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+def project_root() -> Path:
+    """Where relative paths start: ``SOFTBEE_PROJECT_ROOT`` (set by ``make lab``), else the cwd."""
+    return Path(os.environ.get("SOFTBEE_PROJECT_ROOT") or os.getcwd()).resolve()
+
+
+def import_app(app: str) -> Flask:
+    """Import ``module:attribute`` (an app, or a factory called without arguments)."""
+    if ":" in app:
+        module, _, attr = app.partition(":")
+    else:
+        module, attr = app, None
+    root = str(project_root())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        found = locate_app(module, attr)
+    except NoAppException as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(
+            f"app {app!r} did not load: {first} (give 'package.module:app' or 'package:create_app')"
+        ) from None
+    except Exception as exc:  # the app's own import or factory raised
+        raise ConfigError(
+            f"app {app!r} raised {type(exc).__name__} while loading: {redact_text(str(exc))}"
+        ) from None
+    if not isinstance(found, Flask):
+        raise ConfigError(f"app {app!r} is a {type(found).__name__}, not a Flask app")
+    return found
+
+
+def load_project(
+    app: str = "softbee:create_app",
+    migrations_dir: str | os.PathLike[str] = "migrations",
+    database_url: str | None = None,
+) -> Project:
+    """Load the Flask app at ``app`` and the Flask-Migrate project around it."""
+    directory = (project_root() / migrations_dir).resolve()
+    if not (directory / "env.py").is_file():
+        raise ConfigError(
+            f"no Alembic migrations at {str(migrations_dir)!r} (env.py missing): run from the "
+            "project root or pass migrations_dir"
+        )
+    if database_url:
+        try:
+            parse_url(database_url)
+        except BadDatabaseURL as exc:
+            raise ConfigError(str(exc)) from None
+    with _environ("DATABASE_URL", database_url or None):
+        flask_app = import_app(app)
+    extension = flask_app.extensions.get("migrate")
+    if extension is None:
+        raise ConfigError(f"app {app!r} has no Flask-Migrate extension: call Migrate(app, db)")
+    raw_url = database_url or flask_app.config.get("SQLALCHEMY_DATABASE_URI")
+    if not raw_url:
+        raise ConfigError(f"app {app!r} has no SQLALCHEMY_DATABASE_URI: set DATABASE_URL")
+    try:
+        url = parse_url(str(raw_url))
+    except BadDatabaseURL as exc:
+        raise ConfigError(str(exc)) from None
+    environment = str(
+        flask_app.config.get("SOFTBEE_ENV") or os.environ.get("FLASK_ENV") or "development"
+    ).lower()
+    quiet_alembic()
+    return Project(
+        app=flask_app,
+        migrations_dir=directory,
+        url=url,
+        engine=make_engine(url),
+        environment=environment,
+        _extension=extension,
+    )

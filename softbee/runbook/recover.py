@@ -1,0 +1,276 @@
+"""Recover a failed or hand-changed database: diagnose, fix by hand in one transaction, stamp, verify."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from alembic import command
+from sqlalchemy.engine import Connection
+
+from softbee.runbook.diff import model_diff
+from softbee.runbook.errors import RecoveryError, RevisionError, RunbookError
+from softbee.runbook.guards import migration_lock, require_confirmation
+from softbee.runbook.migrate import schema_changes, schema_of
+from softbee.runbook.project import Project, make_engine
+from softbee.runbook.state import current_revisions, get_state, get_script, single_head
+from softbee.urls import redact_text
+
+
+@dataclass
+class Diagnosis:
+    """What the version table says, whether the scripts know it, and how the schema differs."""
+
+    recorded: tuple[str, ...]
+    unknown: tuple[str, ...]
+    heads: tuple[str, ...]
+    diff: pd.DataFrame
+
+    def frame(self) -> pd.DataFrame:
+        """The diagnosis as a two-column table."""
+        rows = [
+            ("alembic_version holds", ", ".join(self.recorded) or "nothing (base)"),
+            ("recorded revision in scripts", "no: " + ", ".join(self.unknown) if self.unknown else "yes"),
+            ("scripts' head(s)", ", ".join(self.heads)),
+            ("at head", "yes" if set(self.recorded) == set(self.heads) else "no"),
+            ("models differ from database", f"{len(self.diff)} difference(s)"),
+        ]
+        return pd.DataFrame(rows, columns=["check", "finding"])
+
+
+def diagnose(project: Project) -> Diagnosis:
+    """Read the version table, look its revision up in the scripts and diff the live schema."""
+    with project.connect() as conn:
+        state = get_state(project, conn)
+        diff = model_diff(project, conn)
+    return Diagnosis(recorded=state.current, unknown=state.unknown, heads=state.heads, diff=diff)
+
+
+def load_fix_sql(fix_sql: str | None) -> str:
+    """The fix as SQL text: ``fix_sql`` itself, or the contents of the ``.sql`` file it names."""
+    text = (fix_sql or "").strip()
+    if text.endswith(".sql") and "\n" not in text:
+        path = Path(text)
+        if not path.is_file():
+            raise RecoveryError(f"fix_sql file {text!r} does not exist: give a path to a .sql file or SQL text")
+        return path.read_text(encoding="utf-8")
+    return text
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split SQL text on semicolons outside quotes and comments."""
+    statements: list[str] = []
+    current: list[str] = []
+    quote: str | None = None
+    i = 0
+    while i < len(sql):
+        ch = sql[i]
+        if quote:
+            current.append(ch)
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+            current.append(ch)
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = len(sql) if end == -1 else end
+            continue
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = len(sql) if end == -1 else end + 2
+            continue
+        elif ch == ";":
+            statements.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    statements.append("".join(current).strip())
+    return [s for s in statements if s]
+
+
+@dataclass
+class Verification:
+    """Whether the schema matches what the stamped revision expects."""
+
+    revision: str | None
+    ok: bool
+    differences: pd.DataFrame
+    method: str
+
+    @property
+    def message(self) -> str:
+        """One sentence saying whether the recovery holds."""
+        where = self.revision or "base"
+        if self.ok:
+            return f"verified: the schema matches revision {where} ({self.method})"
+        return (f"NOT verified: the schema differs from revision {where} in "
+                f"{len(self.differences)} place(s) ({self.method})")
+
+
+@dataclass
+class Recovery:
+    """The outcome of :func:`recover`."""
+
+    statements: list[str]
+    stamped: str | None
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    verification: Verification
+    dry_run: bool
+    applied: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the fix and stamp verified (and, unless a dry run, were committed)."""
+        return self.verification.ok and (self.applied or self.dry_run)
+
+    def summary(self) -> dict[str, Any]:
+        """Facts for the run record."""
+        return {
+            "revision_before": ",".join(self.before) or "base",
+            "revision_after": ",".join(self.after) or "base",
+            "dry_run": self.dry_run,
+            "outcome": ("dry run: " if self.dry_run else "") + self.verification.message,
+        }
+
+
+def recover(
+    project: Project,
+    fix_sql: str | None = None,
+    stamp_revision: str | None = None,
+    *,
+    purge: bool = False,
+    dry_run: bool = True,
+    lock_wait_s: float = 0.0,
+    confirm: str | None = None,
+    production: bool | None = None,
+) -> Recovery:
+    """Apply ``fix_sql`` and stamp in one transaction, verify, and commit unless ``dry_run``."""
+    if not dry_run:
+        require_confirmation(project, confirm, production)
+    statements = split_statements(load_fix_sql(fix_sql))
+    target = _resolve_stamp(project, stamp_revision)
+    with project.connect() as conn, migration_lock(project, conn, lock_wait_s):
+        before = current_revisions(project, conn)
+        if before and not purge:
+            unknown = get_state(project, conn).unknown
+            if unknown:
+                raise RevisionError(
+                    f"the database records {', '.join(unknown)}, which is not in the scripts: "
+                    "pass purge=True to replace it"
+                )
+        conn.commit()
+        transaction = conn.begin()
+        try:
+            _run_statements(conn, statements)
+            if stamp_revision is not None:
+                _stamp(project, conn, target, purge)
+            after = current_revisions(project, conn)
+            verification = verify(project, conn, after[0] if after else None)
+            if dry_run or not verification.ok:
+                transaction.rollback()
+            else:
+                transaction.commit()
+        except RunbookError:
+            if transaction.is_active:
+                transaction.rollback()
+            raise
+    notes = []
+    if not verification.ok and not dry_run:
+        notes.append("nothing was committed because verification failed")
+    return Recovery(statements=statements, stamped=target if stamp_revision else None,
+                    before=before, after=after, verification=verification, dry_run=dry_run,
+                    applied=not dry_run and verification.ok, notes=notes)
+
+
+def _resolve_stamp(project: Project, revision: str | None) -> str | None:
+    """Validate the stamp target before anything runs (None for base)."""
+    if revision is None or revision == "base":
+        return None
+    if revision in ("head", "heads"):
+        return single_head(project)
+    return get_script(project, revision).revision
+
+
+def _run_statements(conn: Connection, statements: list[str]) -> None:
+    for number, statement in enumerate(statements, start=1):
+        try:
+            conn.exec_driver_sql(statement)
+        except Exception as exc:
+            orig = getattr(exc, "orig", exc)
+            reason = redact_text(str(orig).strip().splitlines()[0])
+            raise RecoveryError(
+                f"fix_sql statement {number} ({statement[:80]!r}) failed: {reason}; "
+                "rolled back, nothing changed: correct the SQL and run again"
+            ) from None
+
+
+def _stamp(project: Project, conn: Connection, revision: str | None, purge: bool) -> None:
+    with project.bound(conn) as config:
+        command.stamp(config, revision or "base", purge=purge)
+
+
+def verify(project: Project, conn: Connection, revision: str | None) -> Verification:
+    """Check the live schema against what ``revision`` expects (head: the models)."""
+    heads = project.script().get_heads()
+    if revision is not None and [revision] == list(heads):
+        diff = model_diff(project, conn)
+        return Verification(revision, diff.empty, diff, "models vs database, as `flask db check`")
+    expected = expected_schema(project, revision)
+    actual = {t: c for t, c in schema_of(conn).items() if t != "alembic_version"}
+    changes = schema_changes(expected, actual)
+    return Verification(revision, changes.empty, changes,
+                        "scratch database upgraded to that revision vs database")
+
+
+def expected_schema(project: Project, revision: str | None) -> dict[str, dict[str, str]]:
+    """The schema a fresh database has at ``revision``, built in a scratch database."""
+    if project.dialect == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="softbee-verify-") as folder:
+            url = project.url.set(database=str(Path(folder) / "scratch.sqlite3"))
+            return _schema_at(project, url, revision)
+    if project.dialect == "postgresql":
+        return _pg_scratch_schema(project, revision)
+    raise RecoveryError(f"cannot build a scratch {project.dialect} database to verify against")
+
+
+def _pg_scratch_schema(project: Project, revision: str | None) -> dict[str, dict[str, str]]:
+    import uuid
+
+    name = f"softbee_verify_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(project.url.set(database="postgres")).execution_options(
+        isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        raise RecoveryError(
+            f"cannot create a scratch database to verify against ({type(exc).__name__}): "
+            "grant CREATEDB to the migration user or stamp head"
+        ) from None
+    try:
+        return _schema_at(project, project.url.set(database=name), revision)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _schema_at(project: Project, url: Any, revision: str | None) -> dict[str, dict[str, str]]:
+    scratch = Project(app=project.app, migrations_dir=project.migrations_dir, url=url,
+                      engine=make_engine(url), environment=project.environment,
+                      _extension=project._extension)  # noqa: SLF001 - same project, other database
+    try:
+        with scratch.engine.connect() as conn:
+            with conn.begin(), scratch.bound(conn) as config:
+                if revision is not None:
+                    command.upgrade(config, revision)
+            return {t: c for t, c in schema_of(conn).items() if t != "alembic_version"}
+    finally:
+        scratch.engine.dispose()

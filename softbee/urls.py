@@ -1,0 +1,51 @@
+"""Database URLs: normalise them for psycopg2 and never show their passwords."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+# scheme://user:password@host  ->  scheme://user:***@host
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:)(?P<pw>[^\s@'\"]+)(?P<at>@)")
+
+MASK = "***"
+
+
+class BadDatabaseURL(ValueError):
+    """A database URL that cannot be parsed."""
+
+
+def normalise_url(url: str) -> str:
+    """Return ``url`` with ``postgres://`` and driverless ``postgresql://`` mapped to psycopg2."""
+    url = url.strip()
+    if url.startswith("postgres://"):
+        url = "postgresql+psycopg2://" + url[len("postgres://"):]
+    elif url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def parse_url(url: str) -> URL:
+    """Parse and normalise ``url``; raise :class:`BadDatabaseURL` with a one-line reason."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except (ArgumentError, ValueError) as exc:
+        raise BadDatabaseURL(
+            f"malformed database URL {redact_url(url)!r}: expected "
+            "dialect://user:password@host:port/database or sqlite:///path/to/file.db"
+        ) from exc
+    return parsed
+
+
+def redact_url(url: str | URL) -> str:
+    """Return ``url`` as text with any password replaced by ``***``."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    return redact_text(url)
+
+
+def redact_text(text: str) -> str:
+    """Mask every ``scheme://user:password@`` password found in free text."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("at"), text)
