@@ -87,6 +87,12 @@ def get_script(project: Project, revision: str) -> Script:
     try:
         found = script.get_revision(revision)
     except CommandError as exc:
+        matches = sorted(s.revision for s in script.walk_revisions() if s.revision.startswith(revision))
+        if len(matches) > 1:
+            raise RevisionError(
+                f"revision {revision!r} is ambiguous: it starts {', '.join(matches)}; "
+                "give more characters"
+            ) from None
         raise RevisionError(
             f"revision {revision!r}: {exc} (see `flask db history` for valid ids)"
         ) from None

@@ -1,0 +1,751 @@
+"""Lint what will run: squawk plus Soft-Bee's own checks, on offline SQL or an autogenerate diff.
+
+Both entry points return a DataFrame with :data:`FINDING_COLUMNS`, errors first, then warnings,
+then info; within a severity, in the order the statements or diff rows come.
+
+:func:`lint_sql` reads PostgreSQL SQL as ``alembic upgrade --sql`` renders it: statements ending
+in ``;``, each revision introduced by ``-- Running upgrade X -> Y``. A finding's ``revision`` is
+``Y`` (for ``-- Running downgrade X -> Y`` it is ``X``: the script whose code runs), or None
+before the first such comment. Statements on ``alembic_version`` and BEGIN/COMMIT are ignored.
+
+:func:`lint_diff` reads an autogenerate diff table with columns ``operation``, ``table``,
+``column``, ``detail``, ``destructive``. The ``detail`` formats it relies on:
+
+* ``modify_nullable``: ``"<existing> -> <new>"`` with Python booleans, e.g. ``"True -> False"``;
+  ``"NULL -> NOT NULL"`` and ``"nullable=True -> nullable=False"`` are read too.
+* ``modify_type``: ``"<existing type> -> <new type>"`` as compiled SQL, e.g.
+  ``"VARCHAR(200) -> VARCHAR(50)"`` or ``"INTEGER -> NUMERIC(10, 2)"``; SQLAlchemy reprs such as
+  ``"String(length=200)"`` are read too. A type it cannot read gives a warning, never an error.
+* ``add_column`` / ``remove_column``: the column's type first, e.g. ``"VARCHAR(200)"``. For
+  ``add_column`` the words ``NOT NULL`` (or ``nullable=False``) mark the column required, and
+  ``DEFAULT ...`` (or ``server_default=<anything but None>``) mark a server default.
+* any other operation: free text, quoted in the message.
+
+``row_counts`` maps table names (bare or schema-qualified, any case) to rows. A table created
+earlier in the same SQL or diff counts as empty; a table not in ``row_counts`` is unknown, and a
+check that depends on rows then warns "if the table has rows" instead of raising an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+FINDING_COLUMNS: tuple[str, ...] = (
+    "severity",
+    "source",
+    "rule",
+    "revision",
+    "object",
+    "message",
+    "fix",
+)
+SQUAWK_TIMEOUT_SECONDS = 60
+
+_SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+
+# One-line fixes for our rules, also used for the squawk rules in _SAME_AS when squawk has none.
+_FIX = {
+    "drop-table": "Archive the rows, and drop the table in a later release once no code uses it.",
+    "drop-column": "Archive the values, and drop the column in a later release once no code "
+    "reads it.",
+    "rename-column": "Expand/contract: add the new column, backfill and dual-write, switch the "
+    "code, then drop the old one.",
+    "rename-table": "Expand/contract: create the new table (or a view), switch the code, then "
+    "drop the old name.",
+    "rename-as-drop-add": "For a rename use op.alter_column(table, old, new_column_name=new) "
+    "instead of drop_column + add_column.",
+    "not-null-without-default": "Add the column nullable (or with server_default=...), backfill "
+    "it, then alter_column(..., nullable=False).",
+    "set-not-null": "Backfill NULLs with op.execute('UPDATE ...') in the same revision, before "
+    "alter_column(..., nullable=False).",
+    "set-not-null-after-backfill": "Make sure the backfill UPDATE covers every row "
+    "(e.g. WHERE col IS NULL).",
+    "create-index-not-concurrently": "Use op.create_index(..., postgresql_concurrently=True) "
+    "inside `with op.get_context().autocommit_block():`.",
+    "alter-column-type": "Check existing values fit the new type; on a large table add a new "
+    "column, backfill it, then switch.",
+    "narrowing-type": "Check existing values fit first (e.g. SELECT max(length(col)) ...), or "
+    "keep the wider type.",
+    "destructive-operation": "Check the data or constraint it removes is no longer needed, or "
+    "archive it first.",
+    "squawk-unavailable": "Install squawk-cli in the runbook's virtualenv "
+    "(pip install squawk-cli).",
+}
+# Squawk rules one of our checks also reports, with row counts and a migration-level fix:
+# squawk's finding is dropped when ours covers the same revision and object.
+_SAME_AS = {
+    "ban-drop-column": "drop-column",
+    "ban-drop-table": "drop-table",
+    "renaming-column": "rename-column",
+    "renaming-table": "rename-table",
+    "changing-column-type": "alter-column-type",
+    "adding-required-field": "not-null-without-default",
+}
+_SQUAWK_FIX = {
+    "ban-drop-database": "Never drop a database from a migration.",
+    "prefer-robust-stmts": "Use IF [NOT] EXISTS so a half-applied migration can be re-run.",
+    "syntax-error": "Check the statement runs on PostgreSQL; squawk's parser may not know it.",
+}
+_TIMEOUT_RULES = {"require-lock-timeout", "require-statement-timeout"}
+# Squawk rules about how long a lock is held: brief on a table known to be small.
+_LOCK_RULES = {
+    "require-concurrent-index-creation",
+    "require-concurrent-index-deletion",
+    "adding-not-nullable-field",
+    "constraint-missing-not-valid",
+    "adding-foreign-key-constraint",
+    "adding-serial-primary-key-field",
+    "disallowed-unique-constraint",
+}
+
+
+def find_squawk() -> str | None:
+    """The squawk binary next to the running Python, else on PATH; None if not installed."""
+    local = Path(sys.executable).parent / ("squawk.exe" if os.name == "nt" else "squawk")
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    return shutil.which("squawk")
+
+
+def has_errors(findings: pd.DataFrame) -> bool:
+    """True when any finding has severity ``error``."""
+    return bool((findings["severity"] == "error").any())
+
+
+def lint_sql(
+    sql: str,
+    row_counts: Mapping[str, int] | None = None,
+    large_table_rows: int = 100_000,
+) -> pd.DataFrame:
+    """Findings from squawk and Soft-Bee's checks on offline (``--sql``) PostgreSQL SQL."""
+    statements = _split_statements(sql)
+    rows = _Rows(row_counts)
+    checks = _SqlChecks(rows, large_table_rows)
+    for statement in statements:
+        checks.visit(statement)
+    own = checks.finish()
+    covered = {(f["revision"], f["object"], f["rule"]) for f in own}
+    squawk = [
+        f
+        for f in _squawk_findings(sql, statements, rows, large_table_rows)
+        if (f["revision"], f["object"], _SAME_AS.get(f["rule"])) not in covered
+    ]
+    return _frame(own + squawk)
+
+
+def lint_diff(
+    diff: pd.DataFrame,
+    row_counts: Mapping[str, int] | None = None,
+    large_table_rows: int = 100_000,
+) -> pd.DataFrame:
+    """Findings for an autogenerate diff table (operation, table, column, detail, destructive)."""
+    rows = _Rows(row_counts)
+    records = [_diff_record(raw) for raw in diff.to_dict("records")]
+    for record in records:
+        if record.op == "add_table" and record.table:
+            rows.created(record.table)
+    findings: list[dict[str, Any]] = []
+    for record in records:
+        findings.extend(_diff_rules(record, rows, large_table_rows))
+    findings.extend(_diff_renames(records))
+    return _frame(findings)
+
+
+# --- findings ------------------------------------------------------------------------------
+
+
+def _finding(
+    severity: str, source: str, rule: str, revision: str | None, obj: str | None, message: str,
+    fix: str | None = None,
+) -> dict[str, Any]:
+    fix = fix or _FIX[rule]
+    return dict(zip(FINDING_COLUMNS, (severity, source, rule, revision, obj, message, fix)))
+
+
+def _frame(findings: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(findings, columns=list(FINDING_COLUMNS)).astype(object)
+    if frame.empty:
+        return frame
+    order = frame["severity"].map(_SEVERITY_RANK).to_numpy().argsort(kind="stable")
+    frame = frame.iloc[order].reset_index(drop=True)
+    return frame.where(frame.notna(), None)
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+def _excerpt(text: str, limit: int = 70) -> str:
+    flat = _one_line(text)
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+class _Rows:
+    """Row counts by table, case-insensitive; tables the migration creates count as empty."""
+
+    def __init__(self, row_counts: Mapping[str, int] | None) -> None:
+        self._counts = {str(k).lower(): int(v) for k, v in (row_counts or {}).items()}
+        self._bare = {k.rsplit(".", 1)[-1]: v for k, v in self._counts.items()}
+        self._new: set[str] = set()
+
+    def created(self, table: str) -> None:
+        self._new.add(table.lower())
+
+    def populated(self, table: str) -> None:
+        self._new.discard(table.lower())
+
+    def get(self, table: str | None) -> int | None:
+        if not table:
+            return None
+        key = table.lower()
+        if key in self._new:
+            return 0
+        return self._counts.get(key, self._bare.get(key.rsplit(".", 1)[-1]))
+
+    def fails_if(self, table: str, null: bool = False) -> tuple[str, str] | None:
+        """Severity and why a change fails on a table with (NULL) rows; None if it is empty."""
+        rows = self.get(table)
+        if rows == 0:
+            return None
+        if rows is None:
+            return "warning", f"fails if {table} has rows" + (" with a NULL" if null else "")
+        if null:
+            return "error", f"fails if any of the {rows:,} rows in {table} is NULL"
+        return "error", f"fails on the {rows:,} existing rows of {table}"
+
+
+# --- statements ----------------------------------------------------------------------------
+
+_RUNNING = re.compile(r"--\s*Running\s+(upgrade|downgrade)\s+(.*?)\s*->\s*(.*?)\s*$", re.I)
+_DOLLAR = re.compile(r"\$(?:[A-Za-z_]\w*)?\$")
+
+
+@dataclass(frozen=True)
+class _Statement:
+    start: int
+    text: str  # as written
+    code: str  # string literals and comments blanked, whitespace collapsed: safe for regexes
+    revision: str | None
+
+
+def _split_statements(sql: str) -> list[_Statement]:
+    """Split on ``;`` outside quotes, dollar quotes and comments, tracking the revision."""
+    masked = list(sql)
+    statements: list[_Statement] = []
+    revision: str | None = None
+    start: int | None = None
+    i, n = 0, len(sql)
+
+    def blank(a: int, b: int) -> None:
+        masked[a:b] = [" "] * (b - a)
+
+    while i < n:
+        c = sql[i]
+        if sql.startswith("--", i):
+            j = n if (j := sql.find("\n", i)) == -1 else j
+            if start is None and (m := _RUNNING.match(sql, i, j)):
+                revision = (m[3] if m[1].lower() == "upgrade" else m[2]) or None
+            blank(i, j)
+            i = j
+        elif sql.startswith("/*", i):
+            j = n if (j := sql.find("*/", i + 2)) == -1 else j + 2
+            blank(i, j)
+            i = j
+        elif c == ";":
+            if start is not None:
+                code = _one_line("".join(masked[start:i]))
+                statements.append(_Statement(start, sql[start:i], code, revision))
+            start = None
+            i += 1
+        elif c.isspace():
+            i += 1
+        else:
+            start = i if start is None else start
+            if c in "'\"":
+                backslash = c == "'" and i > 0 and sql[i - 1] in "eE"
+                j = i + 1
+                while j < n and not (sql[j] == c and sql[j + 1 : j + 2] != c):
+                    j += 2 if (backslash and sql[j] == "\\") or sql[j : j + 2] == c * 2 else 1
+                if c == "'":
+                    blank(i + 1, min(j, n))
+                i = j + 1
+            elif c == "$" and (tag := _DOLLAR.match(sql, i)):
+                j = n if (j := sql.find(tag[0], tag.end())) == -1 else j + len(tag[0])
+                blank(i + 1, j - 1)
+                i = j
+            else:
+                i += 1
+    if start is not None:
+        statements.append(_Statement(start, sql[start:], _one_line("".join(masked[start:])),
+                                     revision))
+    return statements
+
+
+_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
+_NAME = rf"{_IDENT}(?:\s*\.\s*{_IDENT})*"
+_CREATE_TABLE = re.compile(
+    r"^CREATE\s+(?:(?:GLOBAL|LOCAL)\s+)?(?:(?:TEMP|TEMPORARY|UNLOGGED)\s+)?TABLE\s+"
+    rf"(?:IF\s+NOT\s+EXISTS\s+)?(?P<table>{_NAME})",
+    re.I,
+)
+_DROP_TABLE = re.compile(
+    rf"^DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?P<table>{_NAME}(?:\s*,\s*{_NAME})*)", re.I
+)
+_ALTER_TABLE = re.compile(
+    rf"^ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?(?P<table>{_NAME})\s*\*?\s+(?P<actions>.+)$",
+    re.I,
+)
+_CREATE_INDEX = re.compile(
+    r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?P<concurrently>CONCURRENTLY\s+)?"
+    rf"(?:IF\s+NOT\s+EXISTS\s+)?(?:{_NAME}\s+)?ON\s+(?:ONLY\s+)?(?P<table>{_NAME})",
+    re.I,
+)
+_DML = re.compile(
+    rf"^(?P<verb>UPDATE(?:\s+ONLY)?|INSERT\s+INTO|COPY|DELETE\s+FROM)\s+(?P<table>{_NAME})", re.I
+)
+# ALTER TABLE actions (after splitting on top-level commas)
+_ADD_COLUMN = re.compile(
+    rf"^ADD\s+(?P<kw>COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(?P<column>{_IDENT})\s*(?P<rest>.*)$", re.I
+)
+_DROP_COLUMN = re.compile(
+    rf"^DROP\s+(?P<kw>COLUMN\s+)?(?:IF\s+EXISTS\s+)?(?P<column>{_IDENT})", re.I
+)
+_RENAME_COLUMN = re.compile(
+    rf"^RENAME\s+(?P<kw>COLUMN\s+)?(?P<column>{_IDENT})\s+TO\s+(?P<new>{_IDENT})", re.I
+)
+_RENAME_TABLE = re.compile(rf"^RENAME\s+TO\s+(?P<new>{_IDENT})", re.I)
+_ALTER_COLUMN = re.compile(
+    rf"^ALTER\s+(?P<kw>COLUMN\s+)?(?P<column>{_IDENT})\s*(?P<rest>.*)$", re.I
+)
+_SET_NOT_NULL = re.compile(r"^SET\s+NOT\s+NULL\b", re.I)
+_SET_TYPE = re.compile(
+    r"^(?:SET\s+DATA\s+)?TYPE\s+(?P<type>.+?)(?:\s+(?:USING|COLLATE)\b.*)?$", re.I
+)
+_NOT_COLUMNS = {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "EXCLUDE"}
+_COLUMN_ACTIONS = (_ADD_COLUMN, _DROP_COLUMN, _RENAME_COLUMN, _ALTER_COLUMN)
+
+
+def _ident(name: str) -> str:
+    """``"Users"`` -> ``Users``; ``Public.Users`` -> ``public.users`` (PostgreSQL folding)."""
+    parts = re.findall(r'"(?:[^"]|"")+"|[^."\s]+', name)
+    return ".".join(p[1:-1].replace('""', '"') if p[0] == '"' else p.lower() for p in parts)
+
+
+def _split_actions(actions: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in actions:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return [p for p in [*parts, current.strip()] if p]
+
+
+def _column_action(action: str) -> tuple[re.Pattern[str], re.Match[str]] | None:
+    """The column action (add, drop, rename, alter) an ALTER TABLE clause is, if any."""
+    for pattern in _COLUMN_ACTIONS:
+        if (m := pattern.match(action)) and (m["kw"] or m["column"].upper() not in _NOT_COLUMNS):
+            return pattern, m
+    return None
+
+
+def _statement_object(st: _Statement | None) -> tuple[str | None, str | None]:
+    """The table a statement works on, and the table or table.column to report."""
+    if st is None:
+        return None, None
+    for pattern in (_CREATE_TABLE, _DROP_TABLE, _CREATE_INDEX, _DML):
+        if m := pattern.match(st.code):
+            table = _ident(re.findall(_NAME, m["table"])[0])
+            return table, table
+    if m := _ALTER_TABLE.match(st.code):
+        table = _ident(m["table"])
+        found = _column_action(_split_actions(m["actions"])[0])
+        return table, f"{table}.{_ident(found[1]['column'])}" if found else table
+    return None, None
+
+
+class _SqlChecks:
+    """Soft-Bee's own checks, fed the statements in the order they run."""
+
+    def __init__(self, rows: _Rows, large_table_rows: int) -> None:
+        self.rows = rows
+        self.large = large_table_rows
+        self.findings: list[dict[str, Any]] = []
+        self.added_with_default: dict[tuple[str, str], bool] = {}
+        self.backfilled: set[tuple[str | None, str]] = set()
+        self.dropped: dict[tuple[str | None, str], list[tuple[str, _Statement]]] = {}
+        self.added: dict[tuple[str | None, str], list[str]] = {}
+
+    def add(self, severity: str, rule: str, st: _Statement, obj: str, message: str) -> None:
+        text = f"{message} (in `{_excerpt(st.text)}`)"
+        self.findings.append(_finding(severity, "softbee", rule, st.revision, obj, text))
+
+    def visit(self, st: _Statement) -> None:
+        if m := _CREATE_TABLE.match(st.code):
+            self.rows.created(_ident(m["table"]))
+        elif m := _DROP_TABLE.match(st.code):
+            for name in re.findall(_NAME, m["table"]):
+                table, rows = _ident(name), self.rows.get(_ident(name))
+                lost = f" and its {rows:,} rows" if rows else ""
+                self.add("error", "drop-table", st, table,
+                         f"drops table {table}{lost}: data loss, and running code using it breaks")
+        elif m := _ALTER_TABLE.match(st.code):
+            for action in _split_actions(m["actions"]):
+                if found := _column_action(action):
+                    self._column(st, _ident(m["table"]), *found)
+                elif r := _RENAME_TABLE.match(action):
+                    table = _ident(m["table"])
+                    self.add("warning", "rename-table", st, table, f"renames table {table} to "
+                             f"{_ident(r['new'])}: running code using the old name breaks")
+        elif m := _CREATE_INDEX.match(st.code):
+            table, rows = _ident(m["table"]), self.rows.get(_ident(m["table"]))
+            if not m["concurrently"] and rows is not None and rows >= self.large:
+                self.add("warning", "create-index-not-concurrently", st, table,
+                         f"builds an index without CONCURRENTLY on {table} ({rows:,} rows): "
+                         "writes to it are blocked until it is built")
+        elif m := _DML.match(st.code):
+            table, verb = _ident(m["table"]), m["verb"].upper()
+            if verb.startswith("UPDATE"):
+                self.backfilled.add((st.revision, table))
+            elif not verb.startswith("DELETE"):
+                self.rows.populated(table)
+
+    def _column(self, st: _Statement, table: str, kind: re.Pattern[str], m: re.Match[str]) -> None:
+        column, key = _ident(m["column"]), (st.revision, table)
+        obj = f"{table}.{column}"
+        if kind is _ADD_COLUMN:
+            default = re.search(r"\b(?:DEFAULT|GENERATED|(?:SMALL|BIG)?SERIAL)\b", m["rest"], re.I)
+            self.added_with_default[(table, column)] = bool(default)
+            self.added.setdefault(key, []).append(column)
+            fails = self.rows.fails_if(table)
+            if re.search(r"\bNOT\s+NULL\b", m["rest"], re.I) and not default and fails:
+                self.add(fails[0], "not-null-without-default", st, obj,
+                         f"adds NOT NULL column {obj} without a DEFAULT: {fails[1]}")
+        elif kind is _DROP_COLUMN:
+            self.dropped.setdefault(key, []).append((column, st))
+            rows = self.rows.get(table)
+            lost = f" ({rows:,} rows)" if rows else ""
+            self.add("error", "drop-column", st, obj, f"drops column {obj}: its values{lost} are "
+                     "lost, and running code reading it breaks")
+        elif kind is _RENAME_COLUMN:
+            self.add("warning", "rename-column", st, obj, f"renames {obj} to {_ident(m['new'])}: "
+                     "running code using the old name breaks")
+        elif _SET_NOT_NULL.match(m["rest"]):
+            fails = self.rows.fails_if(table, null=True)
+            if self.added_with_default.get((table, column)) or not fails:
+                return
+            if key in self.backfilled:
+                self.add("info", "set-not-null-after-backfill", st, obj, f"sets {obj} NOT NULL "
+                         f"after an UPDATE of {table} in this revision: fails if any NULL is left")
+            else:
+                self.add(fails[0], "set-not-null", st, obj,
+                         f"sets {obj} NOT NULL with no backfill in this revision: {fails[1]}")
+        elif t := _SET_TYPE.match(m["rest"]):
+            self.add("warning", "alter-column-type", st, obj, f"changes {obj} to {t['type']}: may "
+                     "rewrite the table under an ACCESS EXCLUSIVE lock, and fails or truncates "
+                     "if it narrows")
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Our findings, plus drop+add pairs per table and revision (seen only at the end)."""
+        findings = list(self.findings)
+        for (revision, table), drops in self.dropped.items():
+            for column, st in drops:
+                added = [c for c in self.added.get((revision, table), []) if c != column]
+                if added:
+                    findings.append(_finding(
+                        "error", "softbee", "rename-as-drop-add", revision, f"{table}.{column}",
+                        f"drops {table}.{column} and adds {', '.join(added)} in the same revision:"
+                        f" if this is a rename, the values are lost (in `{_excerpt(st.text)}`)"))
+        return findings
+
+
+# --- squawk --------------------------------------------------------------------------------
+
+
+def _run_squawk(sql: str) -> tuple[list[dict[str, Any]], str | None]:
+    """Squawk's JSON violations, or the reason squawk could not give them."""
+    binary = find_squawk()
+    if binary is None:
+        return [], "squawk is not installed, so only Soft-Bee's own checks ran"
+    with tempfile.TemporaryDirectory(prefix="softbee-lint-") as tmp:
+        path = Path(tmp) / "migration.sql"
+        path.write_text(sql, encoding="utf-8")
+        try:
+            done = subprocess.run(
+                [binary, "--reporter", "json", str(path)], capture_output=True, text=True,
+                timeout=SQUAWK_TIMEOUT_SECONDS, cwd=tmp, check=False,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            return [], f"squawk could not run ({_one_line(exc)}), so only our own checks ran"
+    try:
+        violations = json.loads(done.stdout) if done.stdout.strip() else []
+    except ValueError:
+        violations = None
+    # squawk exits 1 when it has findings: only an error when it reports none.
+    if done.returncode not in (0, 1) or not isinstance(violations, list) or (
+        done.returncode == 1 and not violations
+    ):
+        reason = _one_line(done.stderr)[:200] or "no output"
+        return [], f"squawk failed (exit {done.returncode}: {reason}), so only our own checks ran"
+    return violations, None
+
+
+def _squawk_findings(
+    sql: str, statements: list[_Statement], rows: _Rows, large_table_rows: int
+) -> list[dict[str, Any]]:
+    violations, problem = _run_squawk(sql)
+    if problem:
+        return [_finding("info", "squawk", "squawk-unavailable", None, None, problem)]
+    lines = sql.split("\n")
+    findings = []
+    for v in violations:
+        st = _statement_at(statements, _offset(lines, v.get("line"), v.get("column")))
+        table, obj = _statement_object(st)
+        if table == "alembic_version" or (st and st.code.upper() in {"BEGIN", "COMMIT"}):
+            continue
+        rule = str(v.get("rule_name") or "squawk")
+        severity = "error" if str(v.get("level")).lower() == "error" else "warning"
+        message = _one_line(v.get("message") or rule)
+        fix = _SQUAWK_FIX.get(rule) or v.get("help") or _FIX.get(_SAME_AS.get(rule, ""))
+        count = rows.get(table)
+        if rule in _TIMEOUT_RULES:
+            severity, fix = "info", "Nothing to do in the runbook; elsewhere SET the timeout first."
+            message += " (the runbook sets lock_timeout and statement_timeout on its connection)"
+        elif rule.startswith("prefer-"):
+            severity = "info"  # schema design advice, not a risk of running the migration
+        elif rule == "syntax-error":
+            severity, fix = "warning", _SQUAWK_FIX[rule]
+        elif rule == "adding-required-field" and count == 0:
+            severity = "info"
+            message += f" ({table} is empty, so nothing fails)"
+        elif rule in _LOCK_RULES and count is not None and count < large_table_rows:
+            severity = "info"
+            message += f" ({table} has {count:,} rows, below {large_table_rows:,}: a brief lock)"
+        if st is not None:
+            message += f" (in `{_excerpt(st.text)}`)"
+        fix = _one_line(fix or f"See https://squawkhq.com/docs/{rule}")
+        revision = st.revision if st else None
+        findings.append(_finding(severity, "squawk", rule, revision, obj, message, fix))
+    return findings
+
+
+def _offset(lines: list[str], line: Any, column: Any) -> int | None:
+    """Squawk's 0-based line and UTF-8 byte column as a character offset into the SQL."""
+    if not isinstance(line, int) or not isinstance(column, int) or not 0 <= line < len(lines):
+        return None
+    prefix = lines[line].encode("utf-8")[:column].decode("utf-8", errors="ignore")
+    return sum(len(text) + 1 for text in lines[:line]) + len(prefix)
+
+
+def _statement_at(statements: list[_Statement], offset: int | None) -> _Statement | None:
+    before = [st for st in statements if offset is not None and st.start <= offset]
+    return before[-1] if before else None
+
+
+# --- autogenerate diff ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _DiffRow:
+    op: str
+    table: str | None
+    column: str | None
+    detail: str
+    destructive: bool
+
+    @property
+    def obj(self) -> str | None:
+        return f"{self.table}.{self.column}" if self.table and self.column else self.table
+
+
+def _clean(value: Any) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return str(value).strip() or None
+
+
+def _diff_record(raw: Mapping[str, Any]) -> _DiffRow:
+    destructive = _clean(raw.get("destructive")) or "false"
+    return _DiffRow(
+        _clean(raw.get("operation")) or "",
+        _clean(raw.get("table")),
+        _clean(raw.get("column")),
+        _clean(raw.get("detail")) or "",
+        destructive.lower() in {"true", "1", "yes"},
+    )
+
+
+def _sides(detail: str) -> tuple[str, str] | None:
+    old, arrow, new = detail.partition("->")
+    return (old.strip(), new.strip()) if arrow else None
+
+
+def _diff_rules(row: _DiffRow, rows: _Rows, large: int) -> list[dict[str, Any]]:
+    def found(severity: str, rule: str, message: str) -> list[dict[str, Any]]:
+        return [_finding(severity, "softbee", rule, None, row.obj, message)]
+
+    table, detail = row.table or "", row.detail
+    count = rows.get(table)
+    if row.op == "remove_table":
+        lost = f" and its {count:,} rows" if count else ""
+        return found("error", "drop-table", f"removes table {table}{lost}: data loss")
+    if row.op == "remove_column":
+        return found("error", "drop-column", f"removes column {row.obj}: its values are lost")
+    if row.op == "add_column":
+        required = re.search(r"\bNOT\s+NULL\b|nullable\s*=\s*False", detail, re.I)
+        default = re.search(r"\bDEFAULT\b|server_default\s*=\s*(?!None\b)\S|IDENTITY|SERIAL",
+                            detail, re.I)
+        fails = rows.fails_if(table)
+        if required and not default and fails:
+            return found(fails[0], "not-null-without-default",
+                         f"adds NOT NULL column {row.obj} without a server default: {fails[1]}")
+    elif row.op == "modify_nullable":
+        sides = _sides(detail)
+        target = sides[1] if sides else detail
+        fails = rows.fails_if(table, null=True)
+        if re.match(r"(False|NOT\s+NULL|nullable\s*=\s*False)\b", target, re.I) and fails:
+            return found(fails[0], "set-not-null", f"makes {row.obj} NOT NULL: {fails[1]} "
+                         "(a server default does not fill existing NULLs)")
+    elif row.op == "modify_type":
+        sides = _sides(detail)
+        old, new = (_parse_type(sides[0]), _parse_type(sides[1])) if sides else (None, None)
+        if old and new and (reason := _narrowing(old, new)):
+            return found("error", "narrowing-type",
+                         f"changes {row.obj} {detail}: narrowing ({reason})")
+        return found("warning", "alter-column-type", f"changes {row.obj} {detail or 'type'}: "
+                     "may rewrite the table under an ACCESS EXCLUSIVE lock")
+    elif row.op == "add_index":
+        if count is not None and count >= large and "concurrently" not in detail.lower():
+            return found("warning", "create-index-not-concurrently", f"adds an index on {table} "
+                         f"({count:,} rows) without CONCURRENTLY: writes are blocked meanwhile")
+    elif row.destructive:
+        return found("warning", "destructive-operation",
+                     f"{row.op} on {row.obj}: {detail or 'marked destructive'}")
+    return []
+
+
+def _diff_renames(records: list[_DiffRow]) -> list[dict[str, Any]]:
+    """remove_column + add_column of a compatible type on one table: maybe a rename."""
+    findings = []
+    for gone in (r for r in records if r.op == "remove_column" and r.table and r.column):
+        old = _parse_type(gone.detail)
+        partners = [
+            r.column for r in records
+            if r.op == "add_column" and r.table == gone.table and r.column
+            and r.column != gone.column and _compatible(old, _parse_type(r.detail))
+        ]
+        if partners:
+            findings.append(_finding(
+                "error", "softbee", "rename-as-drop-add", None, gone.obj,
+                f"possible rename seen as drop+add: removes {gone.obj} and adds "
+                f"{', '.join(partners)} of a compatible type; the values would be lost"))
+    return findings
+
+
+# --- types ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Type:
+    family: str
+    rank: int = 0  # integers and floats: storage size order; timestamps: 2 with time zone
+    size: int | None = None  # string length or numeric precision; None: unbounded
+    scale: int | None = None
+
+
+def _family(rank: int, family: str, *names: str) -> dict[str, tuple[str, int]]:
+    return dict.fromkeys(names, (family, rank))
+
+
+_FAMILIES: dict[str, tuple[str, int]] = {
+    **_family(0, "string", "VARCHAR", "CHARACTER VARYING", "CHAR", "CHARACTER", "NCHAR",
+              "NVARCHAR", "TEXT", "STRING", "UNICODE", "UNICODETEXT", "CITEXT", "CLOB"),
+    **_family(1, "integer", "SMALLINT", "INT2", "SMALLINTEGER", "SMALLSERIAL"),
+    **_family(2, "integer", "INTEGER", "INT", "INT4", "SERIAL"),
+    **_family(3, "integer", "BIGINT", "INT8", "BIGINTEGER", "BIGSERIAL"),
+    **_family(0, "numeric", "NUMERIC", "DECIMAL"),
+    **_family(1, "float", "REAL", "FLOAT4"),
+    **_family(2, "float", "DOUBLE PRECISION", "DOUBLE", "DOUBLE_PRECISION", "FLOAT8", "FLOAT"),
+    **_family(0, "boolean", "BOOLEAN", "BOOL"),
+    **_family(1, "timestamp", "TIMESTAMP", "DATETIME", "TIMESTAMP WITHOUT TIME ZONE"),
+    **_family(2, "timestamp", "TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE"),
+    **_family(0, "date", "DATE"),
+    **_family(0, "time", "TIME", "TIMETZ", "TIME WITHOUT TIME ZONE", "TIME WITH TIME ZONE"),
+    **_family(0, "json", "JSON", "JSONB"),
+    **_family(0, "binary", "BYTEA", "LARGEBINARY", "BLOB", "BINARY", "VARBINARY"),
+}
+_UNBOUNDED_STRINGS = {"TEXT", "UNICODETEXT", "CLOB", "CITEXT"}
+_INT_DIGITS = {1: 5, 2: 10, 3: 19}
+
+
+def _parse_type(text: str) -> _Type | None:
+    """``VARCHAR(50)``, ``NUMERIC(10, 2)``, ``String(length=50)``... as family and size."""
+    args = m[1] if (m := re.search(r"\(([^)]*)\)", text)) else ""
+    name = _one_line(re.sub(r"\([^)]*\)|\[\]", " ", text)).upper()
+    name = re.split(r"\s+(?:NOT\s+NULL|NULL|DEFAULT|COLLATE)\b|,", name)[0].strip()
+    if not re.fullmatch(r"[A-Z_][A-Z_0-9 ]*", name):
+        return None
+    if re.search(r"timezone\s*=\s*True", args, re.I):
+        name = "TIMESTAMPTZ"
+    family, rank = _FAMILIES.get(name, (name.lower(), 0))
+    numbers = [int(x) for x in re.findall(r"(?<![\w.])\d+", args)]
+    if family == "string":
+        size = None if name in _UNBOUNDED_STRINGS or not numbers else numbers[0]
+        return _Type(family, size=size)
+    if family == "numeric":
+        if not numbers:
+            return _Type(family)
+        return _Type(family, size=numbers[0], scale=numbers[1] if len(numbers) > 1 else 0)
+    if name == "FLOAT" and numbers:
+        rank = 1 if numbers[0] <= 24 else 2
+    return _Type(family, rank=rank)
+
+
+def _compatible(old: _Type | None, new: _Type | None) -> bool:
+    return old is None or new is None or old.family == new.family
+
+
+def _narrowing(old: _Type, new: _Type) -> str | None:
+    """Why ``old -> new`` can lose or reject existing values; None when every value fits."""
+    if new.family == "string":
+        if old.family == "string" and new.size is not None and (
+            old.size is None or new.size < old.size
+        ):
+            return f"max length {old.size or 'unlimited'} -> {new.size}"
+        return None
+    if old.family == new.family:
+        if new.family in {"integer", "float"} and new.rank < old.rank:
+            return "smaller range"
+        if new.family == "numeric" and new.size is not None:
+            if old.size is None:
+                return "unbounded precision -> bounded"
+            old_scale, new_scale = old.scale or 0, new.scale or 0
+            if new_scale < old_scale or new.size - new_scale < old.size - old_scale:
+                return "fewer digits"
+        return None
+    if old.family == "integer" and new.family == "numeric":
+        fits = new.size is None or new.size - (new.scale or 0) >= _INT_DIGITS[old.rank]
+        return None if fits else "fewer integer digits"
+    if old.family == "integer" and new.family == "float":
+        return "large integers lose precision" if old.rank > new.rank else None
+    if {old.family, new.family} <= {"integer", "numeric", "float"}:
+        return f"{old.family} -> {new.family} rounds or rejects values"
+    if old.family == "timestamp" and new.family in {"date", "time"}:
+        return f"drops the {'time' if new.family == 'date' else 'date'} part"
+    if old.family == "date" and new.family == "timestamp":
+        return None
+    return f"{old.family} -> {new.family}: values that do not convert make it fail"

@@ -1,0 +1,82 @@
+"""Test helpers: migrate a fresh database to a revision, seed it, and capture its full state."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from softbee.runbook.migrate import run_migration
+from softbee.runbook.project import Project, load_project
+from softbee.seed import seed_database
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = REPO_ROOT / "migrations"
+
+# The revisions the tests lean on, by the story they tell.
+INSPECTIONS = "4d3f8b0e5a04"  # Create inspections table for hive health checks
+HIVE_HEALTH = "5e4a9c1f6b05"  # Add health status, queen year and hive type to hives
+FULL_NAME = "6f5b0d2a7c06"  # Add users.full_name backfilled from first and last name
+VARROA = "7a6c1e3b8d07"  # Add varroa mite count per 100 bees to inspections (batch)
+HEAD = "8b7d2f4c9e08"  # Create treatments table for varroa and disease treatments
+
+
+def project_at(url: str, revision: str | None = None, rows: int = 0, **kwargs: Any) -> Project:
+    """A project on ``url``, upgraded to ``revision`` and seeded with ``rows``."""
+    project = load_project(database_url=url, migrations_dir=str(kwargs.pop("migrations_dir", MIGRATIONS)))
+    if revision is not None:
+        run_migration(project, "upgrade", revision)
+    if rows:
+        seed_database(project.engine, rows=rows, seed=7)
+    return project
+
+
+def snapshot(url: str) -> dict[str, Any]:
+    """Everything a test compares: tables, columns, indexes, version and every row."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            inspector = sa.inspect(conn)
+            state: dict[str, Any] = {}
+            for table in sorted(inspector.get_table_names()):
+                columns = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)]
+                indexes = sorted((i["name"], tuple(i["column_names"])) for i in inspector.get_indexes(table))
+                rows = sorted(map(tuple, conn.execute(sa.text(f'SELECT * FROM "{table}"'))), key=repr)
+                state[table] = {"columns": columns, "indexes": indexes, "rows": rows}
+            return state
+    finally:
+        engine.dispose()
+
+
+def dump(url: str) -> bytes:
+    """A byte-exact dump: ``pg_dump`` for PostgreSQL, ``iterdump`` for SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        assert shutil.which("pg_dump"), "pg_dump is needed to compare PostgreSQL databases"
+        out = subprocess.run(
+            ["pg_dump", "--no-owner", "-h", parsed.host or "127.0.0.1", "-p", str(parsed.port or 5432),
+             "-U", parsed.username or "postgres", parsed.database],
+            check=True, capture_output=True,
+        ).stdout
+        # pg_dump >= 15.14 brackets its output with \restrict <random key>: not part of the data.
+        return b"\n".join(line for line in out.splitlines() if not line.startswith((b"\\restrict", b"\\unrestrict")))
+    import sqlite3
+
+    with sqlite3.connect(parsed.database) as conn:
+        return "\n".join(conn.iterdump()).encode()
+
+
+def revision_of(url: str) -> str | None:
+    """The revision recorded in alembic_version (None when absent or empty)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()

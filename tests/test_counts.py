@@ -1,0 +1,52 @@
+"""Row counts, exact and estimated, and their comparison."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from softbee.runbook.counts import column_value_counts, compare_counts, row_counts
+from softbee.runbook.errors import ParameterError
+from tests.helpers import HEAD, project_at
+
+
+def test_exact_counts_match_the_rows_seeded(database_url: str) -> None:
+    project = project_at(database_url, HEAD, rows=120)
+    with project.connect() as conn:
+        counts = row_counts(conn)
+        expected = {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar_one() for t in counts}
+    assert counts == expected
+    assert counts["inspections"] == 120 and "alembic_version" not in counts
+
+
+@pytest.mark.postgres
+def test_estimates_come_from_statistics_after_analyze(postgres_url: str) -> None:
+    project = project_at(postgres_url, HEAD, rows=300)
+    with project.connect() as conn:
+        conn.exec_driver_sql("ANALYZE inspections")
+        conn.exec_driver_sql("INSERT INTO users (email, username, password_hash, first_name, last_name, "
+                             "full_name) VALUES ('late@x.io', 'late', 'h', 'L', 'Ate', 'L Ate')")
+        estimate, exact = row_counts(conn, "estimate"), row_counts(conn, "exact")
+    assert estimate["inspections"] == 300
+    assert exact["users"] == estimate["users"], "never-analysed tables fall back to an exact count"
+
+
+def test_unknown_count_mode_is_refused(sqlite_url: str) -> None:
+    project = project_at(sqlite_url, HEAD)
+    with project.connect() as conn, pytest.raises(ParameterError, match="count_mode"):
+        row_counts(conn, "guess")
+
+
+def test_column_value_counts_count_non_null_values(sqlite_url: str) -> None:
+    project = project_at(sqlite_url, HEAD, rows=50)
+    with project.connect() as conn:
+        values = column_value_counts(conn, ["inspections"])["inspections"]
+        nulls = conn.execute(sa.text("SELECT count(*) FROM inspections WHERE notes IS NULL")).scalar_one()
+    assert values["id"] == 50 and values["notes"] == 50 - nulls
+
+
+def test_comparison_marks_created_and_dropped_tables() -> None:
+    frame = compare_counts({"a": 5, "b": 2}, {"a": 3, "c": 0}).set_index("table")
+    assert frame.loc["a", "delta"] == -2
+    assert frame.loc["b", "note"] == "dropped" and frame.loc["b", "delta"] == -2
+    assert frame.loc["c", "note"] == "created"

@@ -1,0 +1,181 @@
+"""Each guard rail stopping the harm it exists for, checked on the database."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from softbee.runbook.errors import ConfirmationRequired, DataLossError, LockHeld, MigrationFailed
+from softbee.runbook.guards import find_losses, Snapshot
+from softbee.runbook.migrate import run_migration
+from softbee.runbook.project import load_project
+from tests.helpers import FULL_NAME, HEAD, HIVE_HEALTH, INSPECTIONS, dump, project_at, revision_of, snapshot
+
+
+def _upgrade_in_thread(url: str, entered: threading.Event, release: threading.Event) -> dict:
+    """Upgrade to head, pausing at the first revision until ``release`` is set."""
+    outcome: dict = {}
+
+    def progress(message: str) -> None:
+        if not entered.is_set():
+            entered.set()
+            release.wait(timeout=30)
+
+    def work() -> None:
+        try:
+            outcome["result"] = run_migration(load_project(database_url=url), "upgrade", "head",
+                                              progress=progress)
+        except Exception as exc:  # reported to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    outcome["thread"] = thread
+    return outcome
+
+
+def test_second_concurrent_upgrade_fails_naming_the_lock_holder(database_url: str) -> None:
+    project_at(database_url, INSPECTIONS, rows=100)
+    entered, release = threading.Event(), threading.Event()
+    first = _upgrade_in_thread(database_url, entered, release)
+    assert entered.wait(timeout=30), "first upgrade never started"
+    try:
+        with pytest.raises(LockHeld) as caught:
+            run_migration(load_project(database_url=database_url), "upgrade", "head")
+    finally:
+        release.set()
+        first["thread"].join(timeout=60)
+    assert "another migration holds the lock" in str(caught.value)
+    assert caught.value.holder.get("pid"), caught.value.holder
+    assert "softbee-runbook" in str(caught.value)
+    assert "error" not in first, first.get("error")
+    assert [s.revision for s in first["result"].steps][-1] == HEAD
+    assert revision_of(database_url) == HEAD
+
+
+def test_lock_wait_lets_the_second_run_go_after_the_first(database_url: str) -> None:
+    project_at(database_url, INSPECTIONS)
+    entered, release = threading.Event(), threading.Event()
+    first = _upgrade_in_thread(database_url, entered, release)
+    assert entered.wait(timeout=30)
+    threading.Timer(0.5, release.set).start()
+    second = run_migration(load_project(database_url=database_url), "upgrade", "head", lock_wait_s=20)
+    first["thread"].join(timeout=60)
+    assert "error" not in first
+    assert second.steps == [], "the second run found the database already at head"
+    assert revision_of(database_url) == HEAD
+
+
+@pytest.mark.postgres
+def test_lock_timeout_fails_fast_naming_the_blocking_session(postgres_url: str) -> None:
+    project_at(postgres_url, HIVE_HEALTH, rows=50)
+    before = snapshot(postgres_url)
+    reader = sa.create_engine(postgres_url, connect_args={"application_name": "long-reader"})
+    with reader.connect() as conn:
+        conn.execute(sa.text("SELECT count(*) FROM users"))  # holds ACCESS SHARE until rollback
+        with pytest.raises(MigrationFailed) as caught:
+            run_migration(load_project(database_url=postgres_url), "upgrade", FULL_NAME,
+                          lock_timeout_ms=300)
+        blocker_pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        conn.rollback()
+    reader.dispose()
+    message = str(caught.value)
+    assert "lock_timeout (300 ms)" in message
+    assert f"pid {blocker_pid}" in message and "long-reader" in message
+    assert "users" in message
+    assert snapshot(postgres_url) == before
+
+
+@pytest.mark.postgres
+def test_statement_timeout_stops_a_slow_migration(postgres_url: str) -> None:
+    project_at(postgres_url, HIVE_HEALTH, rows=50)
+    before = snapshot(postgres_url)
+    with pytest.raises(MigrationFailed, match="statement_timeout"):
+        # 1 ms is shorter than any ALTER plus backfill takes
+        run_migration(load_project(database_url=postgres_url), "upgrade", FULL_NAME,
+                      statement_timeout_ms=1)
+    assert snapshot(postgres_url) == before
+
+
+def test_downgrade_dropping_a_column_with_values_is_refused_and_changes_nothing(database_url: str) -> None:
+    project = project_at(database_url, FULL_NAME, rows=100)
+    before = snapshot(database_url)
+    with pytest.raises(DataLossError) as caught:
+        run_migration(project, "downgrade", "-1")
+    assert [loss["object"] for loss in caught.value.losses] == ["users.full_name"]
+    assert "allow_data_loss=True" in str(caught.value)
+    assert snapshot(database_url) == before
+
+
+def test_downgrade_with_allow_data_loss_applies_and_records_the_loss(database_url: str) -> None:
+    project = project_at(database_url, FULL_NAME, rows=100)
+    users = snapshot(database_url)["users"]["rows"]
+    result = run_migration(project, "downgrade", "-1", allow_data_loss=True)
+    assert revision_of(database_url) == HIVE_HEALTH
+    assert result.committed
+    assert result.summary()["data_loss"][0]["object"] == "users.full_name"
+    assert result.summary()["data_loss"][0]["lost"] == len(users)
+    assert "full_name" not in [c[0] for c in snapshot(database_url)["users"]["columns"]]
+
+
+def test_downgrade_to_base_with_rows_needs_allow_data_loss(database_url: str) -> None:
+    project = project_at(database_url, HEAD, rows=60)
+    before = snapshot(database_url)
+    with pytest.raises(DataLossError) as caught:
+        run_migration(project, "downgrade", "base")
+    assert {loss["kind"] for loss in caught.value.losses} >= {"table dropped"}
+    assert snapshot(database_url) == before
+
+
+def test_rehearsal_leaves_schema_and_data_byte_for_byte_equal(database_url: str) -> None:
+    project = project_at(database_url, INSPECTIONS, rows=200)
+    before = dump(database_url)
+    result = run_migration(project, "upgrade", "head", rehearse=True, round_trip=True)
+    assert dump(database_url) == before
+    assert result.rehearsal and not result.committed
+    assert result.end == HEAD, "the rehearsal reports where the real run would end"
+    assert [s.revision for s in result.steps][:4] == [HIVE_HEALTH, FULL_NAME, "7a6c1e3b8d07", HEAD]
+    assert all(check["ok"] for check in result.checks)
+    assert not result.schema_frame().empty
+    if project.dialect == "postgresql":
+        assert {"relation": "users", "mode": "AccessExclusiveLock"} in result.locks
+
+
+def test_rehearsed_downgrade_reports_the_loss_without_raising_or_changing(database_url: str) -> None:
+    project = project_at(database_url, FULL_NAME, rows=40)
+    before = dump(database_url)
+    result = run_migration(project, "downgrade", "-1", rehearse=True)
+    assert [loss["object"] for loss in result.losses] == ["users.full_name"]
+    assert dump(database_url) == before
+
+
+def test_production_without_confirm_is_refused(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    project_at(database_url, INSPECTIONS)
+    monkeypatch.setenv("FLASK_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    project = load_project()
+    assert project.environment == "production"
+    with pytest.raises(ConfirmationRequired, match="pass confirm="):
+        run_migration(project, "upgrade", "head")
+    with pytest.raises(ConfirmationRequired):
+        run_migration(project, "upgrade", "head", confirm="some_other_database")
+    assert revision_of(database_url) == INSPECTIONS
+    run_migration(project, "upgrade", "head", confirm=project.database_name)
+    assert revision_of(database_url) == HEAD
+
+
+def test_production_parameter_overrides_a_development_environment(sqlite_url: str) -> None:
+    project = project_at(sqlite_url, INSPECTIONS)
+    assert project.environment == "development"
+    with pytest.raises(ConfirmationRequired):
+        run_migration(project, "upgrade", "head", production=True)
+    assert revision_of(sqlite_url) == INSPECTIONS
+
+
+def test_find_losses_names_lost_rows_dropped_tables_and_columns() -> None:
+    before = Snapshot(rows={"a": 3, "b": 2, "c": 0}, values={"a": {"x": 3, "y": 0}, "b": {"z": 2}})
+    after = Snapshot(rows={"a": 1}, values={"a": {}})
+    kinds = {(loss["kind"], loss["object"], loss["lost"]) for loss in find_losses(before, after)}
+    assert kinds == {("rows lost", "a", 2), ("column dropped", "a.x", 3), ("table dropped", "b", 2)}

@@ -1,0 +1,82 @@
+"""Loading a Flask-Migrate project: app, migrations, database, and clear errors for each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from softbee.runbook.errors import ConfigError, DatabaseError
+from softbee.runbook.project import load_project
+from tests.helpers import MIGRATIONS, REPO_ROOT
+
+
+def test_database_url_parameter_overrides_the_app_config(sqlite_url: str) -> None:
+    project = load_project(database_url=sqlite_url)
+    assert str(project.url) == sqlite_url
+    assert project.dialect == "sqlite"
+    assert project.migrations_dir == MIGRATIONS
+
+
+def test_database_comes_from_database_url_in_the_environment(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    assert str(load_project().url) == sqlite_url
+
+
+def test_driverless_postgresql_url_runs_on_psycopg2() -> None:
+    project = load_project(database_url="postgresql://someone:pw@127.0.0.1:5432/softbee")
+    assert project.url.drivername == "postgresql+psycopg2"
+    assert "pw" not in project.safe_url and "***" in project.safe_url
+    assert project.identity() == {"dialect": "postgresql", "host": "127.0.0.1", "port": 5432,
+                                  "database": "softbee"}
+
+
+def test_malformed_url_is_one_clear_line() -> None:
+    with pytest.raises(ConfigError, match="malformed database URL") as caught:
+        load_project(database_url="not a url at all")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.postgres
+def test_unreachable_host_names_the_problem_without_the_password() -> None:
+    project = load_project(database_url="postgresql://u:s3cretpw@127.0.0.1:1/nowhere")
+    with pytest.raises(DatabaseError) as caught:
+        project.connect()
+    message = str(caught.value)
+    assert "Connection refused" in message and "s3cretpw" not in message and "\n" not in message
+
+
+@pytest.mark.postgres
+def test_unknown_role_is_reported_with_a_hint(postgres_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url).set(username="no_such_role_xyz", password="pw123456")
+    project = load_project(database_url=url.render_as_string(hide_password=False))
+    with pytest.raises(DatabaseError, match="no_such_role_xyz") as caught:
+        project.connect()
+    assert "pw123456" not in str(caught.value)
+
+
+def test_missing_migrations_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="env.py missing"):
+        load_project(migrations_dir=str(tmp_path / "nope"))
+
+
+def test_app_path_that_does_not_import_is_refused() -> None:
+    with pytest.raises(ConfigError, match="did not load"):
+        load_project(app="no_such_package_xyz:app")
+
+
+def test_object_that_is_not_a_flask_app_is_refused() -> None:
+    with pytest.raises(ConfigError, match="valid Flask application"):
+        load_project(app="softbee.urls:MASK")
+
+
+def test_relative_migrations_dir_resolves_against_softbee_project_root(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOFTBEE_PROJECT_ROOT", str(REPO_ROOT))
+    assert load_project(database_url=sqlite_url).migrations_dir == MIGRATIONS
