@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import click
+
 from softbee.urls import normalise_url
 
 
-class ConfigurationError(RuntimeError):
-    """The app cannot be configured as asked (e.g. production without DATABASE_URL)."""
+class ConfigurationError(click.ClickException):
+    """The app cannot be configured as asked (e.g. production without DATABASE_URL).
+
+    A ``ClickException``, so ``flask db ...`` prints it as one ``Error:`` line
+    instead of a traceback when it happens while the CLI loads the app.
+    """
 
 
 class BaseConfig:

@@ -1,0 +1,125 @@
+"""Bad input through ``softbee-runbook run``: one line, non-zero exit, database unchanged."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_postgres
+from tests.helpers import FULL_NAME, HEAD, MIGRATIONS, REPO_ROOT, VARROA, project_at, snapshot
+
+pytestmark = pytest.mark.notebook
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, archive: Path) -> subprocess.CompletedProcess[str]:
+    """``softbee-runbook run ...`` from the repo root, as a scheduled job would call it."""
+    environ = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "softbee.runbook", "run", *args, "--archive-dir", str(archive)],
+        cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=180,
+    )
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Non-zero exit, no traceback, and exactly one ``softbee-runbook:`` line naming the problem."""
+    assert result.returncode != 0, result.stdout
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("softbee-runbook:")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def copy_with_extra(tmp_path: Path, revision: str, down: str) -> Path:
+    """A copy of migrations/ with one more (empty) revision on top of ``down``."""
+    target = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
+    (target / "versions" / f"{revision}_extra.py").write_text(
+        f'"""Add an extra revision for the test\n\nRevision ID: {revision}\n"""\n'
+        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
+        "depends_on = None\n\n\ndef upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
+    )
+    return target
+
+
+# (case id, runbook, parameters or a builder, words the error line must contain)
+CASES = {
+    "unknown revision": ("upgrade_downgrade", ["-p", "target", "nope"], ["Can't locate", "nope"]),
+    "downgrade below base": ("upgrade_downgrade", ["-p", "direction", "downgrade", "-p", "target", "-9"],
+                             ["cannot downgrade 9 step(s)"]),
+    "wrong parameter type": ("upgrade_downgrade", ["-p", "round_trip", "maybe"], ["round_trip", "bool"]),
+    "fix_sql syntax error": ("recover_stamp", ["-p", "fix_sql", "ALTR TABLE users", "-p", "dry_run", "false"],
+                             ["fix_sql statement 1", "nothing changed"]),
+    "stamp unknown revision": ("recover_stamp", ["-p", "stamp_revision", "0badc0ffee00", "-p", "dry_run",
+                                                 "false"], ["0badc0ffee00"]),
+    "missing migrations dir": ("upgrade_downgrade", ["-p", "migrations_dir", "no_such_dir"], ["env.py missing"]),
+    "app does not import": ("upgrade_downgrade", ["-p", "app", "no_such_pkg_xyz:app"], ["did not load"]),
+    "not a Flask app": ("upgrade_downgrade", ["-p", "app", "softbee.urls:MASK"], ["valid Flask application"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_and_changes_nothing(case: str, database_url: str, tmp_path: Path) -> None:
+    runbook, params, needles = CASES[case]
+    project_at(database_url, FULL_NAME, rows=30)
+    before = snapshot(database_url)
+    result = run_cli(runbook, *params, env={"DATABASE_URL": database_url}, archive=tmp_path / "archive")
+    assert_one_clear_line(result, *needles)
+    assert snapshot(database_url) == before
+
+
+def test_ambiguous_revision_is_refused(database_url: str, tmp_path: Path) -> None:
+    migrations = copy_with_extra(tmp_path, HEAD[:4] + "ffff0009", HEAD)
+    project_at(database_url, VARROA, rows=20, migrations_dir=migrations)
+    before = snapshot(database_url)
+    result = run_cli("upgrade_downgrade", "-p", "migrations_dir", str(migrations), "-p", "target", HEAD[:4],
+                     env={"DATABASE_URL": database_url}, archive=tmp_path / "archive")
+    assert_one_clear_line(result, "ambiguous")
+    assert snapshot(database_url) == before
+
+
+def test_several_heads_are_refused_with_the_merge_command(database_url: str, tmp_path: Path) -> None:
+    migrations = copy_with_extra(tmp_path, "feedface0001", FULL_NAME)
+    project_at(database_url, FULL_NAME, rows=20, migrations_dir=migrations)
+    before = snapshot(database_url)
+    result = run_cli("upgrade_downgrade", "-p", "migrations_dir", str(migrations),
+                     env={"DATABASE_URL": database_url}, archive=tmp_path / "archive")
+    assert_one_clear_line(result, "2 heads", "flask db merge")
+    assert snapshot(database_url) == before
+
+
+def test_malformed_url_is_refused(tmp_path: Path) -> None:
+    result = run_cli("inspect_diff", env={"DATABASE_URL": "postgresql://u:hunter2@host:notaport/db"},
+                     archive=tmp_path / "archive")
+    assert_one_clear_line(result)
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+@pytest.mark.postgres
+def test_unreachable_host_is_refused_without_the_password(tmp_path: Path) -> None:
+    require_postgres()
+    result = run_cli("upgrade_downgrade", env={"DATABASE_URL": "postgresql://u:hunter2@127.0.0.1:1/softbee"},
+                     archive=tmp_path / "archive")
+    assert_one_clear_line(result, "cannot connect", "Connection refused")
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+@pytest.mark.postgres
+def test_bad_credentials_are_refused_and_change_nothing(postgres_url: str, tmp_path: Path) -> None:
+    # The local server trusts every password, so an unknown role stands in for wrong credentials.
+    from sqlalchemy.engine import make_url
+
+    project_at(postgres_url, FULL_NAME, rows=10)
+    before = snapshot(postgres_url)
+    bad = make_url(postgres_url).set(username="no_such_role", password="hunter2")
+    result = run_cli("upgrade_downgrade", env={"DATABASE_URL": bad.render_as_string(hide_password=False)},
+                     archive=tmp_path / "archive")
+    assert_one_clear_line(result, "no_such_role")
+    assert "hunter2" not in result.stdout + result.stderr
+    assert snapshot(postgres_url) == before

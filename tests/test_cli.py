@@ -1,0 +1,92 @@
+"""The ``flask`` command line, run as a user would: a subprocess with FLASK_APP=softbee."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+HEAD = "8b7d2f4c9e08"
+UNREACHABLE_URL = "postgresql://u:secretpw@127.0.0.1:1/x"
+MALFORMED_URL = "postgresql://u:secretpw@127.0.0.1:notaport/x"
+
+
+def flask(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m flask <args>`` against ``database_url`` from ``cwd``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "TEST_DATABASE_URL", "FLASK_ENV", "FLASK_APP"}
+    }
+    env.update(FLASK_APP="softbee", DATABASE_URL=database_url, PYTHONWARNINGS="ignore")
+    return subprocess.run(
+        [sys.executable, "-m", "flask", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def assert_short_error(result: subprocess.CompletedProcess[str], *, mentions: str) -> None:
+    """A failed command: non-zero exit, a few lines on stderr, the reason, no password."""
+    assert result.returncode != 0
+    assert "secretpw" not in result.stderr + result.stdout
+    assert mentions in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) < 5, result.stderr
+
+
+def test_db_upgrade_then_seed_fills_a_fresh_sqlite_database(tmp_path: Path) -> None:
+    """``flask db upgrade`` reaches head, then ``flask softbee seed --rows 100`` adds rows."""
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+
+    upgrade = flask("db", "upgrade", database_url=url, cwd=tmp_path)
+    assert upgrade.returncode == 0, upgrade.stderr
+    seed = flask("softbee", "seed", "--rows", "100", database_url=url, cwd=tmp_path)
+    assert seed.returncode == 0, seed.stderr
+
+    assert "inspections: +100" in seed.stdout.splitlines()
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+            inspections = conn.execute(sa.text("SELECT COUNT(*) FROM inspections")).scalar_one()
+            users = conn.execute(sa.text("SELECT COUNT(*) FROM users")).scalar_one()
+    finally:
+        engine.dispose()
+    assert version == HEAD
+    assert (inspections, users) == (100, 2)
+
+
+def test_unreachable_database_gives_one_line_without_the_password(tmp_path: Path) -> None:
+    """A server that refuses connections: ``Error: cannot reach the database ...``, exit 1."""
+    result = flask("db", "upgrade", database_url=UNREACHABLE_URL, cwd=tmp_path)
+    assert_short_error(result, mentions="cannot reach the database")
+    assert result.returncode == 1
+
+
+def test_seed_on_unreachable_database_gives_one_line_without_the_password(tmp_path: Path) -> None:
+    """``flask softbee seed`` reports the same short error as ``flask db``."""
+    result = flask("softbee", "seed", "--rows", "10", database_url=UNREACHABLE_URL, cwd=tmp_path)
+    assert_short_error(result, mentions="cannot reach the database")
+
+
+def test_malformed_database_url_fails_without_showing_the_password(tmp_path: Path) -> None:
+    """Whatever the output looks like, a malformed URL exits non-zero and leaks no password."""
+    result = flask("db", "upgrade", database_url=MALFORMED_URL, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "secretpw" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("url", [MALFORMED_URL, "not a database url"], ids=["bad-port", "garbage"])
+def test_malformed_database_url_gives_a_short_error(tmp_path: Path, url: str) -> None:
+    """A malformed DATABASE_URL is named in a few lines, with no traceback."""
+    result = flask("db", "upgrade", database_url=url, cwd=tmp_path)
+    assert_short_error(result, mentions="database url")
