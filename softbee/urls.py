@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from urllib.parse import urlsplit
+
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -49,3 +51,23 @@ def redact_url(url: str | URL) -> str:
 def redact_text(text: str) -> str:
     """Mask every ``scheme://user:password@`` password found in free text."""
     return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("at"), text)
+
+
+def url_passwords(text: str) -> set[str]:
+    """The passwords of the URLs in ``text`` (as written, and percent-decoded)."""
+    found = {m.group("pw") for m in _URL_PASSWORD.finditer(text)}
+    stripped = text.strip()
+    if "://" in stripped and not any(c.isspace() for c in stripped):
+        try:
+            password = make_url(stripped).password
+        except Exception:  # noqa: BLE001 - not a URL SQLAlchemy understands
+            password = None
+        if password:
+            found.add(str(password))
+        try:
+            password = urlsplit(stripped).password
+        except ValueError:
+            password = None
+        if password:
+            found.add(password)
+    return found

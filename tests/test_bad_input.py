@@ -48,30 +48,43 @@ def copy_with_extra(tmp_path: Path, revision: str, down: str) -> Path:
     return target
 
 
-# (case id, runbook, parameters or a builder, words the error line must contain)
-CASES = {
+# (runbook, parameters, words the error line must contain): these reach the database,
+# so they run on SQLite and on PostgreSQL.
+DATABASE_CASES = {
     "unknown revision": ("upgrade_downgrade", ["-p", "target", "nope"], ["Can't locate", "nope"]),
     "downgrade below base": ("upgrade_downgrade", ["-p", "direction", "downgrade", "-p", "target", "-9"],
                              ["cannot downgrade 9 step(s)"]),
-    "wrong parameter type": ("upgrade_downgrade", ["-p", "round_trip", "maybe"], ["round_trip", "bool"]),
     "fix_sql syntax error": ("recover_stamp", ["-p", "fix_sql", "ALTR TABLE users", "-p", "dry_run", "false"],
                              ["fix_sql statement 1", "nothing changed"]),
     "stamp unknown revision": ("recover_stamp", ["-p", "stamp_revision", "0badc0ffee00", "-p", "dry_run",
                                                  "false"], ["0badc0ffee00"]),
+}
+# These fail before any connection is made: one database is enough to show nothing changed.
+PROJECT_CASES = {
+    "wrong parameter type": ("upgrade_downgrade", ["-p", "round_trip", "maybe"], ["round_trip", "bool"]),
     "missing migrations dir": ("upgrade_downgrade", ["-p", "migrations_dir", "no_such_dir"], ["env.py missing"]),
     "app does not import": ("upgrade_downgrade", ["-p", "app", "no_such_pkg_xyz:app"], ["did not load"]),
     "not a Flask app": ("upgrade_downgrade", ["-p", "app", "softbee.urls:MASK"], ["valid Flask application"]),
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_one_line_and_changes_nothing(case: str, database_url: str, tmp_path: Path) -> None:
-    runbook, params, needles = CASES[case]
-    project_at(database_url, FULL_NAME, rows=30)
-    before = snapshot(database_url)
-    result = run_cli(runbook, *params, env={"DATABASE_URL": database_url}, archive=tmp_path / "archive")
+def _check_case(case: tuple[str, list[str], list[str]], url: str, tmp_path: Path) -> None:
+    runbook, params, needles = case
+    project_at(url, FULL_NAME, rows=30)
+    before = snapshot(url)
+    result = run_cli(runbook, *params, env={"DATABASE_URL": url}, archive=tmp_path / "archive")
     assert_one_clear_line(result, *needles)
-    assert snapshot(database_url) == before
+    assert snapshot(url) == before
+
+
+@pytest.mark.parametrize("case", list(DATABASE_CASES))
+def test_bad_input_is_one_line_and_changes_nothing(case: str, database_url: str, tmp_path: Path) -> None:
+    _check_case(DATABASE_CASES[case], database_url, tmp_path)
+
+
+@pytest.mark.parametrize("case", list(PROJECT_CASES))
+def test_bad_project_input_is_one_line_and_changes_nothing(case: str, sqlite_url: str, tmp_path: Path) -> None:
+    _check_case(PROJECT_CASES[case], sqlite_url, tmp_path)
 
 
 def test_ambiguous_revision_is_refused(database_url: str, tmp_path: Path) -> None:

@@ -68,8 +68,8 @@ def _row(item: tuple[Any, ...]) -> dict[str, Any]:
         column = col.name
         detail = f"{col.type}{'' if col.nullable else ' NOT NULL'}"
         destructive = op == "remove_column"
-        if op == "add_column" and not col.nullable and col.server_default is None:
-            detail += " without server default (fails on a table with rows)"
+        if op == "add_column" and col.server_default is not None:
+            detail += f" DEFAULT {_text(col.server_default)}"
     elif op in ("add_index", "remove_index"):
         index = item[1]
         table = index.table.name if index.table is not None else None

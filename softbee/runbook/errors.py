@@ -26,6 +26,14 @@ class NotAtHead(RevisionError):
     """The database is behind head, so autogenerate would write a wrong revision."""
 
 
+class CatalogError(RunbookError):
+    """A runbook is unknown, or its folder or notebook cannot be read."""
+
+
+class ArchiveError(RunbookError):
+    """The archive directory is unusable, or a run id names no archived run."""
+
+
 class ParameterError(RunbookError):
     """A runbook parameter is missing, unknown or of the wrong type."""
 

@@ -1,0 +1,5 @@
+"""``python -m softbee.runbook``: the same as the ``softbee-runbook`` console script."""
+
+from softbee.runbook.cli import main
+
+raise SystemExit(main())

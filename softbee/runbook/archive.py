@@ -1,0 +1,385 @@
+"""The run archive: every executed runbook, as notebook and html, indexed in a hash chain.
+
+Layout::
+
+    <archive>/index.jsonl                          one record per run, chained by sha256
+    <archive>/YYYY/MM/DD/<UTC stamp>_<runbook>_<run id>.ipynb
+    <archive>/YYYY/MM/DD/<UTC stamp>_<runbook>_<run id>.html
+
+Each record carries the sha256 of its two files and ``hash = sha256(prev_hash +
+canonical JSON of the record without hash)``, so :func:`verify_archive` names
+any file changed or removed and any record edited or deleted. Appends take an
+exclusive ``flock`` on the index, so concurrent runs never interleave.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import getpass
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import make_url
+
+from softbee.runbook.errors import ArchiveError
+from softbee.runbook.summary import FACT_KEYS, read_summary
+from softbee.urls import normalise_url
+
+if TYPE_CHECKING:  # nbformat costs seconds to import; appending and verifying never need it
+    import nbformat
+
+ARCHIVE_DIR_ENV = "RUNBOOK_ARCHIVE_DIR"
+INDEX_NAME = "index.jsonl"
+GENESIS_HASH = "0" * 64
+GIT_TIMEOUT_S = 5.0
+_IDENTITY_KEYS = ("dialect", "host", "port", "database")
+
+
+@dataclass(frozen=True)
+class ArchivedRun:
+    """One archived run: its index record and the absolute paths of its two files."""
+
+    record: dict[str, Any]
+    notebook: Path
+    html: Path
+
+    @property
+    def passed(self) -> bool:
+        """Whether the runbook ran to the end without an error."""
+        return self.record.get("status") == "passed"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing ``archive verify`` found wrong: where, and what."""
+
+    where: str
+    issue: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.issue}"
+
+
+def archive_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``explicit`` (--archive-dir), else $RUNBOOK_ARCHIVE_DIR, else ./archive."""
+    chosen = explicit or os.environ.get(ARCHIVE_DIR_ENV) or "archive"
+    return Path(chosen).expanduser().absolute()
+
+
+def check_writable(directory: Path) -> None:
+    """Refuse an archive location that is a file or sits in a folder we cannot write."""
+    hint = "pass --archive-dir DIR or set RUNBOOK_ARCHIVE_DIR"
+    if directory.exists() and not directory.is_dir():
+        raise ArchiveError(f"archive path {str(directory)!r} is not a directory: {hint}")
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ArchiveError(f"archive directory {str(directory)!r} is not writable: {hint}")
+    index = directory / INDEX_NAME
+    if index.exists() and not os.access(index, os.W_OK):
+        raise ArchiveError(f"archive index {str(index)!r} is not writable: {hint}")
+
+
+def archive_run(
+    nb: nbformat.NotebookNode,
+    *,
+    directory: Path,
+    runbook: str,
+    run_id: str,
+    started: dt.datetime,
+    finished: dt.datetime,
+    parameters: Mapping[str, Any],
+    error: Mapping[str, Any] | None = None,
+    project_dir: Path | None = None,
+) -> ArchivedRun:
+    """Write an executed, already redacted notebook and its html, then append its record."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    project = (project_dir or Path.cwd()).absolute()
+    started, finished = started.astimezone(dt.UTC), finished.astimezone(dt.UTC)
+    day = directory / f"{started:%Y}" / f"{started:%m}" / f"{started:%d}"
+    stem = f"{started:%Y%m%dT%H%M%SZ}_{runbook}_{run_id}"
+    notebook_path, html_path = day / f"{stem}.ipynb", day / f"{stem}.html"
+    nb.metadata.setdefault("papermill", {})["output_path"] = str(notebook_path)
+    notebook_bytes = nbformat.writes(nb).encode("utf-8")
+    html_bytes = HTMLExporter().from_notebook_node(nb)[0].encode("utf-8")
+    day.mkdir(parents=True, exist_ok=True)
+    _write_atomic(notebook_path, notebook_bytes)
+    _write_atomic(html_path, html_bytes)
+
+    facts = read_summary(nb)
+    record: dict[str, Any] = {
+        "run_id": run_id,
+        "runbook": runbook,
+        "status": "failed" if error else "passed",
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "duration_s": round((finished - started).total_seconds(), 3),
+        "parameters": dict(parameters),
+        "database": database_identity(facts.get("database")),
+        "environment": facts.get("environment"),
+        "revision_before": facts.get("revision_before"),
+        "revision_after": facts.get("revision_after"),
+        "row_counts": facts.get("row_counts") or [],
+        "outcome": facts.get("outcome"),
+        "extra_facts": {k: v for k, v in facts.items() if k not in FACT_KEYS},
+        "error": dict(error) if error else None,
+        "user": _os_user(),
+        "host": socket.gethostname(),
+        "project_dir": str(project),
+        "git_commit": git_commit(project),
+        "notebook": notebook_path.relative_to(directory).as_posix(),
+        "html": html_path.relative_to(directory).as_posix(),
+        "notebook_sha256": hashlib.sha256(notebook_bytes).hexdigest(),
+        "html_sha256": hashlib.sha256(html_bytes).hexdigest(),
+    }
+    record = append_record(directory, record)
+    return ArchivedRun(record=record, notebook=notebook_path, html=html_path)
+
+
+def append_record(directory: Path, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Chain ``record`` to the last one and append it, holding an exclusive lock on the index."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / INDEX_NAME, "a+b") as index:
+        fcntl.flock(index, fcntl.LOCK_EX)
+        try:
+            index.seek(0)
+            content = index.read()
+            chained = {k: v for k, v in record.items() if k not in ("prev_hash", "hash")}
+            chained["prev_hash"] = _last_hash(content)
+            chained["hash"] = chain_hash(chained["prev_hash"], chained)
+            line = canonical_json(chained) + b"\n"
+            if content and not content.endswith(b"\n"):  # a torn last line stays on its own
+                line = b"\n" + line
+            index.write(line)
+            index.flush()
+            os.fsync(index.fileno())
+        finally:
+            fcntl.flock(index, fcntl.LOCK_UN)
+    return chained
+
+
+def canonical_json(record: Mapping[str, Any]) -> bytes:
+    """The one byte form a record is hashed and stored in: sorted keys, no spaces, UTF-8."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
+    """sha256 of the previous record's hash + this record's canonical JSON without its hash."""
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(body)).hexdigest()
+
+
+def read_index(directory: Path) -> list[dict[str, Any]]:
+    """Every readable record of the index, oldest first (unreadable lines are skipped)."""
+    return [record for _, record in _index_lines(directory) if isinstance(record, dict)]
+
+
+def list_runs(
+    directory: Path,
+    runbook: str | None = None,
+    status: str | None = None,
+    since: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The records matching every filter given, oldest first."""
+    runs = []
+    for record in read_index(directory):
+        if runbook is not None and record.get("runbook") != runbook:
+            continue
+        if status is not None and record.get("status") != status:
+            continue
+        if since is not None:
+            started = _parse_iso(record.get("started_at"))
+            if started is None or started < since:
+                continue
+        runs.append(record)
+    return runs
+
+
+def find_run(directory: Path, run_id: str) -> ArchivedRun:
+    """The run whose id is ``run_id`` (or starts with it, when only one does)."""
+    records = read_index(directory)
+    matches = [r for r in records if r.get("run_id") == run_id]
+    if not matches:
+        matches = (
+            [r for r in records if str(r.get("run_id", "")).startswith(run_id)] if run_id else []
+        )
+    if not matches:
+        raise ArchiveError(
+            f"no run {run_id!r} in {directory / INDEX_NAME}: see softbee-runbook archive list"
+        )
+    if len(matches) > 1:
+        ids = ", ".join(str(r.get("run_id")) for r in matches[:5])
+        raise ArchiveError(f"run id {run_id!r} is ambiguous ({ids}): give more characters")
+    record = matches[0]
+    return ArchivedRun(
+        record=record,
+        notebook=directory / str(record.get("notebook", "")),
+        html=directory / str(record.get("html", "")),
+    )
+
+
+def verify_archive(directory: Path) -> list[Problem]:
+    """Check every file against the index and the index's hash chain; list what is off."""
+    if not directory.is_dir():
+        raise ArchiveError(
+            f"no archive at {str(directory)!r}: pass --archive-dir DIR or set {ARCHIVE_DIR_ENV}"
+        )
+    problems: list[Problem] = []
+    referenced: set[str] = set()
+    expected_prev = GENESIS_HASH
+    for lineno, record in _index_lines(directory):
+        where = f"{INDEX_NAME} line {lineno}"
+        if not isinstance(record, dict) or not isinstance(record.get("hash"), str):
+            problems.append(Problem(where, "not a valid record (edited or torn)"))
+            continue
+        where += f" (run {record.get('run_id')})"
+        prev = record.get("prev_hash")
+        if chain_hash(str(prev), record) != record["hash"]:
+            problems.append(Problem(where, "record changed since it was written"))
+        elif prev != expected_prev:
+            problems.append(
+                Problem(
+                    where, "hash chain broken: the record before it was deleted, changed or moved"
+                )
+            )
+        expected_prev = record["hash"]
+        for key in ("notebook", "html"):
+            relative = record.get(key)
+            if not isinstance(relative, str):
+                continue
+            referenced.add(relative)
+            path = directory / relative
+            if not path.is_file():
+                problems.append(Problem(relative, f"removed (run {record.get('run_id')})"))
+            elif _sha256(path) != record.get(f"{key}_sha256"):
+                problems.append(
+                    Problem(relative, f"changed since it was archived (run {record.get('run_id')})")
+                )
+    for path in _archived_files(directory):
+        relative = path.relative_to(directory).as_posix()
+        if relative not in referenced:
+            problems.append(
+                Problem(relative, "not in the index: its record was deleted, or the file was added")
+            )
+    return problems
+
+
+def database_identity(value: Any) -> dict[str, Any] | None:
+    """Dialect, host, port and database from a recorded fact (a dict or a URL): no password."""
+    if isinstance(value, Mapping):
+        return {key: value.get(key) for key in _IDENTITY_KEYS}
+    if isinstance(value, str) and value:
+        try:
+            url = make_url(normalise_url(value))
+        except Exception:  # noqa: BLE001 - an unparseable fact is simply not an identity
+            return None
+        return {
+            "dialect": url.get_backend_name(),
+            "host": url.host,
+            "port": url.port,
+            "database": url.database,
+        }
+    return None
+
+
+def git_commit(project_dir: Path) -> str | None:
+    """``git rev-parse HEAD`` in ``project_dir``; None outside a repository or on any trouble."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and len(commit) >= 40 else None
+
+
+def _index_lines(directory: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed JSON or None)`` for every non-blank line of the index."""
+    index = directory / INDEX_NAME
+    if not index.is_file():
+        return
+    with open(index, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield lineno, json.loads(raw)
+            except ValueError:
+                yield lineno, None
+
+
+def _last_hash(content: bytes) -> str:
+    for raw in reversed(content.splitlines()):
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("hash"), str):
+            return record["hash"]
+    return GENESIS_HASH
+
+
+def _archived_files(directory: Path) -> Iterator[Path]:
+    for path in sorted(directory.glob("[0-9][0-9][0-9][0-9]/[0-9][0-9]/[0-9][0-9]/*")):
+        if path.suffix in (".ipynb", ".html") and path.is_file():
+            yield path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_iso(text: Any) -> dt.datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name is not worth failing a run over
+        return None

@@ -1,0 +1,327 @@
+"""``softbee-runbook``: list, run and audit the runbooks. A thin skin over the library.
+
+Exit status: 0 success; 1 the runbook failed (it is archived) or ``archive
+verify`` found something off; 2 bad input (unknown runbook or parameter, wrong
+type, unusable archive directory...), with nothing executed and nothing archived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from softbee.runbook import archive
+from softbee.runbook.catalog import (
+    Runbook,
+    list_runbooks,
+    load_parameter_file,
+    runbooks_dir,
+)
+from softbee.runbook.errors import ArchiveError, CatalogError, ParameterError, RunbookError
+
+PROG = "softbee-runbook"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_USAGE_ERRORS = (ParameterError, CatalogError, ArchiveError)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's stop or timeout): unwinds like Ctrl-C, so the run is archived."""
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (no usage block) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = _Parser(prog=PROG, description="List, run and audit Soft-Bee migration runbooks.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("list", help="each runbook with its purpose and parameters")
+
+    run = commands.add_parser("run", help="validate parameters, execute, archive and summarise")
+    run.add_argument("name", metavar="NAME", help="the runbook (see 'softbee-runbook list')")
+    run.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("KEY", "VALUE"),
+        help="a parameter, coerced to the type the notebook declares (repeatable)",
+    )
+    run.add_argument(
+        "-f", "--parameters-file", metavar="YAML", help="parameters from a YAML mapping"
+    )
+    _archive_dir_option(run)
+
+    group = commands.add_parser("archive", help="the archive of past runs")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    runs = actions.add_parser("list", help="a table of archived runs")
+    runs.add_argument("--runbook", metavar="NAME", help="only this runbook's runs")
+    runs.add_argument("--status", choices=("passed", "failed"), help="only runs with this status")
+    runs.add_argument("--since", type=_date, metavar="DATE", help="only runs started since (UTC)")
+    _archive_dir_option(runs)
+    show = actions.add_parser("show", help="one run's record and the paths of its files")
+    show.add_argument("run_id", metavar="RUN_ID", help="a run id (or a unique prefix of one)")
+    _archive_dir_option(show)
+    verify = actions.add_parser("verify", help="check every file and record against the index")
+    _archive_dir_option(verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``softbee-runbook`` console script."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed on one line
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        if args.command == "list":
+            return _list(sys.stdout)
+        if args.command == "run":
+            previous = signal.signal(signal.SIGTERM, _terminate)  # so the partial run is archived
+            try:
+                return _run(args, sys.stdout)
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+        return _archive(args, sys.stdout)
+    except _USAGE_ERRORS as exc:
+        return _fail(EXIT_USAGE, str(exc))
+    except RunbookError as exc:
+        return _fail(EXIT_FAILED, str(exc))
+    except OSError as exc:
+        return _fail(EXIT_FAILED, f"{exc} (check the path and its permissions)")
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted")
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _archive_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--archive-dir",
+        metavar="DIR",
+        help="the archive (default: $RUNBOOK_ARCHIVE_DIR, else ./archive)",
+    )
+
+
+def _date(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+# -- list -------------------------------------------------------------------------------------
+
+
+def _list(out: TextIO) -> int:
+    folder = runbooks_dir()
+    runbooks = list_runbooks(folder)
+    if not runbooks:
+        print(f"no runbooks in {folder}", file=out)
+        return EXIT_OK
+    for number, runbook in enumerate(runbooks):
+        if number:
+            print(file=out)
+        _print_runbook(runbook, out)
+    return EXIT_OK
+
+
+def _print_runbook(runbook: Runbook, out: TextIO) -> None:
+    if runbook.problem:
+        print(f"{runbook.name} - cannot be read: {runbook.problem}", file=out)
+        return
+    print(f"{runbook.name} - {runbook.purpose or '(no description)'}", file=out)
+    if not runbook.parameters:
+        print("    (no parameters)", file=out)
+        return
+    rows = [
+        (
+            p.name,
+            p.shown_type,
+            "required" if p.required else f"= {p.default}",
+            p.help.partition(":")[2].strip() if p.required else p.help,
+        )
+        for p in runbook.parameters
+    ]
+    _table(rows, out, indent="    ")
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    from softbee.runbook.execute import run_runbook  # papermill: seconds to import
+
+    values = load_parameter_file(args.parameters_file) if args.parameters_file else {}
+    texts = {key: value for key, value in args.parameter}
+    run = run_runbook(
+        args.name,
+        values=values,
+        texts=texts,
+        archive_dir=args.archive_dir,
+        progress=sys.stderr.isatty(),
+    )
+    record = run.record
+    print(f"archived: {run.notebook}", file=out)
+    print(f"          {run.html}", file=out)
+    _print_summary(record, out)
+    if run.passed:
+        return EXIT_OK
+    error = record.get("error") or {}
+    where = f" at step {error['step']!r}" if error.get("step") else ""
+    print(
+        f"{PROG}: runbook {record['runbook']!r} failed{where}: {error.get('type')}: "
+        f"{_one_line(error.get('message'))} (see {run.html})",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
+
+
+def _print_summary(record: dict[str, Any], out: TextIO) -> None:
+    print(
+        f"run:      {record.get('run_id')}  {record.get('runbook')}  {record.get('status')} "
+        f"in {record.get('duration_s')} s",
+        file=out,
+    )
+    database = _database(record.get("database"))
+    if database:
+        environment = record.get("environment")
+        print(f"database: {database}" + (f" ({environment})" if environment else ""), file=out)
+    before, after = record.get("revision_before"), record.get("revision_after")
+    if before is not None or after is not None:
+        print(f"revision: {before or '(none)'} -> {after or '(none)'}", file=out)
+    counts = record.get("row_counts") or []
+    if counts:
+        rows = [("table", "before", "after", "delta")]
+        for count in counts:
+            delta = count.get("delta")
+            shown = f"{delta:+d}" if isinstance(delta, int) else str(delta)
+            rows.append(
+                (
+                    str(count.get("table")),
+                    _count(count.get("before")),
+                    _count(count.get("after")),
+                    shown,
+                )
+            )
+        print("rows:", file=out)
+        _table(rows, out, indent="    ")
+    if record.get("outcome"):
+        print(f"outcome:  {record['outcome']}", file=out)
+    error = record.get("error")
+    if error:
+        count = error.get("execution_count")
+        cell = f"cell In [{count}]" if count is not None else f"cell {error.get('cell')}"
+        step = f", step {error['step']!r}" if error.get("step") else ""
+        print(
+            f"error:    {error.get('type')}: {_one_line(error.get('message'))} ({cell}{step})",
+            file=out,
+        )
+
+
+# -- archive ----------------------------------------------------------------------------------
+
+
+def _archive(args: argparse.Namespace, out: TextIO) -> int:
+    directory = archive.archive_dir(args.archive_dir)
+    if args.action == "list":
+        runs = archive.list_runs(
+            directory, runbook=args.runbook, status=args.status, since=args.since
+        )
+        if not runs:
+            print(f"no archived runs match in {directory}", file=out)
+            return EXIT_OK
+        rows = [("RUN ID", "STARTED (UTC)", "RUNBOOK", "STATUS", "SECONDS", "REVISION", "DATABASE")]
+        for record in runs:
+            rows.append(
+                (
+                    str(record.get("run_id")),
+                    str(record.get("started_at", ""))[:19].replace("T", " "),
+                    str(record.get("runbook")),
+                    str(record.get("status")),
+                    str(record.get("duration_s")),
+                    (
+                        f"{record.get('revision_before') or '-'} -> "
+                        f"{record.get('revision_after') or '-'}"
+                    ),
+                    _database(record.get("database")) or "-",
+                )
+            )
+        _table(rows, out)
+        return EXIT_OK
+    if args.action == "show":
+        run = archive.find_run(directory, args.run_id)
+        for key, value in run.record.items():
+            if key in ("notebook", "html"):
+                continue
+            shown = value if isinstance(value, str) or value is None else json.dumps(value)
+            print(f"{key + ':':17}{shown}", file=out)
+        print(f"{'notebook path:':17}{run.notebook}", file=out)
+        print(f"{'html path:':17}{run.html}", file=out)
+        return EXIT_OK
+    problems = archive.verify_archive(directory)
+    for problem in problems:
+        print(problem, file=out)
+    runs = len(archive.read_index(directory))
+    if problems:
+        print(f"{PROG}: archive {directory} has {len(problems)} problem(s)", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"archive OK: {runs} run(s), every file and record matches the index ({directory})",
+        file=out,
+    )
+    return EXIT_OK
+
+
+# -- formatting -------------------------------------------------------------------------------
+
+
+def _table(rows: Sequence[Sequence[str]], out: TextIO, indent: str = "") -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        print((indent + "  ".join(cells)).rstrip(), file=out)
+
+
+def _database(identity: Any) -> str:
+    if not isinstance(identity, dict) or not identity.get("dialect"):
+        return ""
+    name = (
+        Path(str(identity.get("database") or "")).name
+        if identity["dialect"] == "sqlite"
+        else identity.get("database")
+    )
+    host = identity.get("host")
+    where = f"{host}:{identity['port']}" if host and identity.get("port") else (host or "")
+    return f"{identity['dialect']} {name}" + (f" on {where}" if where else "")
+
+
+def _count(value: Any) -> str:
+    return "-" if value is None else str(value)  # None: the table did not exist
+
+
+def _one_line(text: Any) -> str:
+    lines = str(text or "").strip().splitlines()
+    return lines[0] if lines else ""

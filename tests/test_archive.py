@@ -1,0 +1,367 @@
+"""archive: files laid out by date, one chained record per run, and verify catches tampering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from softbee.runbook import archive
+from softbee.runbook.archive import (
+    ARCHIVE_DIR_ENV,
+    GENESIS_HASH,
+    INDEX_NAME,
+    ArchiveError,
+    append_record,
+    archive_run,
+    chain_hash,
+    find_run,
+    list_runs,
+    read_index,
+    verify_archive,
+)
+from softbee.runbook.summary import MIME_TYPE
+
+T0 = dt.datetime(2024, 3, 5, 7, 8, 9, tzinfo=dt.UTC)
+FACTS = {
+    "runbook": "upgrade_downgrade",
+    "database": {
+        "dialect": "postgresql",
+        "host": "db",
+        "port": 5432,
+        "database": "softbee",
+        "password": "x",
+    },
+    "environment": "staging",
+    "revision_before": "aaa111",
+    "revision_after": "bbb222",
+    "row_counts": [{"table": "users", "before": 3, "after": 5, "delta": 2}],
+    "outcome": "upgraded to bbb222",
+    "rehearsal": False,
+}
+
+
+def _notebook(facts: dict | None = None) -> nbformat.NotebookNode:
+    outputs = (
+        [new_output("display_data", data={MIME_TYPE: facts, "text/plain": "facts"})]
+        if facts
+        else []
+    )
+    return new_notebook(
+        cells=[new_markdown_cell("# A runbook"), new_code_cell("record()", outputs=outputs)]
+    )
+
+
+def _archive(
+    directory: Path,
+    run_id: str,
+    *,
+    minutes: int = 0,
+    error: dict | None = None,
+    runbook: str = "upgrade_downgrade",
+    facts: dict | None = FACTS,
+) -> archive.ArchivedRun:
+    started = T0 + dt.timedelta(minutes=minutes)
+    return archive_run(
+        _notebook(facts),
+        directory=directory,
+        runbook=runbook,
+        run_id=run_id,
+        started=started,
+        finished=started + dt.timedelta(seconds=2.5),
+        parameters={"target": "head", "api_token": "***"},
+        error=error,
+        project_dir=directory.parent,
+    )
+
+
+@pytest.fixture
+def three_runs(tmp_path: Path) -> Path:
+    """An archive with two passed runs and one failed, a minute apart."""
+    directory = tmp_path / "archive"
+    _archive(directory, "run000000001")
+    _archive(directory, "run000000002", minutes=1, runbook="inspect_diff", facts=None)
+    _archive(
+        directory,
+        "run000000003",
+        minutes=2,
+        error={"type": "RuntimeError", "message": "boom", "cell": 3, "step": "Step 2"},
+    )
+    return directory
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def test_a_run_is_written_as_notebook_and_html_under_its_utc_date(tmp_path):
+    run = _archive(tmp_path / "archive", "abc123def456")
+
+    stem = "2024/03/05/20240305T070809Z_upgrade_downgrade_abc123def456"
+    assert run.notebook == tmp_path / "archive" / f"{stem}.ipynb"
+    assert run.html == tmp_path / "archive" / f"{stem}.html"
+    assert nbformat.read(run.notebook, as_version=4).cells[0].source == "# A runbook"
+    assert "<html" in run.html.read_text(encoding="utf-8")
+    assert (run.record["notebook"], run.record["html"]) == (f"{stem}.ipynb", f"{stem}.html")
+    assert run.record["notebook_sha256"] == _sha(run.notebook)
+    assert run.record["html_sha256"] == _sha(run.html)
+    assert not [p for p in run.notebook.parent.iterdir() if p.name.startswith(".")]  # no temp files
+
+
+def test_the_record_carries_the_facts_read_from_the_archived_notebook(tmp_path):
+    run = _archive(tmp_path / "archive", "abc123def456")
+    record = run.record
+
+    assert record["status"] == "passed" and run.passed
+    assert record["started_at"] == "2024-03-05T07:08:09.000Z"
+    assert record["duration_s"] == 2.5
+    assert record["database"] == {
+        "dialect": "postgresql",
+        "host": "db",
+        "port": 5432,
+        "database": "softbee",
+    }
+    assert (record["revision_before"], record["revision_after"]) == ("aaa111", "bbb222")
+    assert record["row_counts"] == FACTS["row_counts"]
+    assert record["environment"] == "staging" and record["outcome"] == "upgraded to bbb222"
+    assert record["extra_facts"] == {"rehearsal": False}  # facts beyond the documented keys
+    assert record["parameters"] == {"target": "head", "api_token": "***"}
+    assert record["error"] is None
+    assert record["git_commit"] is None  # tmp_path is no git repository
+    assert record["host"] and "user" in record
+    assert read_index(tmp_path / "archive") == [record]
+
+
+def test_a_failed_run_records_status_failed_and_its_error(three_runs):
+    failed = find_run(three_runs, "run000000003")
+
+    assert failed.record["status"] == "failed" and not failed.passed
+    assert failed.record["error"] == {
+        "type": "RuntimeError",
+        "message": "boom",
+        "cell": 3,
+        "step": "Step 2",
+    }
+
+
+def test_records_are_chained_by_hash_from_the_genesis(three_runs):
+    records = read_index(three_runs)
+
+    assert records[0]["prev_hash"] == GENESIS_HASH
+    for previous, record in itertools.pairwise(records):
+        assert record["prev_hash"] == previous["hash"]
+    for record in records:
+        assert record["hash"] == chain_hash(record["prev_hash"], record)
+
+
+def test_the_database_identity_never_carries_a_password(tmp_path):
+    facts = {"database": "postgresql://app:pw123456@db.example:6432/prod"}
+    run = _archive(tmp_path / "archive", "abc123def456", facts=facts)
+
+    assert run.record["database"] == {
+        "dialect": "postgresql",
+        "host": "db.example",
+        "port": 6432,
+        "database": "prod",
+    }
+
+
+def test_the_git_commit_of_the_project_is_recorded(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    git = [
+        "git",
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "-c",
+        "commit.gpgsign=false",
+    ]
+    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "init"], cwd=project, check=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+    assert archive.git_commit(project) == head
+    assert archive.git_commit(tmp_path / "archive-does-not-exist") is None
+
+
+# -- where ------------------------------------------------------------------------------------
+
+
+def test_the_archive_dir_is_the_option_then_the_environment_then_archive_in_the_cwd(
+    monkeypatch, tmp_path
+):
+    assert archive.archive_dir(tmp_path / "opt") == tmp_path / "opt"
+    monkeypatch.setenv(ARCHIVE_DIR_ENV, str(tmp_path / "env"))
+    assert archive.archive_dir() == tmp_path / "env"
+    monkeypatch.delenv(ARCHIVE_DIR_ENV)
+    monkeypatch.chdir(tmp_path)
+    assert archive.archive_dir() == tmp_path / "archive"
+
+
+def test_an_archive_path_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+
+    with pytest.raises(ArchiveError, match="not a directory"):
+        archive.check_writable(tmp_path / "file")
+    archive.check_writable(tmp_path / "new" / "archive")  # missing but creatable: fine
+    assert not (tmp_path / "new").exists()
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def test_list_runs_filters_by_runbook_status_and_start(three_runs):
+    assert [r["run_id"] for r in list_runs(three_runs)] == [
+        "run000000001",
+        "run000000002",
+        "run000000003",
+    ]
+    assert [r["run_id"] for r in list_runs(three_runs, runbook="inspect_diff")] == ["run000000002"]
+    assert [r["run_id"] for r in list_runs(three_runs, status="failed")] == ["run000000003"]
+    since = T0 + dt.timedelta(seconds=30)
+    assert [r["run_id"] for r in list_runs(three_runs, since=since)] == [
+        "run000000002",
+        "run000000003",
+    ]
+
+
+def test_find_run_takes_a_unique_prefix_and_refuses_unknown_or_ambiguous_ids(three_runs):
+    assert find_run(three_runs, "run000000002").record["runbook"] == "inspect_diff"
+    with pytest.raises(ArchiveError, match="ambiguous"):
+        find_run(three_runs, "run0000")
+    with pytest.raises(ArchiveError, match="no run 'zzz'"):
+        find_run(three_runs, "zzz")
+
+
+# -- verify -----------------------------------------------------------------------------------
+
+
+def test_verify_passes_on_a_clean_archive(three_runs):
+    assert verify_archive(three_runs) == []
+
+
+@pytest.mark.parametrize("key", ["notebook", "html"])
+def test_verify_names_a_file_after_one_byte_of_it_changes(three_runs, key):
+    relative = read_index(three_runs)[1][key]
+    path = three_runs / relative
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+    problems = verify_archive(three_runs)
+
+    assert [(p.where, p.issue) for p in problems] == [
+        (relative, "changed since it was archived (run run000000002)")
+    ]
+
+
+def test_verify_names_a_removed_file(three_runs):
+    relative = read_index(three_runs)[0]["html"]
+    (three_runs / relative).unlink()
+
+    assert [str(p) for p in verify_archive(three_runs)] == [
+        f"{relative}: removed (run run000000001)"
+    ]
+
+
+@pytest.mark.parametrize("deleted", [0, 1, 2])
+def test_verify_catches_a_record_deleted_from_the_index(three_runs, deleted):
+    index = three_runs / INDEX_NAME
+    lines = index.read_text(encoding="utf-8").splitlines(keepends=True)
+    gone = json.loads(lines[deleted])
+    index.write_text("".join(lines[:deleted] + lines[deleted + 1 :]), encoding="utf-8")
+
+    problems = verify_archive(three_runs)
+
+    named = {p.where for p in problems}
+    assert {gone["notebook"], gone["html"]} <= named  # its files are no longer in the index
+    if deleted < 2:  # the next record's chain no longer holds
+        assert any("hash chain broken" in p.issue for p in problems)
+
+
+def test_verify_catches_an_edited_record(three_runs):
+    index = three_runs / INDEX_NAME
+    lines = index.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[2] = lines[2].replace('"status":"failed"', '"status":"passed"')
+    index.write_text("".join(lines), encoding="utf-8")
+
+    problems = verify_archive(three_runs)
+
+    assert [str(p) for p in problems] == [
+        f"{INDEX_NAME} line 3 (run run000000003): record changed since it was written"
+    ]
+
+
+def test_a_record_edited_with_its_hash_recomputed_still_breaks_the_chain(three_runs):
+    index = three_runs / INDEX_NAME
+    records = [json.loads(line) for line in index.read_text(encoding="utf-8").splitlines()]
+    records[1]["outcome"] = "rewritten history"
+    records[1]["hash"] = chain_hash(records[1]["prev_hash"], records[1])
+    index.write_text(
+        "".join(archive.canonical_json(r).decode() + "\n" for r in records), encoding="utf-8"
+    )
+
+    problems = verify_archive(three_runs)
+
+    assert [p.where for p in problems] == [f"{INDEX_NAME} line 3 (run run000000003)"]
+
+
+def test_a_torn_last_line_is_flagged_and_the_next_record_still_chains(three_runs):
+    index = three_runs / INDEX_NAME
+    with open(index, "a", encoding="utf-8") as fh:
+        fh.write('{"run_id": "torn", "sta')
+
+    append_record(three_runs, {"run_id": "after-the-tear"})
+
+    assert [str(p) for p in verify_archive(three_runs)] == [
+        f"{INDEX_NAME} line 4: not a valid record (edited or torn)"
+    ]
+
+
+def test_concurrent_appends_never_interleave_or_lose_records(tmp_path):
+    """Four processes appending 25 records each at once: 100 whole records, one chain."""
+    directory = tmp_path / "archive"
+    script = textwrap.dedent(
+        """
+        import sys
+        from pathlib import Path
+        from softbee.runbook.archive import append_record
+        for n in range(25):
+            record = {"run_id": f"{sys.argv[2]}-{n}", "padding": "x" * 5000}
+            append_record(Path(sys.argv[1]), record)
+        """
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(directory), f"w{w}"], env=os.environ.copy()
+        )
+        for w in range(4)
+    ]
+    assert [w.wait(timeout=60) for w in workers] == [0, 0, 0, 0]
+
+    records = read_index(directory)
+    assert len(records) == 100
+    assert len({r["run_id"] for r in records}) == 100
+    assert verify_archive(directory) == []
+
+
+def test_verify_refuses_a_directory_that_does_not_exist(tmp_path):
+    with pytest.raises(ArchiveError, match="no archive at"):
+        verify_archive(tmp_path / "nowhere")
