@@ -25,7 +25,7 @@ run: $(INSTALLED)
 	FLASK_APP=softbee $(BIN)/flask softbee seed --rows $(ROWS) --if-empty
 
 test: $(INSTALLED)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # Step through the runbooks in JupyterLab with the project's kernel, from the project root.
 lab: $(INSTALLED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,3 +109,25 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("DATABASE_URL", "FLASK_ENV", "RUNBOOK_ARCHIVE_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RUNBOOK_ARCHIVE_DIR", str(tmp_path / "archive"))
+
+
+@pytest.fixture
+def git_project(tmp_path: Path) -> tuple[Path, str]:
+    """A project directory that is a git repository with one commit."""
+    project = tmp_path / "project"
+    project.mkdir()
+    git = [
+        "git",
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "-c",
+        "commit.gpgsign=false",
+    ]
+    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "init"], cwd=project, check=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return project, head

@@ -80,3 +80,15 @@ def revision_of(url: str) -> str | None:
             return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     finally:
         engine.dispose()
+
+
+def migrations_with_extra_revision(tmp_path: Path, revision: str, down: str) -> Path:
+    """A copy of migrations/ plus one empty revision ``revision`` on top of ``down``."""
+    target = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
+    (target / "versions" / f"{revision}_extra.py").write_text(
+        f'"""Add an extra revision for the test\n\nRevision ID: {revision}\n"""\n'
+        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
+        "depends_on = None\n\n\ndef upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
+    )
+    return target

@@ -179,24 +179,8 @@ def test_the_database_identity_never_carries_a_password(tmp_path):
     }
 
 
-def test_the_git_commit_of_the_project_is_recorded(tmp_path):
-    project = tmp_path / "project"
-    project.mkdir()
-    git = [
-        "git",
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.com",
-        "-c",
-        "commit.gpgsign=false",
-    ]
-    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
-    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "init"], cwd=project, check=True)
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
+def test_the_git_commit_of_the_project_is_recorded(git_project, tmp_path):
+    project, head = git_project
     assert archive.git_commit(project) == head
     assert archive.git_commit(tmp_path / "archive-does-not-exist") is None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_postgres
-from tests.helpers import FULL_NAME, HEAD, MIGRATIONS, REPO_ROOT, VARROA, project_at, snapshot
+from tests.helpers import (
+    FULL_NAME,
+    HEAD,
+    REPO_ROOT,
+    VARROA,
+    migrations_with_extra_revision,
+    project_at,
+    snapshot,
+)
 
 pytestmark = pytest.mark.notebook
 
@@ -34,18 +41,6 @@ def assert_one_clear_line(result: subprocess.CompletedProcess[str], *needles: st
     assert len(lines) == 1, result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
-
-
-def copy_with_extra(tmp_path: Path, revision: str, down: str) -> Path:
-    """A copy of migrations/ with one more (empty) revision on top of ``down``."""
-    target = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
-    (target / "versions" / f"{revision}_extra.py").write_text(
-        f'"""Add an extra revision for the test\n\nRevision ID: {revision}\n"""\n'
-        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
-        "depends_on = None\n\n\ndef upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
-    )
-    return target
 
 
 # (runbook, parameters, words the error line must contain): these reach the database,
@@ -88,7 +83,7 @@ def test_bad_project_input_is_one_line_and_changes_nothing(case: str, sqlite_url
 
 
 def test_ambiguous_revision_is_refused(database_url: str, tmp_path: Path) -> None:
-    migrations = copy_with_extra(tmp_path, HEAD[:4] + "ffff0009", HEAD)
+    migrations = migrations_with_extra_revision(tmp_path, HEAD[:4] + "ffff0009", HEAD)
     project_at(database_url, VARROA, rows=20, migrations_dir=migrations)
     before = snapshot(database_url)
     result = run_cli("upgrade_downgrade", "-p", "migrations_dir", str(migrations), "-p", "target", HEAD[:4],
@@ -98,7 +93,7 @@ def test_ambiguous_revision_is_refused(database_url: str, tmp_path: Path) -> Non
 
 
 def test_several_heads_are_refused_with_the_merge_command(database_url: str, tmp_path: Path) -> None:
-    migrations = copy_with_extra(tmp_path, "feedface0001", FULL_NAME)
+    migrations = migrations_with_extra_revision(tmp_path, "feedface0001", FULL_NAME)
     project_at(database_url, FULL_NAME, rows=20, migrations_dir=migrations)
     before = snapshot(database_url)
     result = run_cli("upgrade_downgrade", "-p", "migrations_dir", str(migrations),

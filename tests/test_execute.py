@@ -32,28 +32,6 @@ def scratch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def git_project(tmp_path: Path) -> tuple[Path, str]:
-    """A project directory that is a git repository with one commit."""
-    project = tmp_path / "project"
-    project.mkdir()
-    git = [
-        "git",
-        "-c",
-        "user.name=t",
-        "-c",
-        "user.email=t@example.com",
-        "-c",
-        "commit.gpgsign=false",
-    ]
-    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
-    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "init"], cwd=project, check=True)
-    head = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
-    ).stdout.strip()
-    return project, head
-
-
 @pytest.mark.notebook
 def test_a_passing_run_is_archived_with_the_facts_it_recorded(tmp_path, scratch, git_project):
     project, head = git_project

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,15 @@ from softbee.runbook.state import (
     resolve_target,
     single_head,
 )
-from tests.helpers import FULL_NAME, HEAD, HIVE_HEALTH, INSPECTIONS, MIGRATIONS, VARROA, project_at
+from tests.helpers import (
+    FULL_NAME,
+    HEAD,
+    HIVE_HEALTH,
+    INSPECTIONS,
+    VARROA,
+    migrations_with_extra_revision,
+    project_at,
+)
 
 
 def test_fresh_database_is_at_base_and_behind_head(sqlite_url: str) -> None:
@@ -50,27 +57,15 @@ def test_unknown_revision_is_refused(sqlite_url: str) -> None:
         resolve_target(project_at(sqlite_url), "nope", ())
 
 
-def _copy_with_extra(tmp_path: Path, revision: str, down: str) -> Path:
-    """A copy of migrations/ plus one revision ``revision`` on top of ``down``."""
-    target = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
-    (target / "versions" / f"{revision}_extra.py").write_text(
-        f'"""Add an extra branch for the test\n\nRevision ID: {revision}\n"""\n'
-        f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
-        "depends_on = None\n\n\ndef upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
-    )
-    return target
-
-
 def test_ambiguous_prefix_is_refused(sqlite_url: str, tmp_path: Path) -> None:
-    migrations = _copy_with_extra(tmp_path, HEAD[:4] + "ffff0009", HEAD)
+    migrations = migrations_with_extra_revision(tmp_path, HEAD[:4] + "ffff0009", HEAD)
     project = project_at(sqlite_url, migrations_dir=migrations)
     with pytest.raises(RevisionError, match="ambiguous"):
         resolve_target(project, HEAD[:4], ())
 
 
 def test_several_heads_are_refused_with_the_merge_command(sqlite_url: str, tmp_path: Path) -> None:
-    migrations = _copy_with_extra(tmp_path, "feedface0001", VARROA)
+    migrations = migrations_with_extra_revision(tmp_path, "feedface0001", VARROA)
     project = project_at(sqlite_url, migrations_dir=migrations)
     with pytest.raises(RevisionError, match="flask db merge") as caught:
         single_head(project)
