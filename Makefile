@@ -28,8 +28,11 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest -n auto
 
 # Step through the runbooks in JupyterLab with the project's kernel, from the project root.
+# LAB_ARGS passes more options, e.g. `make lab LAB_ARGS="--no-browser --port 8899"`.
+LAB_ARGS ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(INSTALLED)
-	SOFTBEE_PROJECT_ROOT=$(CURDIR) $(BIN)/jupyter lab --notebook-dir=$(CURDIR) runbooks/
+	SOFTBEE_PROJECT_ROOT=$(CURDIR) $(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(ROOT_FLAG) $(LAB_ARGS) runbooks/
 
 clean:
 	rm -rf $(VENV) instance build *.egg-info

@@ -38,6 +38,22 @@ def test_narrowing_types_are_destructive_and_widening_is_not() -> None:
     assert is_narrowing(sa.Text(), sa.Integer())
 
 
-def test_diff_of_an_intermediate_revision_mentions_the_index(sqlite_url: str) -> None:
+def test_a_missing_table_comes_with_its_index(sqlite_url: str) -> None:
     frame = model_diff(project_at(sqlite_url, VARROA))
-    assert list(frame["operation"]) == ["add_table", "add_index"] or "add_table" in set(frame["operation"])
+    assert list(zip(frame["operation"], frame["table"], strict=True)) == [
+        ("add_table", "treatments"), ("add_index", "treatments")]
+    assert frame["detail"].iloc[1] == "ix_treatments_hive_id"
+
+
+def test_lint_of_the_model_diff_flags_only_not_null_columns_without_a_server_default(
+    sqlite_url: str,
+) -> None:
+    from softbee.runbook.counts import row_counts
+    from softbee.runbook.lint import lint_diff
+
+    project = project_at(sqlite_url, "4d3f8b0e5a04", rows=100)
+    with project.connect() as conn:
+        findings = lint_diff(model_diff(project, conn), row_counts(conn))
+    flagged = set(findings[findings["rule"] == "not-null-without-default"]["object"])
+    # hives.hive_type and hives.health_status have server defaults; users.full_name has none.
+    assert flagged == {"users.full_name"}

@@ -61,3 +61,20 @@ def test_every_step_is_a_heading_and_a_few_lines_of_code(path: Path) -> None:
         assert code["cell_type"] == "code"
         lines = [line for line in "".join(code["source"]).splitlines() if line.strip()]
         assert len(lines) <= MAX_CODE_LINES, f"{path.stem}: a step has {len(lines)} lines"
+
+
+def test_the_python3_kernel_is_this_environments_python() -> None:
+    """papermill and JupyterLab start "python3": it must be the project's venv, not the system's."""
+    import os
+    import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    executable = spec.argv[0]
+    if executable in ("python", "python3", "{python}"):
+        executable = sys.executable  # ipykernel's own spec: the launching interpreter
+    # No realpath: a venv's python is a symlink to the base interpreter it was made from.
+    assert os.path.abspath(executable).startswith(os.path.abspath(sys.prefix) + os.sep), (
+        f"python3 kernel runs {spec.argv[0]}, not this environment's {sys.executable}"
+    )

@@ -421,19 +421,32 @@ def test_inspect_diff_changes_nothing_and_shows_pending_revisions_sql_and_lint(
     assert "severity" in findings[0]
 
 
-def test_inspect_diff_flags_not_null_columns_lacking_a_server_default_and_only_those(
+def test_inspect_diff_lints_the_pending_sql_and_recognises_the_backfill_pattern(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    """Pending at 4d3f8b0e5a04, on tables with rows: hives.hive_type and hives.health_status are
-    NOT NULL *with* a server default (safe), users.full_name is NOT NULL *without* one."""
+    """Pending at 4d3f8b0e5a04, on tables with rows: users.full_name is added nullable, filled,
+    then made NOT NULL (the guide's pattern), so nothing is flagged as NOT NULL without default."""
     migrate_to(sqlite_url, MIDDLE)
     seed(sqlite_url)
 
     nb = run_runbook("inspect_diff", tmp_path, database_url=sqlite_url)
 
     findings = table_rows(shown(step_outputs(nb, "## 5. Lint findings"), "text/html")[0])
-    flagged = {f["object"] for f in findings if f["rule"] == "not-null-without-default"}
-    assert flagged == {"users.full_name"}
+    assert not [f for f in findings if f["rule"] == "not-null-without-default"]
+    backfilled = {f["object"] for f in findings if f["rule"] == "set-not-null-after-backfill"}
+    assert backfilled == {"users.full_name"}
+
+
+def test_runbook_runs_with_the_kernel_in_the_runbooks_folder_as_jupyterlab_starts_it(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JupyterLab starts a notebook's kernel in the notebook's folder; `make lab` sets
+    SOFTBEE_PROJECT_ROOT so "migrations" still means the project's migrations/."""
+    monkeypatch.setenv("SOFTBEE_PROJECT_ROOT", str(REPO_ROOT))
+
+    run_runbook("upgrade_downgrade", tmp_path, cwd=RUNBOOKS, database_url=sqlite_url)
+
+    assert recorded_revision(sqlite_url) == HEAD
 
 
 # -- generate_revision -----------------------------------------------------------------------
