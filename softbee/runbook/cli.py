@@ -284,12 +284,12 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
     problems = archive.verify_archive(directory)
     for problem in problems:
         print(problem, file=out)
-    runs = len(archive.read_index(directory))
+    count = len(archive.read_index(directory))
     if problems:
         print(f"{PROG}: archive {directory} has {len(problems)} problem(s)", file=sys.stderr)
         return EXIT_FAILED
     print(
-        f"archive OK: {runs} run(s), every file and record matches the index ({directory})",
+        f"archive OK: {count} run(s), every file and record matches the index ({directory})",
         file=out,
     )
     return EXIT_OK

@@ -34,6 +34,7 @@ from softbee.runbook.guards import (
 from softbee.runbook.project import Project
 from softbee.runbook.state import (
     current_revisions,
+    down_revisions,
     get_state,
     is_ancestor,
     path_between,
@@ -274,8 +275,10 @@ def _apply(project: Project, conn: Connection, plan: Plan, say: Progress) -> lis
             message = (script.doc or "").strip()
             destination = script.revision
             if plan.direction == "downgrade":
-                down = script.down_revision
-                destination = plan.target or "base" if isinstance(down, tuple) else (down or "base")
+                parents = down_revisions(script)
+                # below a merge point, go straight to the target; elsewhere one step down
+                destination = (plan.target or "base") if len(parents) > 1 else (
+                    parents[0] if parents else "base")
             say(f"[{number}/{total}] {plan.direction} {script.revision}: {message}")
             started = time.perf_counter()
             try:

@@ -108,7 +108,8 @@ def generate_revision(
             )
         conn.commit()
         with project.bound(conn) as config:
-            config.cmd_opts.autogenerate = autogenerate
+            if config.cmd_opts is not None:  # Flask-Migrate always sets it; env.py reads it
+                config.cmd_opts.autogenerate = autogenerate
             script = command.revision(config, message=text, autogenerate=autogenerate)
         conn.commit()
     if script is None or isinstance(script, list):

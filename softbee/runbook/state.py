@@ -127,14 +127,14 @@ def _walk(project: Project, start: str | None, steps: int) -> str | None:
                     f"cannot downgrade {abs(steps)} step(s): the database is only {taken} "
                     "revision(s) above base (use target='base' to remove everything)"
                 )
-            down = get_script(project, revision).down_revision
-            if isinstance(down, tuple):
+            parents = down_revisions(get_script(project, revision))
+            if len(parents) > 1:
                 raise RevisionError(f"{revision} is a merge point: give an explicit revision")
-            revision = down
+            revision = parents[0] if parents else None
         else:
             children = [
-                s.revision for s in script.walk_revisions() if _downs(s) == {revision} or (
-                    revision is None and not _downs(s))
+                s.revision for s in script.walk_revisions()
+                if down_revisions(s) == ((revision,) if revision else ())
             ]
             if not children:
                 raise RevisionError(f"cannot upgrade {steps} step(s): head reached after {taken}")
@@ -144,11 +144,12 @@ def _walk(project: Project, start: str | None, steps: int) -> str | None:
     return revision
 
 
-def _downs(script: Script) -> set[str | None]:
+def down_revisions(script: Script) -> tuple[str, ...]:
+    """The revisions ``script`` sits on: none at base, several at a merge point."""
     down = script.down_revision
     if down is None:
-        return set()
-    return set(down) if isinstance(down, tuple) else {down}
+        return ()
+    return (down,) if isinstance(down, str) else tuple(down)
 
 
 def path_between(project: Project, lower: str | None, upper: str | None) -> list[Script]:
@@ -178,7 +179,7 @@ def revisions_frame(scripts: list[Script]) -> pd.DataFrame:
         [
             {
                 "revision": s.revision,
-                "down_revision": _format_down(s.down_revision),
+                "down_revision": ",".join(down_revisions(s)) or "base",
                 "message": (s.doc or "").strip(),
                 "file": s.path.rsplit("/", 1)[-1],
             }
@@ -186,12 +187,6 @@ def revisions_frame(scripts: list[Script]) -> pd.DataFrame:
         ],
         columns=["revision", "down_revision", "message", "file"],
     )
-
-
-def _format_down(down: str | tuple[str, ...] | None) -> str:
-    if down is None:
-        return "base"
-    return ",".join(down) if isinstance(down, tuple) else down
 
 
 def history_frame(project: Project) -> pd.DataFrame:
