@@ -54,9 +54,8 @@ def seed_command(rows: int, seed_value: int, if_empty: bool) -> None:
         if existing:
             click.echo(f"sample data skipped: the database already has {existing} rows")
             return
-    counts = seed_database(db.engine, rows=rows, seed=seed_value)
-    for table, count in counts.items():
-        click.echo(f"{table}: +{count}")
+    seed_database(db.engine, rows=rows, seed=seed_value,
+                  progress=lambda table, count: click.echo(f"{table}: +{count}"))
 
 
 def init_app(app: Flask) -> None:

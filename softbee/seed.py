@@ -77,8 +77,16 @@ def table_sizes(table_names: Sequence[str], rows: int) -> dict[str, int]:
     }
 
 
-def seed_database(engine: Engine, rows: int = 1000, seed: int = 42) -> dict[str, int]:
-    """Add sample rows to every table at the current revision; return rows added per table."""
+def seed_database(
+    engine: Engine,
+    rows: int = 1000,
+    seed: int = 42,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, int]:
+    """Add sample rows to every table at the current revision; return rows added per table.
+
+    ``progress(table, rows_added)`` is called as each table is done.
+    """
     if rows < 1:
         raise ValueError(f"rows must be at least 1, got {rows}")
     added: dict[str, int] = {}
@@ -90,6 +98,8 @@ def seed_database(engine: Engine, rows: int = 1000, seed: int = 42) -> dict[str,
         for table in tables:
             rng = random.Random(f"softbee-seed:{seed}:{table.name}")
             added[table.name] = _seed_table(conn, table, sizes[table.name], rng)
+            if progress is not None:
+                progress(table.name, added[table.name])
     return added
 
 
