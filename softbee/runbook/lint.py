@@ -42,6 +42,8 @@ from typing import Any
 
 import pandas as pd
 
+from softbee.runbook.sqltext import Statement, one_line, split_sql
+
 FINDING_COLUMNS: tuple[str, ...] = (
     "severity",
     "source",
@@ -130,7 +132,7 @@ def lint_sql(
     large_table_rows: int = 100_000,
 ) -> pd.DataFrame:
     """Findings from squawk and Soft-Bee's checks on offline (``--sql``) PostgreSQL SQL."""
-    statements = _split_statements(sql)
+    statements = split_sql(sql)
     rows = _Rows(row_counts)
     checks = _SqlChecks(rows, large_table_rows)
     for statement in statements:
@@ -183,12 +185,8 @@ def _frame(findings: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.where(frame.notna(), None)
 
 
-def _one_line(text: Any) -> str:
-    return " ".join(str(text).split())
-
-
 def _excerpt(text: str, limit: int = 70) -> str:
-    flat = _one_line(text)
+    flat = one_line(text)
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
@@ -227,71 +225,6 @@ class _Rows:
 
 
 # --- statements ----------------------------------------------------------------------------
-
-_RUNNING = re.compile(r"--\s*Running\s+(upgrade|downgrade)\s+(.*?)\s*->\s*(.*?)\s*$", re.I)
-_DOLLAR = re.compile(r"\$(?:[A-Za-z_]\w*)?\$")
-
-
-@dataclass(frozen=True)
-class _Statement:
-    start: int
-    text: str  # as written
-    code: str  # string literals and comments blanked, whitespace collapsed: safe for regexes
-    revision: str | None
-
-
-def _split_statements(sql: str) -> list[_Statement]:
-    """Split on ``;`` outside quotes, dollar quotes and comments, tracking the revision."""
-    masked = list(sql)
-    statements: list[_Statement] = []
-    revision: str | None = None
-    start: int | None = None
-    i, n = 0, len(sql)
-
-    def blank(a: int, b: int) -> None:
-        masked[a:b] = [" "] * (b - a)
-
-    while i < n:
-        c = sql[i]
-        if sql.startswith("--", i):
-            j = n if (j := sql.find("\n", i)) == -1 else j
-            if start is None and (m := _RUNNING.match(sql, i, j)):
-                revision = (m[3] if m[1].lower() == "upgrade" else m[2]) or None
-            blank(i, j)
-            i = j
-        elif sql.startswith("/*", i):
-            j = n if (j := sql.find("*/", i + 2)) == -1 else j + 2
-            blank(i, j)
-            i = j
-        elif c == ";":
-            if start is not None:
-                code = _one_line("".join(masked[start:i]))
-                statements.append(_Statement(start, sql[start:i], code, revision))
-            start = None
-            i += 1
-        elif c.isspace():
-            i += 1
-        else:
-            start = i if start is None else start
-            if c in "'\"":
-                backslash = c == "'" and i > 0 and sql[i - 1] in "eE"
-                j = i + 1
-                while j < n and not (sql[j] == c and sql[j + 1 : j + 2] != c):
-                    j += 2 if (backslash and sql[j] == "\\") or sql[j : j + 2] == c * 2 else 1
-                if c == "'":
-                    blank(i + 1, min(j, n))
-                i = j + 1
-            elif c == "$" and (tag := _DOLLAR.match(sql, i)):
-                j = n if (j := sql.find(tag[0], tag.end())) == -1 else j + len(tag[0])
-                blank(i + 1, j - 1)
-                i = j
-            else:
-                i += 1
-    if start is not None:
-        statements.append(_Statement(start, sql[start:], _one_line("".join(masked[start:])),
-                                     revision))
-    return statements
-
 
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
 _NAME = rf"{_IDENT}(?:\s*\.\s*{_IDENT})*"
@@ -363,7 +296,7 @@ def _column_action(action: str) -> tuple[re.Pattern[str], re.Match[str]] | None:
     return None
 
 
-def _statement_object(st: _Statement | None) -> tuple[str | None, str | None]:
+def _statement_object(st: Statement | None) -> tuple[str | None, str | None]:
     """The table a statement works on, and the table or table.column to report."""
     if st is None:
         return None, None
@@ -387,14 +320,14 @@ class _SqlChecks:
         self.findings: list[dict[str, Any]] = []
         self.added_with_default: dict[tuple[str, str], bool] = {}
         self.backfilled: set[tuple[str | None, str]] = set()
-        self.dropped: dict[tuple[str | None, str], list[tuple[str, _Statement]]] = {}
+        self.dropped: dict[tuple[str | None, str], list[tuple[str, Statement]]] = {}
         self.added: dict[tuple[str | None, str], list[str]] = {}
 
-    def add(self, severity: str, rule: str, st: _Statement, obj: str, message: str) -> None:
+    def add(self, severity: str, rule: str, st: Statement, obj: str, message: str) -> None:
         text = f"{message} (in `{_excerpt(st.text)}`)"
         self.findings.append(_finding(severity, "softbee", rule, st.revision, obj, text))
 
-    def visit(self, st: _Statement) -> None:
+    def visit(self, st: Statement) -> None:
         if m := _CREATE_TABLE.match(st.code):
             self.rows.created(_ident(m["table"]))
         elif m := _DROP_TABLE.match(st.code):
@@ -424,7 +357,7 @@ class _SqlChecks:
             elif not verb.startswith("DELETE"):
                 self.rows.populated(table)
 
-    def _column(self, st: _Statement, table: str, kind: re.Pattern[str], m: re.Match[str]) -> None:
+    def _column(self, st: Statement, table: str, kind: re.Pattern[str], m: re.Match[str]) -> None:
         column, key = _ident(m["column"]), (st.revision, table)
         obj = f"{table}.{column}"
         if kind is _ADD_COLUMN:
@@ -490,7 +423,7 @@ def _run_squawk(sql: str) -> tuple[list[dict[str, Any]], str | None]:
                 timeout=SQUAWK_TIMEOUT_SECONDS, cwd=tmp, check=False,
             )
         except (OSError, subprocess.SubprocessError) as exc:
-            return [], f"squawk could not run ({_one_line(exc)}), so only our own checks ran"
+            return [], f"squawk could not run ({one_line(exc)}), so only our own checks ran"
     try:
         violations = json.loads(done.stdout) if done.stdout.strip() else []
     except ValueError:
@@ -499,13 +432,13 @@ def _run_squawk(sql: str) -> tuple[list[dict[str, Any]], str | None]:
     if done.returncode not in (0, 1) or not isinstance(violations, list) or (
         done.returncode == 1 and not violations
     ):
-        reason = _one_line(done.stderr)[:200] or "no output"
+        reason = one_line(done.stderr)[:200] or "no output"
         return [], f"squawk failed (exit {done.returncode}: {reason}), so only our own checks ran"
     return violations, None
 
 
 def _squawk_findings(
-    sql: str, statements: list[_Statement], rows: _Rows, large_table_rows: int
+    sql: str, statements: list[Statement], rows: _Rows, large_table_rows: int
 ) -> list[dict[str, Any]]:
     violations, problem = _run_squawk(sql)
     if problem:
@@ -519,7 +452,7 @@ def _squawk_findings(
             continue
         rule = str(v.get("rule_name") or "squawk")
         severity = "error" if str(v.get("level")).lower() == "error" else "warning"
-        message = _one_line(v.get("message") or rule)
+        message = one_line(v.get("message") or rule)
         fix = _SQUAWK_FIX.get(rule) or v.get("help") or _FIX.get(_SAME_AS.get(rule, ""))
         count = rows.get(table)
         if rule in _TIMEOUT_RULES:
@@ -537,7 +470,7 @@ def _squawk_findings(
             message += f" ({table} has {count:,} rows, below {large_table_rows:,}: a brief lock)"
         if st is not None:
             message += f" (in `{_excerpt(st.text)}`)"
-        fix = _one_line(fix or f"See https://squawkhq.com/docs/{rule}")
+        fix = one_line(fix or f"See https://squawkhq.com/docs/{rule}")
         revision = st.revision if st else None
         findings.append(_finding(severity, "squawk", rule, revision, obj, message, fix))
     return findings
@@ -551,7 +484,7 @@ def _offset(lines: list[str], line: Any, column: Any) -> int | None:
     return sum(len(text) + 1 for text in lines[:line]) + len(prefix)
 
 
-def _statement_at(statements: list[_Statement], offset: int | None) -> _Statement | None:
+def _statement_at(statements: list[Statement], offset: int | None) -> Statement | None:
     before = [st for st in statements if offset is not None and st.start <= offset]
     return before[-1] if before else None
 
@@ -695,7 +628,7 @@ _INT_DIGITS = {1: 5, 2: 10, 3: 19}
 def _parse_type(text: str) -> _Type | None:
     """``VARCHAR(50)``, ``NUMERIC(10, 2)``, ``String(length=50)``... as family and size."""
     args = m[1] if (m := re.search(r"\(([^)]*)\)", text)) else ""
-    name = _one_line(re.sub(r"\([^)]*\)|\[\]", " ", text)).upper()
+    name = one_line(re.sub(r"\([^)]*\)|\[\]", " ", text)).upper()
     name = re.split(r"\s+(?:NOT\s+NULL|NULL|DEFAULT|COLLATE)\b|,", name)[0].strip()
     if not re.fullmatch(r"[A-Z_][A-Z_0-9 ]*", name):
         return None

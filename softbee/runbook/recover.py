@@ -16,6 +16,7 @@ from softbee.runbook.errors import RecoveryError, RevisionError, RunbookError
 from softbee.runbook.guards import migration_lock, require_confirmation
 from softbee.runbook.migrate import schema_changes, schema_of
 from softbee.runbook.project import Project, make_engine
+from softbee.runbook.sqltext import split_sql
 from softbee.runbook.state import current_revisions, get_state, get_script, single_head
 from softbee.urls import redact_text
 
@@ -61,36 +62,8 @@ def load_fix_sql(fix_sql: str | None) -> str:
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split SQL text on semicolons outside quotes and comments."""
-    statements: list[str] = []
-    current: list[str] = []
-    quote: str | None = None
-    i = 0
-    while i < len(sql):
-        ch = sql[i]
-        if quote:
-            current.append(ch)
-            if ch == quote:
-                quote = None
-        elif ch in ("'", '"'):
-            quote = ch
-            current.append(ch)
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = len(sql) if end == -1 else end
-            continue
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = len(sql) if end == -1 else end + 2
-            continue
-        elif ch == ";":
-            statements.append("".join(current).strip())
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    statements.append("".join(current).strip())
-    return [s for s in statements if s]
+    """Split SQL text on semicolons outside quotes, dollar quotes and comments."""
+    return [statement.text.strip() for statement in split_sql(sql)]
 
 
 @dataclass
