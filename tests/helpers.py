@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,23 @@ def migrations_with_extra_revision(tmp_path: Path, revision: str, down: str) -> 
         "depends_on = None\n\n\ndef upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
     )
     return target
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, archive: Path) -> subprocess.CompletedProcess[str]:
+    """``softbee-runbook run ...`` from the repo root, as a scheduled job would call it."""
+    environ = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "softbee.runbook", "run", *args, "--archive-dir", str(archive)],
+        cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=180,
+    )
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Non-zero exit, no traceback, and exactly one ``softbee-runbook:`` line naming the problem."""
+    assert result.returncode != 0, result.stdout
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("softbee-runbook:")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,34 +10,15 @@ from tests.conftest import require_postgres
 from tests.helpers import (
     FULL_NAME,
     HEAD,
-    REPO_ROOT,
     VARROA,
+    assert_one_clear_line,
     migrations_with_extra_revision,
     project_at,
+    run_cli,
     snapshot,
 )
 
 pytestmark = pytest.mark.notebook
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, archive: Path) -> subprocess.CompletedProcess[str]:
-    """``softbee-runbook run ...`` from the repo root, as a scheduled job would call it."""
-    environ = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "softbee.runbook", "run", *args, "--archive-dir", str(archive)],
-        cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=180,
-    )
-
-
-def assert_one_clear_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    """Non-zero exit, no traceback, and exactly one ``softbee-runbook:`` line naming the problem."""
-    assert result.returncode != 0, result.stdout
-    output = result.stdout + result.stderr
-    assert "Traceback" not in output
-    lines = [line for line in result.stderr.splitlines() if line.startswith("softbee-runbook:")]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 # (runbook, parameters, words the error line must contain): these reach the database,

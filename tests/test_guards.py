@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -179,3 +180,27 @@ def test_find_losses_names_lost_rows_dropped_tables_and_columns() -> None:
     after = Snapshot(rows={"a": 1}, values={"a": {}})
     kinds = {(loss["kind"], loss["object"], loss["lost"]) for loss in find_losses(before, after)}
     assert kinds == {("rows lost", "a", 2), ("column dropped", "a.x", 3), ("table dropped", "b", 2)}
+
+
+@pytest.mark.postgres
+def test_scheduled_run_fails_naming_the_holder_while_another_migration_holds_the_lock(
+    postgres_url: str, tmp_path
+) -> None:
+    """Through ``softbee-runbook run``: exit 1, the holder named, nothing changed, run archived."""
+    from softbee.runbook.guards import LOCK_CLASS, LOCK_OBJECT
+    from tests.helpers import assert_one_clear_line, run_cli
+
+    project_at(postgres_url, INSPECTIONS, rows=30)
+    before = snapshot(postgres_url)
+    holder = sa.create_engine(postgres_url, connect_args={"application_name": "manual-migration"})
+    with holder.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:c, :o)"), {"c": LOCK_CLASS, "o": LOCK_OBJECT})
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        result = run_cli("upgrade_downgrade", env={"DATABASE_URL": postgres_url},
+                         archive=tmp_path / "archive")
+    holder.dispose()
+    assert result.returncode == 1
+    assert_one_clear_line(result, "LockHeld", f"pid {pid}", "manual-migration")
+    assert snapshot(postgres_url) == before
+    (record,) = [json.loads(line) for line in (tmp_path / "archive" / "index.jsonl").read_text().splitlines()]
+    assert record["status"] == "failed" and record["error"]["type"] == "LockHeld"
