@@ -11,6 +11,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from softbee.runbook.errors import first_line
 from softbee.urls import redact_text
 
 softbee_cli = AppGroup("softbee", help="Soft-Bee maintenance commands.")
@@ -24,7 +25,7 @@ def one_line_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return callback(*args, **kwargs)
         except OperationalError as exc:
-            reason = redact_text(str(exc.orig).strip().splitlines()[0]) if exc.orig else "unknown"
+            reason = redact_text(first_line(exc.orig if exc.orig is not None else exc))
             raise click.ClickException(
                 f"cannot reach the database: {reason} (check DATABASE_URL and that the server runs)"
             ) from None

@@ -84,14 +84,21 @@ def revision_of(url: str) -> str | None:
         engine.dispose()
 
 
-def migrations_with_extra_revision(tmp_path: Path, revision: str, down: str) -> Path:
-    """A copy of migrations/ plus one empty revision ``revision`` on top of ``down``."""
+def migrations_with_extra_revision(
+    tmp_path: Path, revision: str, down: str, upgrade: str = "pass", downgrade: str = "pass"
+) -> Path:
+    """A copy of migrations/ plus one revision ``revision`` on top of ``down``.
+
+    ``upgrade`` and ``downgrade`` are the bodies of its functions (one line each; ``op`` and
+    ``sa`` are imported).
+    """
     target = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
     (target / "versions" / f"{revision}_extra.py").write_text(
         f'"""Add an extra revision for the test\n\nRevision ID: {revision}\n"""\n'
+        "import sqlalchemy as sa\nfrom alembic import op\n\n"
         f"revision = {revision!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
-        "depends_on = None\n\n\ndef upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n"
+        f"depends_on = None\n\n\ndef upgrade():\n    {upgrade}\n\n\ndef downgrade():\n    {downgrade}\n"
     )
     return target
 

@@ -57,3 +57,10 @@ def test_lint_of_the_model_diff_flags_only_not_null_columns_without_a_server_def
     flagged = set(findings[findings["rule"] == "not-null-without-default"]["object"])
     # hives.hive_type and hives.health_status have server defaults; users.full_name has none.
     assert flagged == {"users.full_name"}
+
+
+def test_numeric_narrowing_is_destructive_like_lint_says() -> None:
+    assert is_narrowing(sa.Numeric(10, 2), sa.Numeric(6, 2))
+    assert is_narrowing(sa.BigInteger(), sa.Float())
+    assert is_narrowing(sa.Integer(), sa.Numeric(4, 2))
+    assert not is_narrowing(sa.Integer(), sa.Numeric(12, 2))

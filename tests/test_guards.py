@@ -8,11 +8,28 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from softbee.runbook.errors import ConfirmationRequired, DataLossError, LockHeld, MigrationFailed
+from softbee.runbook.errors import (
+    ConfirmationRequired,
+    DataLossError,
+    LockHeld,
+    MigrationFailed,
+    ParameterError,
+    RoundTripMismatch,
+)
 from softbee.runbook.guards import find_losses, Snapshot
 from softbee.runbook.migrate import run_migration
 from softbee.runbook.project import load_project
-from tests.helpers import FULL_NAME, HEAD, HIVE_HEALTH, INSPECTIONS, dump, project_at, revision_of, snapshot
+from tests.helpers import (
+    FULL_NAME,
+    HEAD,
+    HIVE_HEALTH,
+    INSPECTIONS,
+    dump,
+    migrations_with_extra_revision,
+    project_at,
+    revision_of,
+    snapshot,
+)
 
 
 def _upgrade_in_thread(url: str, entered: threading.Event, release: threading.Event) -> dict:
@@ -204,3 +221,88 @@ def test_scheduled_run_fails_naming_the_holder_while_another_migration_holds_the
     assert snapshot(postgres_url) == before
     (record,) = [json.loads(line) for line in (tmp_path / "archive" / "index.jsonl").read_text().splitlines()]
     assert record["status"] == "failed" and record["error"]["type"] == "LockHeld"
+
+
+# -- what the review found: each guard holds at its edges -------------------------------------
+
+
+@pytest.mark.postgres
+def test_estimated_counts_still_catch_rows_deleted_by_the_migration(postgres_url: str, tmp_path) -> None:
+    """Statistics do not move inside a transaction: the guard adds the transaction's own deletes."""
+    migrations = migrations_with_extra_revision(
+        tmp_path, "de1e7e000001", HEAD, upgrade='op.execute("DELETE FROM inspections WHERE id % 2 = 0")')
+    project = project_at(postgres_url, HEAD, rows=200, migrations_dir=migrations)
+    with project.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+    before = snapshot(postgres_url)
+    with pytest.raises(DataLossError) as caught:
+        run_migration(project, "upgrade", "head", count_mode="estimate")
+    assert [(loss["object"], loss["lost"]) for loss in caught.value.losses] == [("inspections", 100)]
+    assert snapshot(postgres_url) == before
+
+
+@pytest.mark.postgres
+def test_estimated_counts_catch_a_truncated_table(postgres_url: str, tmp_path) -> None:
+    migrations = migrations_with_extra_revision(
+        tmp_path, "de1e7e000002", HEAD, upgrade='op.execute("TRUNCATE treatments")')
+    project = project_at(postgres_url, HEAD, rows=200, migrations_dir=migrations)
+    before = snapshot(postgres_url)
+    with pytest.raises(DataLossError, match="treatments"):
+        run_migration(project, "upgrade", "head", count_mode="estimate")
+    assert snapshot(postgres_url) == before
+
+
+def test_round_trip_that_does_not_come_back_is_rolled_back(database_url: str, tmp_path) -> None:
+    migrations = migrations_with_extra_revision(
+        tmp_path, "0eefa11ed001", HEAD, upgrade='op.execute("CREATE TABLE IF NOT EXISTS scales (id integer)")')
+    project = project_at(database_url, HEAD, rows=20, migrations_dir=migrations)
+    before = snapshot(database_url)
+    with pytest.raises(RoundTripMismatch, match="schema back at start") as caught:
+        run_migration(project, "upgrade", "head", round_trip=True)
+    assert not all(check["ok"] for check in caught.value.checks)
+    assert snapshot(database_url) == before
+
+
+@pytest.mark.postgres
+def test_autocommit_block_is_refused_before_it_can_commit_half_a_run(postgres_url: str, tmp_path) -> None:
+    migrations = migrations_with_extra_revision(
+        tmp_path, "c0cc0ffee001", HEAD,
+        upgrade="with op.get_context().autocommit_block(): op.create_index("
+                "'ix_hives_queen_year', 'hives', ['queen_year'], postgresql_concurrently=True)")
+    project = project_at(postgres_url, HEAD, rows=20, migrations_dir=migrations)
+    before = snapshot(postgres_url)
+    with pytest.raises(MigrationFailed, match="autocommit_block") as caught:
+        run_migration(project, "upgrade", "head")
+    assert "flask db upgrade c0cc0ffee001" in str(caught.value)
+    assert snapshot(postgres_url) == before
+
+
+def test_production_false_cannot_overrule_flask_env_production(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project_at(sqlite_url, INSPECTIONS)
+    monkeypatch.setenv("FLASK_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    project = load_project()
+    with pytest.raises(ConfirmationRequired):
+        run_migration(project, "upgrade", "head", production=False)
+    with pytest.raises(ConfirmationRequired):
+        run_migration(project, "upgrade", "head", rehearse=True)
+    assert revision_of(sqlite_url) == INSPECTIONS
+
+
+@pytest.mark.parametrize("target", ["", "  "])
+def test_empty_target_is_refused_not_read_as_head(sqlite_url: str, target: str) -> None:
+    project = project_at(sqlite_url, INSPECTIONS)
+    with pytest.raises(ParameterError, match="target is empty"):
+        run_migration(project, "upgrade", target)
+    assert revision_of(sqlite_url) == INSPECTIONS
+
+
+@pytest.mark.parametrize("wait", [float("nan"), float("inf"), -1.0])
+def test_lock_wait_must_be_a_finite_number_of_seconds(sqlite_url: str, wait: float) -> None:
+    project = project_at(sqlite_url, INSPECTIONS)
+    with pytest.raises(ParameterError, match="lock_wait_s"):
+        run_migration(project, "upgrade", "head", lock_wait_s=wait)
+    assert revision_of(sqlite_url) == INSPECTIONS

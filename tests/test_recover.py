@@ -93,3 +93,44 @@ def test_purge_replaces_a_revision_missing_from_the_scripts(database_url: str) -
         recover(project, "", HEAD, dry_run=False)
     result = recover(project, "", HEAD, purge=True, dry_run=False)
     assert result.succeeded and revision_of(database_url) == HEAD
+
+
+@pytest.mark.parametrize("fix", ["BEGIN; DROP TABLE treatments; COMMIT;", "DROP TABLE treatments; COMMIT",
+                                 "drop table treatments; end"])
+def test_transaction_control_in_the_fix_is_refused_so_a_dry_run_stays_dry(database_url: str, fix: str) -> None:
+    project = project_at(database_url, HEAD, rows=10)
+    before = snapshot(database_url)
+    with pytest.raises(RecoveryError, match="remove BEGIN/COMMIT/ROLLBACK"):
+        recover(project, fix, None, dry_run=True)
+    assert snapshot(database_url) == before
+
+
+def test_production_needs_confirm_even_for_a_dry_run(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from softbee.runbook.errors import ConfirmationRequired
+    from softbee.runbook.project import load_project
+
+    project_at(sqlite_url, FULL_NAME)
+    monkeypatch.setenv("FLASK_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    project = load_project()
+    with pytest.raises(ConfirmationRequired):
+        recover(project, INDEX, VARROA, dry_run=True)
+    result = recover(project, "", None, dry_run=True, confirm=project.database_name)
+    assert result.dry_run
+
+
+@pytest.mark.postgres
+def test_fix_waiting_on_a_lock_times_out_and_changes_nothing(postgres_url: str) -> None:
+    import sqlalchemy as sa
+
+    project = project_at(postgres_url, FULL_NAME, rows=10)
+    before = snapshot(postgres_url)
+    reader = sa.create_engine(postgres_url)
+    with reader.connect() as conn:
+        conn.execute(sa.text("SELECT count(*) FROM users"))  # ACCESS SHARE until rollback
+        with pytest.raises(RecoveryError, match="lock timeout"):
+            recover(project, "ALTER TABLE users ADD COLUMN nickname VARCHAR(40)", None,
+                    dry_run=False, lock_timeout_ms=300)
+        conn.rollback()
+    reader.dispose()
+    assert snapshot(postgres_url) == before

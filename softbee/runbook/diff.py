@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from softbee.runbook.lint import type_narrowing
 from softbee.runbook.project import Project
 
 DIFF_COLUMNS = ["operation", "table", "column", "detail", "destructive"]
@@ -105,23 +106,8 @@ def _text(value: Any) -> str:
 
 
 def is_narrowing(old: sa.types.TypeEngine[Any], new: sa.types.TypeEngine[Any]) -> bool:
-    """True when ``new`` may not hold every value ``old`` holds (shorter string, other family)."""
-    old_len, new_len = getattr(old, "length", None), getattr(new, "length", None)
-    if isinstance(old, sa.String) and isinstance(new, sa.String):
-        return new_len is not None and (old_len is None or new_len < old_len)
-    if isinstance(old, sa.Integer) and isinstance(new, sa.Integer):
-        return _int_width(new) < _int_width(old)
-    if isinstance(old, sa.Integer) and isinstance(new, sa.Numeric | sa.Float):
-        return False
-    return old._type_affinity is not new._type_affinity  # noqa: SLF001 - SQLAlchemy's family test
-
-
-def _int_width(kind: sa.types.TypeEngine[Any]) -> int:
-    if isinstance(kind, sa.SmallInteger):
-        return 2
-    if isinstance(kind, sa.BigInteger):
-        return 8
-    return 4
+    """True when ``new`` may not hold every value ``old`` holds (lint's rules, on the SQL types)."""
+    return type_narrowing(str(old), str(new)) is not None
 
 
 def destructive_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of ``exc``'s message, or its type name when it has none."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__
+
+
 class RunbookError(Exception):
     """Base class. ``str(exc)`` is one line: what is wrong and how to fix it."""
 
@@ -68,6 +76,14 @@ class DestructiveChange(GuardError):
     def __init__(self, message: str, operations: Sequence[dict[str, Any]] = ()) -> None:
         super().__init__(message)
         self.operations = list(operations)
+
+
+class RoundTripMismatch(GuardError):
+    """Downgrading and upgrading again did not give back the same schema or row counts."""
+
+    def __init__(self, message: str, checks: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.checks = list(checks)
 
 
 class MigrationFailed(RunbookError):

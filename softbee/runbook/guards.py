@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import socket
 import time
@@ -31,8 +32,8 @@ POLL_SECONDS = 0.2
 
 
 def is_production(project: Project, production: bool | None = None) -> bool:
-    """True when the run targets production (``production`` parameter or FLASK_ENV)."""
-    return bool(production) if production is not None else project.environment == "production"
+    """True when ``production`` says so or FLASK_ENV is production (a False cannot overrule it)."""
+    return bool(production) or project.environment == "production"
 
 
 def require_confirmation(project: Project, confirm: str | None, production: bool | None = None) -> None:
@@ -61,8 +62,8 @@ class LockInfo:
 @contextmanager
 def migration_lock(project: Project, connection: Connection, wait_s: float = 0.0) -> Iterator[LockInfo]:
     """Hold the database's migration lock for the block, waiting up to ``wait_s`` seconds."""
-    if wait_s < 0:
-        raise ParameterError(f"lock_wait_s must be 0 or more, not {wait_s}")
+    if not math.isfinite(wait_s) or wait_s < 0:
+        raise ParameterError(f"lock_wait_s must be a number of seconds, 0 or more, not {wait_s}")
     if connection.dialect.name == "postgresql":
         with _pg_lock(connection, wait_s) as info:
             yield info
@@ -260,21 +261,62 @@ class Snapshot:
 
     rows: dict[str, int]
     values: dict[str, dict[str, int]]
+    # PostgreSQL estimate mode: inserted minus deleted rows per table as the session counts them.
+    changes: dict[str, int] = field(default_factory=dict)
 
 
-def take_snapshot(connection: Connection, count_mode: str = "exact") -> Snapshot:
-    """Rows per table (by ``count_mode``) and non-null values per column."""
+def take_snapshot(
+    connection: Connection, count_mode: str = "exact", baseline: Snapshot | None = None
+) -> Snapshot:
+    """Rows per table (by ``count_mode``) and non-null values per column.
+
+    Estimates come from statistics that do not move inside a transaction, so with
+    ``count_mode="estimate"`` on PostgreSQL a snapshot taken after ``baseline`` in the
+    same transaction adds the inserts and deletes made since (``pg_stat_xact_user_tables``),
+    and every table is checked for emptiness with a cheap ``EXISTS``: a truncated or
+    emptied table is never mistaken for an unchanged one.
+    """
     rows = row_counts(connection, count_mode)
-    if count_mode == "estimate":
-        # No full scans on huge tables: every column of a non-empty table counts as holding values.
-        inspector = sa.inspect(connection)
-        values = {
-            table: {col["name"]: count for col in inspector.get_columns(table)}
-            for table, count in rows.items()
-        }
-    else:
-        values = column_value_counts(connection, user_tables(connection))
-    return Snapshot(rows=rows, values=values)
+    if count_mode != "estimate":
+        return Snapshot(rows=rows, values=column_value_counts(connection, user_tables(connection)))
+    changes: dict[str, int] = {}
+    if connection.dialect.name == "postgresql":
+        changes = _session_row_changes(connection)
+        if baseline is not None:
+            rows = {
+                t: max(0, baseline.rows.get(t, 0) + changes.get(t, 0) - baseline.changes.get(t, 0))
+                for t in rows
+            }
+        occupied = {t: _has_rows(connection, t) for t in rows}
+        rows = {t: (max(n, 1) if occupied[t] else 0) for t, n in rows.items()}
+    # No full scans on huge tables: every column of a non-empty table counts as holding values.
+    inspector = sa.inspect(connection)
+    values = {
+        table: {col["name"]: count for col in inspector.get_columns(table)}
+        for table, count in rows.items()
+    }
+    return Snapshot(rows=rows, values=values, changes=changes)
+
+
+def _session_row_changes(connection: Connection) -> dict[str, int]:
+    """Rows inserted minus deleted per table, as this session's not-yet-flushed statistics say.
+
+    ``pg_stat_xact_user_tables`` also holds earlier transactions' counts until the session
+    flushes them, which it never does inside a transaction: only differences between two
+    readings in the same transaction mean something.
+    """
+    result = connection.execute(
+        sa.text(
+            "SELECT relname, n_tup_ins - n_tup_del FROM pg_stat_xact_user_tables "
+            "WHERE schemaname = current_schema()"
+        )
+    )
+    return {name: int(change) for name, change in result}
+
+
+def _has_rows(connection: Connection, table: str) -> bool:
+    quoted = connection.dialect.identifier_preparer.quote(table)
+    return bool(connection.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {quoted})").scalar())
 
 
 def find_losses(before: Snapshot, after: Snapshot) -> list[dict[str, Any]]:

@@ -652,6 +652,14 @@ def _compatible(old: _Type | None, new: _Type | None) -> bool:
     return old is None or new is None or old.family == new.family
 
 
+def type_narrowing(old: str, new: str) -> str | None:
+    """Why changing a column from SQL type ``old`` to ``new`` can lose values (None: safe or unknown)."""
+    parsed_old, parsed_new = _parse_type(old), _parse_type(new)
+    if parsed_old is None or parsed_new is None:
+        return None
+    return _narrowing(parsed_old, parsed_new)
+
+
 def _narrowing(old: _Type, new: _Type) -> str | None:
     """Why ``old -> new`` can lose or reject existing values; None when every value fits."""
     if new.family == "string":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,9 @@ from softbee.runbook.errors import (
     MigrationFailed,
     ParameterError,
     RevisionError,
+    RoundTripMismatch,
     RunbookError,
+    first_line,
 )
 from softbee.runbook.guards import (
     Snapshot,
@@ -148,7 +151,12 @@ def plan_migration(
             f"the database records several heads ({state.label}): merge them or stamp one first"
         )
     start = state.current[0] if state.current else None
-    goal = resolve_target(project, target or default_target(direction), state.current)
+    if target is not None and not str(target).strip():
+        raise ParameterError(
+            "target is empty: give a revision (an id, head, base, +N or -N) or leave it out"
+        )
+    goal = resolve_target(project, default_target(direction) if target is None else target,
+                          state.current)
     if direction == "upgrade":
         if not is_ancestor(project, start, goal):
             raise RevisionError(
@@ -196,8 +204,8 @@ def run_migration(
     With ``rehearse=True`` everything runs for real and is then rolled back.
     """
     say = progress or (lambda _message: None)
-    if not rehearse:
-        require_confirmation(project, confirm, production)
+    # A rehearsal writes nothing in the end, but it takes the same locks on the same tables.
+    require_confirmation(project, confirm, production)
     with project.connect() as conn:
         plan_migration(project, direction, target, conn)  # fail fast, before waiting for a lock
         conn.commit()
@@ -231,7 +239,7 @@ def _run_locked(
         checks: list[dict[str, Any]] = []
         if round_trip:
             checks = _round_trip(project, conn, plan, before, schema_before, count_mode, steps, say)
-        after = take_snapshot(conn, count_mode)
+        after = take_snapshot(conn, count_mode, baseline=before)
         schema_after = schema_of(conn)
         losses = find_losses(before, after)
         locks = held_locks(conn) if rehearse else []
@@ -241,9 +249,18 @@ def _run_locked(
             schema_before=schema_before, schema_after=schema_after, losses=losses,
             checks=checks, locks=locks, rehearsal=rehearse,
         )
+        failed_checks = [check for check in checks if not check["ok"]]
         if rehearse:
             transaction.rollback()
             say("rehearsal finished: rolled back, the database is as it was")
+        elif failed_checks:
+            transaction.rollback()
+            listed = "; ".join(f"{c['check']}: {c['detail']}" for c in failed_checks)
+            raise RoundTripMismatch(
+                f"round trip did not come back to the same state ({listed}): rolled back, "
+                "nothing changed; fix the revisions' downgrade() and try again",
+                checks,
+            )
         elif losses and not allow_data_loss:
             transaction.rollback()
             listed = "; ".join(loss["detail"] for loss in losses)
@@ -307,20 +324,21 @@ def _round_trip(
     say: Progress,
 ) -> list[dict[str, Any]]:
     """Go back to the start and forward again, checking schema and counts at each end."""
-    mid = take_snapshot(conn, count_mode)
-    schema_mid = schema_of(conn)
+    def rows_now() -> dict[str, int]:
+        return take_snapshot(conn, count_mode, baseline=before).rows
+
+    mid_rows, schema_mid = rows_now(), schema_of(conn)
     back_direction = "downgrade" if plan.direction == "upgrade" else "upgrade"
     back = Plan(back_direction, plan.target, plan.start, list(reversed(plan.scripts)))
     steps += _apply(project, conn, back, say)
     checks = [
         _check("schema back at start", schema_of(conn), schema_before),
-        _check("row counts back at start", take_snapshot(conn, count_mode).rows, before.rows),
+        _check("row counts back at start", rows_now(), before.rows),
     ]
     steps += _apply(project, conn, plan, say)
     checks += [
         _check("schema after re-apply equals first apply", schema_of(conn), schema_mid),
-        _check("row counts after re-apply equal first apply", take_snapshot(conn, count_mode).rows,
-               mid.rows),
+        _check("row counts after re-apply equal first apply", rows_now(), mid_rows),
     ]
     return checks
 
@@ -406,10 +424,17 @@ def _explain(
     start = plan.start or "base"
     if isinstance(exc, CommandError):
         return RevisionError(f"{where}: {exc}")
+    if any(frame.name == "autocommit_block" for frame in traceback.extract_tb(exc.__traceback__)):
+        return MigrationFailed(
+            f"{where} uses autocommit_block (e.g. CREATE INDEX CONCURRENTLY), which would commit "
+            "the runbook's guarded transaction half-way; rolled back, database still at "
+            f"{start}: run that one revision with `flask db upgrade {script.revision if script else ''}`"
+            " in a quiet window, then come back to the runbook"
+        )
     orig = getattr(exc, "orig", None)
     code = getattr(orig, "pgcode", None)
     statement = " ".join(str(getattr(exc, "statement", "") or "").split())[:200]
-    reason = redact_text(str(orig or exc).strip().splitlines()[0])
+    reason = redact_text(first_line(orig if orig is not None else exc))
     if code == "55P03":
         holders = blockers_of(project, statement)
         held_by = "; ".join(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from alembic import command
@@ -27,36 +25,18 @@ class _UrlOnlyEngine:
         raise RevisionError("offline rendering tried to connect: the project's env.py is not offline-safe")
 
 
-@contextmanager
-def _render_with(project: Project, url: URL) -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    with project.stand_in_engine(_UrlOnlyEngine(url)):
-        yield buffer
-
-
 def upgrade_sql(
     project: Project, start: str | None, target: str | None, dialect: str | None = None
 ) -> str:
     """The SQL of upgrading ``start`` to ``target``; ``dialect='postgresql'`` renders for PostgreSQL."""
     if target is None or start == target:
         return ""
-    url = make_url(POSTGRESQL_RENDER_URL) if dialect == "postgresql" else project.url
-    with _render_with(project, url) as buffer:
-        config = project.config()
-        config.output_buffer = buffer
-        revision_range = f"{start}:{target}" if start else target
-        command.upgrade(config, revision_range, sql=True)
-    return buffer.getvalue()
+    return _render(project, "upgrade", f"{start}:{target}" if start else target, dialect)
 
 
 def downgrade_sql(project: Project, start: str, target: str | None, dialect: str | None = None) -> str:
     """The SQL of downgrading ``start`` to ``target`` (None for base)."""
-    url = make_url(POSTGRESQL_RENDER_URL) if dialect == "postgresql" else project.url
-    with _render_with(project, url) as buffer:
-        config = project.config()
-        config.output_buffer = buffer
-        command.downgrade(config, f"{start}:{target or 'base'}", sql=True)
-    return buffer.getvalue()
+    return _render(project, "downgrade", f"{start}:{target or 'base'}", dialect)
 
 
 def plan_sql(project: Project, plan: Any, dialect: str | None = None) -> str:
@@ -66,3 +46,14 @@ def plan_sql(project: Project, plan: Any, dialect: str | None = None) -> str:
     if plan.direction == "upgrade":
         return upgrade_sql(project, plan.start, plan.target, dialect)
     return downgrade_sql(project, plan.start, plan.target, dialect)
+
+
+def _render(project: Project, direction: str, revision_range: str, dialect: str | None) -> str:
+    """Run Alembic's ``upgrade``/``downgrade`` with ``sql=True`` and return what it printed."""
+    url = make_url(POSTGRESQL_RENDER_URL) if dialect == "postgresql" else project.url
+    buffer = io.StringIO()
+    with project.stand_in_engine(_UrlOnlyEngine(url)):
+        config = project.config()
+        config.output_buffer = buffer
+        getattr(command, direction)(config, revision_range, sql=True)
+    return buffer.getvalue()

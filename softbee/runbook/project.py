@@ -24,7 +24,7 @@ from flask import Flask
 from flask.cli import NoAppException, locate_app
 from sqlalchemy.engine import URL, Connection, Engine
 
-from softbee.runbook.errors import ConfigError, DatabaseError
+from softbee.runbook.errors import ConfigError, DatabaseError, first_line
 from softbee.urls import BadDatabaseURL, parse_url, redact_text, redact_url
 
 APPLICATION_NAME = "softbee-runbook"
@@ -153,8 +153,7 @@ def quiet_alembic() -> None:
 
 def describe_connection_error(exc: sa.exc.DBAPIError, url: URL) -> str:
     """One line saying why the database refused us, with the password masked."""
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-    reason = redact_text(reason)
+    reason = redact_text(first_line(exc.orig if exc.orig is not None else exc))
     hint = "check DATABASE_URL (or database_url), the server, and the credentials"
     if "password authentication failed" in reason:
         hint = "the password in DATABASE_URL is wrong"
@@ -230,7 +229,7 @@ def import_app(app: str) -> Flask:
     try:
         found = locate_app(module, attr)
     except NoAppException as exc:
-        first = str(exc).strip().splitlines()[0]
+        first = first_line(exc)
         raise ConfigError(
             f"app {app!r} did not load: {first} (give 'package.module:app' or 'package:create_app')"
         ) from None

@@ -12,8 +12,8 @@ from alembic import command
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.diff import model_diff
-from softbee.runbook.errors import RecoveryError, RevisionError, RunbookError
-from softbee.runbook.guards import migration_lock, require_confirmation
+from softbee.runbook.errors import RecoveryError, RevisionError, RunbookError, first_line
+from softbee.runbook.guards import migration_lock, require_confirmation, session_timeouts
 from softbee.runbook.migrate import schema_changes, schema_of
 from softbee.runbook.project import Project, make_engine
 from softbee.runbook.sqltext import split_sql
@@ -121,15 +121,20 @@ def recover(
     purge: bool = False,
     dry_run: bool = True,
     lock_wait_s: float = 0.0,
+    lock_timeout_ms: int | None = 5000,
+    statement_timeout_ms: int | None = None,
     confirm: str | None = None,
     production: bool | None = None,
 ) -> Recovery:
     """Apply ``fix_sql`` and stamp in one transaction, verify, and commit unless ``dry_run``."""
-    if not dry_run:
-        require_confirmation(project, confirm, production)
+    # Even a dry run takes locks on the tables the fix touches.
+    require_confirmation(project, confirm, production)
     statements = split_statements(load_fix_sql(fix_sql))
+    refuse_transaction_control(statements)
     target = _resolve_stamp(project, stamp_revision)
-    with project.connect() as conn, migration_lock(project, conn, lock_wait_s):
+    with project.connect() as conn, migration_lock(project, conn, lock_wait_s), session_timeouts(
+        conn, lock_timeout_ms, statement_timeout_ms
+    ):
         before = current_revisions(project, conn)
         if before and not purge:
             unknown = get_state(project, conn).unknown
@@ -162,6 +167,21 @@ def recover(
                     applied=not dry_run and verification.ok, notes=notes)
 
 
+# Statements that would end or replace the runbook's own transaction (and so commit a dry run).
+TRANSACTION_CONTROL = frozenset({"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE"})
+
+
+def refuse_transaction_control(statements: list[str]) -> None:
+    """Refuse BEGIN/COMMIT/ROLLBACK in ``fix_sql``: the runbook owns the transaction."""
+    for number, statement in enumerate(statements, start=1):
+        word = statement.split(None, 1)[0].upper() if statement.split() else ""
+        if word in TRANSACTION_CONTROL:
+            raise RecoveryError(
+                f"fix_sql statement {number} is {word}: remove BEGIN/COMMIT/ROLLBACK, the runbook "
+                "runs the fix in its own transaction (rolled back on a dry run); nothing was run"
+            )
+
+
 def _resolve_stamp(project: Project, revision: str | None) -> str | None:
     """Validate the stamp target before anything runs (None for base)."""
     if revision is None or revision == "base":
@@ -176,8 +196,8 @@ def _run_statements(conn: Connection, statements: list[str]) -> None:
         try:
             conn.exec_driver_sql(statement)
         except Exception as exc:
-            orig = getattr(exc, "orig", exc)
-            reason = redact_text(str(orig).strip().splitlines()[0])
+            orig = getattr(exc, "orig", None)
+            reason = redact_text(first_line(orig if orig is not None else exc))
             raise RecoveryError(
                 f"fix_sql statement {number} ({statement[:80]!r}) failed: {reason}; "
                 "rolled back, nothing changed: correct the SQL and run again"
