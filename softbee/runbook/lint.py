@@ -74,8 +74,9 @@ _FIX = {
     "alter_column(..., nullable=False).",
     "set-not-null-after-backfill": "Make sure the backfill UPDATE covers every row "
     "(e.g. WHERE col IS NULL).",
-    "create-index-not-concurrently": "Use op.create_index(..., postgresql_concurrently=True) "
-    "inside `with op.get_context().autocommit_block():`.",
+    "create-index-not-concurrently": "Put op.create_index(..., postgresql_concurrently=True) "
+    "in its own revision inside `with op.get_context().autocommit_block():` and apply that "
+    "revision with `flask db upgrade` (the runbook's guarded transaction refuses it).",
     "alter-column-type": "Check existing values fit the new type; on a large table add a new "
     "column, backfill it, then switch.",
     "narrowing-type": "Check existing values fit first (e.g. SELECT max(length(col)) ...), or "
