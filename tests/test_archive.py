@@ -20,6 +20,7 @@ from softbee.runbook import archive
 from softbee.runbook.archive import (
     ARCHIVE_DIR_ENV,
     GENESIS_HASH,
+    HEAD_NAME,
     INDEX_NAME,
     ArchiveError,
     append_record,
@@ -167,8 +168,16 @@ def test_records_are_chained_by_hash_from_the_genesis(three_runs):
         assert record["hash"] == chain_hash(record["prev_hash"], record)
 
 
-def test_the_database_identity_never_carries_a_password(tmp_path):
+def test_the_database_identity_keeps_dialect_host_port_and_name_and_drops_the_rest():
+    identity = {"dialect": "postgresql", "host": "db", "port": 5432, "database": "prod"}
+
+    assert archive.database_identity({**identity, "password": "pw123456"}) == identity
+
+
+def test_a_database_recorded_as_a_url_keeps_no_password(tmp_path):
+    """A runbook of one's own may record the URL (the toy ``leaky`` runbook does)."""
     facts = {"database": "postgresql://app:pw123456@db.example:6432/prod"}
+
     run = _archive(tmp_path / "archive", "abc123def456", facts=facts)
 
     assert run.record["database"] == {
@@ -177,6 +186,7 @@ def test_the_database_identity_never_carries_a_password(tmp_path):
         "port": 6432,
         "database": "prod",
     }
+    assert "pw123456" not in (tmp_path / "archive" / INDEX_NAME).read_text(encoding="utf-8")
 
 
 def test_the_git_commit_of_the_project_is_recorded(git_project, tmp_path):
@@ -188,15 +198,32 @@ def test_the_git_commit_of_the_project_is_recorded(git_project, tmp_path):
 # -- where ------------------------------------------------------------------------------------
 
 
-def test_the_archive_dir_is_the_option_then_the_environment_then_archive_in_the_cwd(
+def test_the_archive_dir_is_the_option_then_the_environment_then_archive_at_the_project_root(
     monkeypatch, tmp_path
 ):
+    monkeypatch.delenv("SOFTBEE_PROJECT_ROOT", raising=False)
     assert archive.archive_dir(tmp_path / "opt") == tmp_path / "opt"
     monkeypatch.setenv(ARCHIVE_DIR_ENV, str(tmp_path / "env"))
     assert archive.archive_dir() == tmp_path / "env"
     monkeypatch.delenv(ARCHIVE_DIR_ENV)
     monkeypatch.chdir(tmp_path)
-    assert archive.archive_dir() == tmp_path / "archive"
+    assert archive.archive_dir() == tmp_path.resolve() / "archive"  # no root set: the cwd
+
+
+def test_the_default_archive_follows_softbee_project_root_like_the_migrations_do(
+    monkeypatch, tmp_path
+):
+    """``make lab`` sets SOFTBEE_PROJECT_ROOT: the archive is beside migrations/, not in the cwd."""
+    root, elsewhere = tmp_path / "project", tmp_path / "notebooks"
+    root.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.delenv(ARCHIVE_DIR_ENV, raising=False)
+    monkeypatch.setenv("SOFTBEE_PROJECT_ROOT", str(root))
+    monkeypatch.chdir(elsewhere)
+
+    assert archive.archive_dir() == root.resolve() / "archive"
+    monkeypatch.setenv(ARCHIVE_DIR_ENV, str(tmp_path / "env"))
+    assert archive.archive_dir() == tmp_path / "env"  # the variable still wins
 
 
 def test_an_archive_path_that_is_a_file_is_refused(tmp_path):
@@ -278,6 +305,87 @@ def test_verify_catches_a_record_deleted_from_the_index(three_runs, deleted):
     assert {gone["notebook"], gone["html"]} <= named  # its files are no longer in the index
     if deleted < 2:  # the next record's chain no longer holds
         assert any("hash chain broken" in p.issue for p in problems)
+    else:  # nothing follows the last record: index.head anchors the end of the chain
+        assert any(p.where == HEAD_NAME for p in problems)
+
+
+def test_each_append_anchors_the_end_of_the_chain_in_index_head(three_runs):
+    last = read_index(three_runs)[-1]
+
+    head = json.loads((three_runs / HEAD_NAME).read_text(encoding="utf-8"))
+
+    assert head == {"runs": 3, "hash": last["hash"]}
+    assert not [p for p in three_runs.iterdir() if p.name.startswith(".")]  # no temp files
+    mode = (three_runs / INDEX_NAME).stat().st_mode & 0o777
+    assert (three_runs / HEAD_NAME).stat().st_mode & 0o777 == mode  # readable where the index is
+
+
+def test_verify_names_a_torn_or_edited_index_head(three_runs):
+    (three_runs / HEAD_NAME).write_text('{"runs": 3, "ha', encoding="utf-8")
+
+    assert [str(p) for p in verify_archive(three_runs)] == [
+        f"{HEAD_NAME}: not a valid anchor (edited or torn)"
+    ]
+
+
+def test_verify_catches_the_last_record_deleted_together_with_its_files(three_runs):
+    index = three_runs / INDEX_NAME
+    lines = index.read_text(encoding="utf-8").splitlines(keepends=True)
+    gone = json.loads(lines[-1])
+    index.write_text("".join(lines[:-1]), encoding="utf-8")
+    (three_runs / gone["notebook"]).unlink()
+    (three_runs / gone["html"]).unlink()
+
+    problems = verify_archive(three_runs)
+
+    assert [str(p) for p in problems] == [
+        f"{HEAD_NAME}: the index ends after 2 run(s) but {HEAD_NAME} records 3: "
+        "the last 1 record(s) were deleted"
+    ]
+
+
+def test_verify_catches_the_last_record_replaced_by_a_forged_one(three_runs):
+    index = three_runs / INDEX_NAME
+    records = [json.loads(line) for line in index.read_text(encoding="utf-8").splitlines()]
+    records[-1]["outcome"] = "rewritten history"
+    records[-1]["hash"] = chain_hash(records[-1]["prev_hash"], records[-1])
+    index.write_text(
+        "".join(archive.canonical_json(r).decode() + "\n" for r in records), encoding="utf-8"
+    )
+
+    problems = verify_archive(three_runs)
+
+    assert [p.where for p in problems] == [HEAD_NAME]
+    assert "last record" in problems[0].issue
+
+
+def test_verify_says_plainly_when_index_head_is_missing(three_runs):
+    (three_runs / HEAD_NAME).unlink()  # as in an archive written before index.head existed
+
+    problems = verify_archive(three_runs)
+
+    assert [p.where for p in problems] == [HEAD_NAME]
+    assert "missing" in problems[0].issue and "cannot be checked" in problems[0].issue
+    _archive(three_runs, "run000000004", minutes=3)  # the next run writes it
+    assert verify_archive(three_runs) == []
+
+
+def test_an_empty_archive_needs_no_index_head(tmp_path):
+    (tmp_path / "archive").mkdir()
+
+    assert verify_archive(tmp_path / "archive") == []
+
+
+def test_a_record_appended_behind_index_heads_back_is_named(three_runs):
+    head = three_runs / HEAD_NAME
+    saved = head.read_bytes()
+    append_record(three_runs, {"run_id": "added"})
+    head.write_bytes(saved)  # as if the append stopped between the index and index.head
+
+    problems = verify_archive(three_runs)
+
+    assert [p.where for p in problems] == [HEAD_NAME]
+    assert "has 4 run(s)" in problems[0].issue and "records 3" in problems[0].issue
 
 
 def test_verify_catches_an_edited_record(three_runs):

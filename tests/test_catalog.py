@@ -94,6 +94,20 @@ def test_list_runbooks_reads_each_purpose_from_the_first_markdown_line():
     assert runbooks["failing"].purpose == "Toy: fail in the middle of the run"
 
 
+@pytest.mark.parametrize(
+    ("source", "line"),
+    [
+        ("# Title\n\nWhy it matters.", "Title"),
+        ("\n   ## Step 2: migrate  \nWhy.", "Step 2: migrate"),
+        ("Plain words first", "Plain words first"),
+        ("", ""),
+        ("\n  \n", ""),
+    ],
+)
+def test_first_line_is_the_first_non_blank_line_without_its_leading_hashes(source, line):
+    assert catalog.first_line(source) == line
+
+
 def test_parameters_come_from_the_parameters_cell_with_types_defaults_and_help():
     passing = find_runbook("passing")
     params = {p.name: p for p in passing.parameters}

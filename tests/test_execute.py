@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import tempfile
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from softbee.runbook import catalog, execute
 from softbee.runbook.catalog import RUNBOOKS_DIR_ENV
 from softbee.runbook.errors import ParameterError
 from softbee.runbook.execute import ERROR_MARKER_TAG, describe_error, new_run_id, run_runbook
@@ -128,6 +130,48 @@ def test_describe_error_points_at_the_failing_cell_and_its_step():
         "execution_count": 7,
         "step": "Step 2: migrate",
     }
+
+
+@pytest.mark.parametrize("outcome", ["passes", "fails", "interrupted"])
+def test_papermills_unredacted_copy_lives_only_in_a_private_directory_removed_after_the_run(
+    monkeypatch, tmp_path, scratch, outcome
+):
+    """The working copy is written under a 0700 directory in the temp dir, gone afterwards."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    seen = []
+
+    def fake_execute_notebook(source, output, **_kwargs):
+        folder = Path(output).parent
+        seen.append((folder, stat.S_IMODE(folder.stat().st_mode)))
+        nb = new_notebook(
+            cells=[
+                new_markdown_cell("## Step 1: work"),
+                new_code_cell(
+                    "boom()", outputs=[new_output("error", ename="E", evalue="x", traceback=[])]
+                ),
+            ]
+        )
+        nbformat.write(nb, output)
+        if outcome == "fails":
+            raise PapermillExecutionError(1, 1, "boom()", "E", "x", [])
+        if outcome == "interrupted":
+            raise KeyboardInterrupt("stopped by signal SIGTERM")
+        return nb
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute_notebook)
+
+    result = execute.execute(TOYS / "passing.ipynb", {}, cwd=tmp_path)
+
+    [(folder, mode)] = seen
+    assert folder.parent == scratch and mode == 0o700  # private to the user running the job
+    assert list(scratch.iterdir()) == []  # removed, whatever the outcome
+    assert (result.error is None) == (outcome == "passes")
+
+
+def test_the_failing_step_and_the_runbook_purpose_are_read_by_one_function():
+    assert execute.first_line is catalog.first_line
 
 
 def test_run_ids_are_short_and_distinct():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from softbee.runbook.archive import INDEX_NAME, read_index
+from softbee.runbook.archive import HEAD_NAME, INDEX_NAME, read_index
 from softbee.runbook.cli import main
 
 TOYS = Path(__file__).parent / "examples" / "toy_runbooks"
@@ -34,7 +34,11 @@ def cli(
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {**os.environ, "SOFTBEE_RUNBOOKS_DIR": str(TOYS), **(extra or {})}
+    env = {**os.environ, "SOFTBEE_RUNBOOKS_DIR": str(TOYS), **(extra or {})}
+    for name in ("SOFTBEE_PROJECT_ROOT", "RUNBOOK_ARCHIVE_DIR"):  # unless the test sets them
+        if name not in (extra or {}):
+            env.pop(name, None)
+    return env
 
 
 def _files(directory: Path) -> list[Path]:
@@ -55,6 +59,8 @@ def _assert_one_line_error(returncode: int, stderr: str, code: int, *fragments: 
 def in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     """Call ``main(argv)`` in this process (fast): returns (exit code, stdout, stderr)."""
     monkeypatch.setenv("SOFTBEE_RUNBOOKS_DIR", str(TOYS))
+    monkeypatch.delenv("SOFTBEE_PROJECT_ROOT", raising=False)
+    monkeypatch.delenv("RUNBOOK_ARCHIVE_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
 
     def call(*args: str) -> tuple[int, str, str]:
@@ -242,7 +248,7 @@ def test_no_password_or_token_reaches_any_byte_of_the_archive(tmp_path):
 
     assert done.returncode == 1, done.stderr  # leaky prints them, then raises with them
     files = _files(archive)
-    assert {p.suffix for p in files} == {".ipynb", ".html", ".jsonl"}
+    assert {p.suffix for p in files} == {".ipynb", ".html", ".jsonl", ".head"}
     for path in files:
         data = path.read_bytes()
         for secret in SECRETS:
@@ -393,6 +399,39 @@ def test_archive_verify_exits_1_after_a_record_is_deleted_from_the_index(archive
     assert code == 1
     assert f"{gone['notebook']}: not in the index" in out
     assert "hash chain broken" in out
+
+
+def test_archive_verify_exits_1_after_the_last_record_and_its_files_are_deleted(
+    archive_copy, in_process
+):
+    index = archive_copy / INDEX_NAME
+    first, second = index.read_text(encoding="utf-8").splitlines(keepends=True)
+    index.write_text(first, encoding="utf-8")
+    gone = json.loads(second)
+    (archive_copy / gone["notebook"]).unlink()
+    (archive_copy / gone["html"]).unlink()
+
+    code, out, err = in_process("archive", "verify", "--archive-dir", str(archive_copy))
+
+    assert code == 1
+    assert out.splitlines() == [
+        f"{HEAD_NAME}: the index ends after 1 run(s) but {HEAD_NAME} records 2: "
+        "the last 1 record(s) were deleted"
+    ]
+    assert "1 problem(s)" in err
+
+
+def test_without_archive_dir_the_archive_is_at_softbee_project_root(
+    in_process, monkeypatch, tmp_path
+):
+    root = tmp_path / "project"
+    root.mkdir()
+    monkeypatch.setenv("SOFTBEE_PROJECT_ROOT", str(root))
+
+    code, out, _ = in_process("archive", "list")
+
+    assert code == 0
+    assert out.strip() == f"no archived runs match in {root.resolve() / 'archive'}"
 
 
 def test_archive_verify_of_a_missing_archive_exits_2(in_process, tmp_path):

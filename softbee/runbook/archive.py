@@ -3,13 +3,19 @@
 Layout::
 
     <archive>/index.jsonl                          one record per run, chained by sha256
+    <archive>/index.head                           {"runs": N, "hash": last record's hash}
     <archive>/YYYY/MM/DD/<UTC stamp>_<runbook>_<run id>.ipynb
     <archive>/YYYY/MM/DD/<UTC stamp>_<runbook>_<run id>.html
 
 Each record carries the sha256 of its two files and ``hash = sha256(prev_hash +
-canonical JSON of the record without hash)``, so :func:`verify_archive` names
-any file changed or removed and any record edited or deleted. Appends take an
-exclusive ``flock`` on the index, so concurrent runs never interleave.
+canonical JSON of the record without hash)``; ``index.head`` anchors the end of
+the chain, so deleting the last record (and its files) shows too.
+:func:`verify_archive` names any file changed or removed and any record edited
+or deleted. Appends take an exclusive ``flock`` on the index and rewrite
+``index.head`` under it, so concurrent runs never interleave.
+
+The chain makes edits evident, not impossible: whoever can write the archive can
+rewrite it whole. Keep a copy of ``index.head`` elsewhere to pin the history.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ if TYPE_CHECKING:  # nbformat costs seconds to import; appending and verifying n
 
 ARCHIVE_DIR_ENV = "RUNBOOK_ARCHIVE_DIR"
 INDEX_NAME = "index.jsonl"
+HEAD_NAME = "index.head"
 GENESIS_HASH = "0" * 64
 GIT_TIMEOUT_S = 5.0
 _IDENTITY_KEYS = ("dialect", "host", "port", "database")
@@ -70,8 +77,16 @@ class Problem:
 
 
 def archive_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """``explicit`` (--archive-dir), else $RUNBOOK_ARCHIVE_DIR, else ./archive."""
-    chosen = explicit or os.environ.get(ARCHIVE_DIR_ENV) or "archive"
+    """``explicit`` (--archive-dir), else $RUNBOOK_ARCHIVE_DIR, else the project root's archive/.
+
+    The project root is :func:`~softbee.runbook.project.project_root`
+    ($SOFTBEE_PROJECT_ROOT, else the cwd), the folder ``migrations_dir`` is resolved against.
+    """
+    chosen = explicit or os.environ.get(ARCHIVE_DIR_ENV)
+    if not chosen:
+        from softbee.runbook.project import project_root  # imports Flask: only when needed
+
+        return project_root() / "archive"
     return Path(chosen).expanduser().absolute()
 
 
@@ -149,15 +164,20 @@ def archive_run(
 
 
 def append_record(directory: Path, record: Mapping[str, Any]) -> dict[str, Any]:
-    """Chain ``record`` to the last one and append it, holding an exclusive lock on the index."""
+    """Chain ``record`` to the last one and append it, then rewrite ``index.head``.
+
+    Both happen under an exclusive lock on the index; ``index.head`` is replaced
+    atomically and gets the index's permissions.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / INDEX_NAME, "a+b") as index:
         fcntl.flock(index, fcntl.LOCK_EX)
         try:
             index.seek(0)
             content = index.read()
+            runs, last_hash = _chain_end(content)
             chained = {k: v for k, v in record.items() if k not in ("prev_hash", "hash")}
-            chained["prev_hash"] = _last_hash(content)
+            chained["prev_hash"] = last_hash
             chained["hash"] = chain_hash(chained["prev_hash"], chained)
             line = canonical_json(chained) + b"\n"
             if content and not content.endswith(b"\n"):  # a torn last line stays on its own
@@ -165,6 +185,11 @@ def append_record(directory: Path, record: Mapping[str, Any]) -> dict[str, Any]:
             index.write(line)
             index.flush()
             os.fsync(index.fileno())
+            _write_atomic(
+                directory / HEAD_NAME,
+                canonical_json({"runs": runs + 1, "hash": chained["hash"]}) + b"\n",
+                mode=os.fstat(index.fileno()).st_mode & 0o777,
+            )
         finally:
             fcntl.flock(index, fcntl.LOCK_UN)
     return chained
@@ -183,7 +208,9 @@ def chain_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
 
 def read_index(directory: Path) -> list[dict[str, Any]]:
     """Every readable record of the index, oldest first (unreadable lines are skipped)."""
-    return [record for _, record in _index_lines(directory) if isinstance(record, dict)]
+    index = directory / INDEX_NAME
+    content = index.read_bytes() if index.is_file() else b""
+    return [record for _, record in _parse_lines(content) if isinstance(record, dict)]
 
 
 def list_runs(
@@ -236,14 +263,17 @@ def verify_archive(directory: Path) -> list[Problem]:
         raise ArchiveError(
             f"no archive at {str(directory)!r}: pass --archive-dir DIR or set {ARCHIVE_DIR_ENV}"
         )
+    content, head = _read_chain(directory)
     problems: list[Problem] = []
     referenced: set[str] = set()
     expected_prev = GENESIS_HASH
-    for lineno, record in _index_lines(directory):
+    runs = 0
+    for lineno, record in _parse_lines(content):
         where = f"{INDEX_NAME} line {lineno}"
         if not isinstance(record, dict) or not isinstance(record.get("hash"), str):
             problems.append(Problem(where, "not a valid record (edited or torn)"))
             continue
+        runs += 1
         where += f" (run {record.get('run_id')})"
         prev = record.get("prev_hash")
         if chain_hash(str(prev), record) != record["hash"]:
@@ -267,6 +297,7 @@ def verify_archive(directory: Path) -> list[Problem]:
                 problems.append(
                     Problem(relative, f"changed since it was archived (run {record.get('run_id')})")
                 )
+    problems.extend(_head_problems(head, runs, expected_prev))
     for path in _archived_files(directory):
         relative = path.relative_to(directory).as_posix()
         if relative not in referenced:
@@ -277,7 +308,12 @@ def verify_archive(directory: Path) -> list[Problem]:
 
 
 def database_identity(value: Any) -> dict[str, Any] | None:
-    """Dialect, host, port and database from a recorded fact (a dict or a URL): no password."""
+    """Dialect, host, port and database from a recorded fact: never a password.
+
+    The shipped runbooks record ``project.identity()`` (a dict). A runbook of one's
+    own (``$SOFTBEE_RUNBOOKS_DIR``) may record the URL instead, as the toy ``leaky``
+    runbook in the tests does: it is parsed and only those four parts kept.
+    """
     if isinstance(value, Mapping):
         return {key: value.get(key) for key in _IDENTITY_KEYS}
     if isinstance(value, str) and value:
@@ -311,30 +347,86 @@ def git_commit(project_dir: Path) -> str | None:
     return commit if done.returncode == 0 and len(commit) >= 40 else None
 
 
-def _index_lines(directory: Path) -> Iterator[tuple[int, Any]]:
+def _parse_lines(content: bytes) -> Iterator[tuple[int, Any]]:
     """``(line number, parsed JSON or None)`` for every non-blank line of the index."""
+    for lineno, raw in enumerate(content.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            yield lineno, json.loads(raw)
+        except ValueError:
+            yield lineno, None
+
+
+def _chain_end(content: bytes) -> tuple[int, str]:
+    """How many records the index holds (lines with a hash) and the last one's hash."""
+    runs, last = 0, GENESIS_HASH
+    for _, record in _parse_lines(content):
+        if isinstance(record, dict) and isinstance(record.get("hash"), str):
+            runs, last = runs + 1, record["hash"]
+    return runs, last
+
+
+def _read_chain(directory: Path) -> tuple[bytes, bytes | None]:
+    """The index and ``index.head`` (None when absent), read together under a shared lock."""
+    head = directory / HEAD_NAME
     index = directory / INDEX_NAME
     if not index.is_file():
-        return
+        return b"", head.read_bytes() if head.is_file() else None
     with open(index, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield lineno, json.loads(raw)
-            except ValueError:
-                yield lineno, None
-
-
-def _last_hash(content: bytes) -> str:
-    for raw in reversed(content.splitlines()):
+        fcntl.flock(fh, fcntl.LOCK_SH)  # an append in progress finishes first
         try:
-            record = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("hash"), str):
-            return record["hash"]
-    return GENESIS_HASH
+            return fh.read(), head.read_bytes() if head.is_file() else None
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _head_problems(head: bytes | None, runs: int, last_hash: str) -> list[Problem]:
+    """Whether the end of the index is where ``index.head`` says the last append left it."""
+    if head is None:
+        if runs == 0:
+            return []
+        return [
+            Problem(
+                HEAD_NAME,
+                "missing, so the end of the hash chain cannot be checked (deleting the last "
+                "run would go unnoticed). Archives written before index.head existed have "
+                "none: the next `softbee-runbook run` writes it; verify again after that run",
+            )
+        ]
+    try:
+        anchor = json.loads(head)
+        expected_runs, expected_hash = anchor["runs"], anchor["hash"]
+    except (ValueError, TypeError, KeyError):
+        expected_runs = expected_hash = None
+    if not isinstance(expected_runs, int) or not isinstance(expected_hash, str):
+        return [Problem(HEAD_NAME, "not a valid anchor (edited or torn)")]
+    if runs < expected_runs:
+        return [
+            Problem(
+                HEAD_NAME,
+                f"the index ends after {runs} run(s) but {HEAD_NAME} records {expected_runs}: "
+                f"the last {expected_runs - runs} record(s) were deleted",
+            )
+        ]
+    if runs > expected_runs:
+        return [
+            Problem(
+                HEAD_NAME,
+                f"the index has {runs} run(s) but {HEAD_NAME} records {expected_runs}: records "
+                "were added by hand, or a run stopped between writing its record and "
+                f"{HEAD_NAME}",
+            )
+        ]
+    if last_hash != expected_hash:
+        return [
+            Problem(
+                HEAD_NAME,
+                f"the last record's hash is not the one {HEAD_NAME} records: the last record "
+                "was replaced",
+            )
+        ]
+    return []
 
 
 def _archived_files(directory: Path) -> Iterator[Path]:
@@ -343,9 +435,11 @@ def _archived_files(directory: Path) -> Iterator[Path]:
             yield path
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if mode is not None:  # mkstemp makes 0600 files
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

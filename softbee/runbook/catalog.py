@@ -170,12 +170,18 @@ def _load_or_flag(path: Path) -> Runbook:
 
 def _purpose(nb: nbformat.NotebookNode) -> str:
     """The first line of the first markdown cell, without its leading '#'."""
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            for line in cell.source.splitlines():
-                if line.strip():
-                    return line.strip().lstrip("#").strip()
-            return ""
+    cell = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    return first_line(cell.source) if cell is not None else ""
+
+
+def first_line(markdown: str) -> str:
+    """The first non-blank line of a markdown cell without its leading '#'s ("" if none).
+
+    A runbook's purpose and the name of the step a failure happened in are both read this way.
+    """
+    for line in markdown.splitlines():
+        if line.strip():
+            return line.strip().lstrip("#").strip()
     return ""
 
 

@@ -118,7 +118,8 @@ def _archive_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--archive-dir",
         metavar="DIR",
-        help="the archive (default: $RUNBOOK_ARCHIVE_DIR, else ./archive)",
+        help="the archive (default: $RUNBOOK_ARCHIVE_DIR, else archive/ at the project root: "
+        "$SOFTBEE_PROJECT_ROOT, else the current directory)",
     )
 
 

@@ -1,9 +1,11 @@
 """Run a runbook: check its parameters, execute it with papermill, redact it, archive it.
 
-Papermill's output file lives in a private temporary directory that is deleted
-once the run is over: the only copy that outlives the run is the redacted one
-in the archive. A runbook that raises is still archived (papermill's error
-cell at the top kept) with status ``failed`` and the error named.
+Papermill's output file (unredacted) lives in a private temporary directory
+(mode 0700, in the system temp dir) that is deleted once the run is over,
+passed, failed or interrupted: the only copy that outlives the run is the
+redacted one in the archive. Only a SIGKILL, which no process can clean up
+after, leaves it behind. A runbook that raises is still archived (papermill's
+error cell at the top kept) with status ``failed`` and the error named.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from softbee.runbook import archive
-from softbee.runbook.catalog import check_parameters, find_runbook
+from softbee.runbook.catalog import check_parameters, find_runbook, first_line
 from softbee.runbook.redact import Redactor
 
 if TYPE_CHECKING:  # papermill and nbformat take seconds to import: not before parameters pass
@@ -120,7 +122,7 @@ def describe_error(
         if ERROR_MARKER_TAG in cell.get("metadata", {}).get("tags", []):
             continue
         if cell.cell_type == "markdown":
-            heading = _first_line(cell.source) or heading
+            heading = first_line(cell.source) or heading
         elif any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
             cell_index, step = index, heading
             break
@@ -173,13 +175,6 @@ def _quiet_papermill() -> Iterator[None]:
     finally:
         for logger, quiet in filters:
             logger.removeFilter(quiet)
-
-
-def _first_line(source: str) -> str | None:
-    for line in source.splitlines():
-        if line.strip():
-            return line.strip().lstrip("#").strip()
-    return None
 
 
 def _now() -> dt.datetime:
