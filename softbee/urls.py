@@ -48,9 +48,14 @@ def redact_url(url: str | URL) -> str:
     return redact_text(url)
 
 
+# SQL that sets a password: CREATE/ALTER ROLE ... [ENCRYPTED] PASSWORD 'secret'
+_SQL_PASSWORD = re.compile(r"(?P<head>\bPASSWORD\s+)'(?:[^']|'')*'", re.IGNORECASE)
+
+
 def redact_text(text: str) -> str:
-    """Mask every ``scheme://user:password@`` password found in free text."""
-    return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("at"), text)
+    """Mask every ``scheme://user:password@`` password and SQL ``PASSWORD '...'`` in free text."""
+    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("at"), text)
+    return _SQL_PASSWORD.sub(lambda m: m.group("head") + f"'{MASK}'", text)
 
 
 def url_passwords(text: str) -> set[str]:

@@ -109,3 +109,20 @@ def test_bad_credentials_are_refused_and_change_nothing(postgres_url: str, tmp_p
     assert_one_clear_line(result, "no_such_role")
     assert "hunter2" not in result.stdout + result.stderr
     assert snapshot(postgres_url) == before
+
+
+def test_a_password_in_fix_sql_reaches_neither_the_terminal_nor_the_archive(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The real recover_stamp runbook, a fix that fails while setting a role's password."""
+    secret = "S3cretPW99"
+    project_at(sqlite_url, FULL_NAME)
+    archive = tmp_path / "archive"
+    result = run_cli("recover_stamp", "-p", "fix_sql",
+                     f"CREATE ROLE r LOGIN PASSWORD '{secret}' VALID UNTILL 'x'",
+                     env={"DATABASE_URL": sqlite_url}, archive=archive)
+    assert_one_clear_line(result, "fix_sql statement 1", "PASSWORD '***'")
+    assert secret not in result.stdout + result.stderr
+    files = [p for p in archive.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} >= {".ipynb", ".html", ".jsonl"}
+    assert not [p for p in files if secret.encode() in p.read_bytes()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from tests.helpers import (
     HEAD,
     HIVE_HEALTH,
     INSPECTIONS,
+    MIGRATIONS,
     dump,
     migrations_with_extra_revision,
     project_at,
@@ -306,3 +308,81 @@ def test_lock_wait_must_be_a_finite_number_of_seconds(sqlite_url: str, wait: flo
     with pytest.raises(ParameterError, match="lock_wait_s"):
         run_migration(project, "upgrade", "head", lock_wait_s=wait)
     assert revision_of(sqlite_url) == INSPECTIONS
+
+
+def test_column_dropped_and_re_added_under_its_name_is_loss(database_url: str, tmp_path) -> None:
+    migrations = migrations_with_extra_revision(
+        tmp_path, "d20bada00001", HEAD,
+        upgrade='op.drop_column("users", "username"); op.add_column("users", sa.Column("username", sa.String(80)))')
+    project = project_at(database_url, HEAD, rows=100, migrations_dir=migrations)
+    before = snapshot(database_url)
+    with pytest.raises(DataLossError) as caught:
+        run_migration(project, "upgrade", "head")
+    assert [(loss["kind"], loss["object"]) for loss in caught.value.losses] == [("values lost", "users.username")]
+    assert snapshot(database_url) == before
+
+
+def test_renamed_table_and_column_are_not_loss(database_url: str, tmp_path) -> None:
+    migrations = migrations_with_extra_revision(
+        tmp_path, "5e1ea5e00001", HEAD,
+        upgrade='op.rename_table("treatments", "hive_treatments"); '
+                'op.alter_column("users", "username", new_column_name="handle")')
+    project = project_at(database_url, HEAD, rows=100, migrations_dir=migrations)
+    result = run_migration(project, "upgrade", "head")
+    assert result.committed and result.losses == []
+    tables = snapshot(database_url)
+    assert "hive_treatments" in tables and "treatments" not in tables
+    assert "handle" in [column[0] for column in tables["users"]["columns"]]
+
+
+def test_lock_file_is_found_through_a_symlink_to_the_database(tmp_path) -> None:
+    real = tmp_path / "real.sqlite3"
+    project_at(f"sqlite:///{real}", INSPECTIONS)
+    (tmp_path / "alias.sqlite3").symlink_to(real)
+    entered, release = threading.Event(), threading.Event()
+    first = _upgrade_in_thread(f"sqlite:///{real}", entered, release)
+    assert entered.wait(timeout=30)
+    try:
+        with pytest.raises(LockHeld):
+            run_migration(load_project(database_url=f"sqlite:///{tmp_path / 'alias.sqlite3'}"), "upgrade")
+    finally:
+        release.set()
+        first["thread"].join(timeout=60)
+    assert "error" not in first
+
+
+def test_relative_sqlite_path_means_the_same_file_as_flask_db(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from softbee import create_app
+
+    monkeypatch.chdir(tmp_path)
+    app = create_app()
+    project = load_project(database_url="sqlite:///relative-test.sqlite3", migrations_dir=str(MIGRATIONS))
+    assert project.url.database == str(Path(app.instance_path) / "relative-test.sqlite3")
+    Path(project.url.database).unlink(missing_ok=True)
+
+
+@pytest.mark.postgres
+def test_statement_timeout_left_unset_keeps_the_databases_own_setting(postgres_url: str) -> None:
+    from softbee.runbook.guards import session_timeouts
+
+    name = sa.engine.make_url(postgres_url).database
+    project = project_at(postgres_url)
+    with project.connect() as conn:
+        conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET statement_timeout = \'30s\'')
+        conn.commit()
+    project.engine.dispose()  # new sessions pick up the database's setting
+    with project.engine.connect() as conn, session_timeouts(conn, 5000, None):
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "30s"
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "5s"
+
+
+@pytest.mark.postgres
+def test_rehearsal_names_the_sequences_it_advanced(postgres_url: str, tmp_path) -> None:
+    migrations = migrations_with_extra_revision(
+        tmp_path, "5e9ce0000001", HEAD,
+        upgrade="op.execute(\"INSERT INTO users (email, username, password_hash, first_name, last_name, "
+                "full_name) VALUES ('x@y.z', 'x', 'h', 'X', 'Y', 'X Y')\")")
+    project = project_at(postgres_url, HEAD, rows=50, migrations_dir=migrations)
+    result = run_migration(project, "upgrade", "head", rehearse=True)
+    assert [moved["sequence"] for moved in result.sequences_moved] == ["users_id_seq"]
+    assert revision_of(postgres_url) == HEAD

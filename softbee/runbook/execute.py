@@ -66,7 +66,7 @@ def run_runbook(
     execution = execute(runbook.path, parameters, cwd=project, progress=progress)
     finished = _now()
 
-    redactor = Redactor.for_run(parameters, os.environ if environ is None else environ)
+    redactor = Redactor.for_run(parameters, _run_environment(project, environ))
     return archive.archive_run(
         redactor.notebook(execution.nb),
         directory=target,
@@ -134,6 +134,14 @@ def describe_error(
         "execution_count": exec_count,
         "step": step,
     }
+
+
+def _run_environment(project: Path, environ: Mapping[str, str] | None) -> dict[str, str]:
+    """The variables the kernel saw: the process environment plus the project's ``.env``."""
+    from dotenv import dotenv_values
+
+    values = {k: v for k, v in dotenv_values(project / ".env").items() if v is not None}
+    return {**values, **(os.environ if environ is None else environ)}
 
 
 def new_run_id() -> str:

@@ -68,7 +68,8 @@ def migration_lock(project: Project, connection: Connection, wait_s: float = 0.0
         with _pg_lock(connection, wait_s) as info:
             yield info
     elif connection.dialect.name == "sqlite" and project.url.database not in (None, "", ":memory:"):
-        with _file_lock(Path(str(project.url.database)), wait_s) as info:
+        # resolve(): a symlink or another spelling of the path must find the same lock
+        with _file_lock(Path(str(project.url.database)).resolve(), wait_s) as info:
             yield info
     else:
         yield LockInfo(kind="none")
@@ -212,8 +213,11 @@ def session_timeouts(
     if connection.dialect.name != "postgresql":
         yield
         return
-    connection.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout_ms or 0)}")
-    connection.exec_driver_sql(f"SET statement_timeout = {int(statement_timeout_ms or 0)}")
+    # None leaves the server's (or the DBA's per-database) setting alone; 0 means no limit.
+    if lock_timeout_ms is not None:
+        connection.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout_ms)}")
+    if statement_timeout_ms is not None:
+        connection.exec_driver_sql(f"SET statement_timeout = {int(statement_timeout_ms)}")
     connection.commit()
     try:
         yield
@@ -320,22 +324,47 @@ def _has_rows(connection: Connection, table: str) -> bool:
 
 
 def find_losses(before: Snapshot, after: Snapshot) -> list[dict[str, Any]]:
-    """Tables that lost rows, dropped tables with rows, dropped columns with values."""
+    """Rows lost, tables with rows dropped, column values dropped or nulled.
+
+    A table or column that disappears while a new one appears holding the same data
+    (same rows, same values per column) was renamed or copied, not lost.
+    """
     losses: list[dict[str, Any]] = []
+    new_tables = {t: n for t, n in after.rows.items() if t not in before.rows}
     for table, count in sorted(before.rows.items()):
         if table not in after.rows:
-            if count > 0:
-                losses.append({"kind": "table dropped", "object": table, "lost": count,
-                               "detail": f"table {table} with {count} row(s) dropped"})
+            if count > 0 and not _moved_table(before, after, table, new_tables):
+                losses.append(_loss("table dropped", table, count,
+                                    f"table {table} with {count} row(s) dropped"))
             continue
         if after.rows[table] < count:
-            lost = count - after.rows[table]
-            losses.append({"kind": "rows lost", "object": table, "lost": lost,
-                           "detail": f"{table}: {count} -> {after.rows[table]} rows"})
-        after_columns = after.values.get(table, {})
-        for column, values in sorted(before.values.get(table, {}).items()):
-            if column not in after_columns and values > 0:
-                losses.append({"kind": "column dropped", "object": f"{table}.{column}",
-                               "lost": values,
-                               "detail": f"column {table}.{column} with {values} value(s) dropped"})
+            losses.append(_loss("rows lost", table, count - after.rows[table],
+                                f"{table}: {count} -> {after.rows[table]} rows"))
+        old_columns, new_columns = before.values.get(table, {}), after.values.get(table, {})
+        added = sorted(new_columns[c] for c in new_columns if c not in old_columns)
+        for column, values in sorted(old_columns.items()):
+            if column not in new_columns:
+                if values > 0 and values in added:
+                    added.remove(values)  # renamed, or copied into a new column first
+                elif values > 0:
+                    losses.append(_loss("column dropped", f"{table}.{column}", values,
+                                        f"column {table}.{column} with {values} value(s) dropped"))
+            elif (nulled := values - new_columns[column] - max(0, count - after.rows[table])) > 0:
+                # values gone beyond the rows that went: set to NULL, or dropped and re-added
+                losses.append(_loss("values lost", f"{table}.{column}", nulled,
+                                    f"{table}.{column}: {values} -> {new_columns[column]} values"))
     return losses
+
+
+def _loss(kind: str, obj: str, lost: int, detail: str) -> dict[str, Any]:
+    return {"kind": kind, "object": obj, "lost": lost, "detail": detail}
+
+
+def _moved_table(before: Snapshot, after: Snapshot, table: str, new_tables: dict[str, int]) -> bool:
+    """True when a table new in ``after`` holds exactly what ``table`` held (a rename)."""
+    shape = sorted(before.values.get(table, {}).values())
+    for candidate, rows in new_tables.items():
+        if rows == before.rows[table] and sorted(after.values.get(candidate, {}).values()) == shape:
+            del new_tables[candidate]
+            return True
+    return False

@@ -91,6 +91,7 @@ class MigrationResult:
     losses: list[dict[str, Any]] = field(default_factory=list)
     checks: list[dict[str, Any]] = field(default_factory=list)
     locks: list[dict[str, Any]] = field(default_factory=list)
+    sequences_moved: list[dict[str, Any]] = field(default_factory=list)
     rehearsal: bool = False
     committed: bool = False
 
@@ -235,6 +236,7 @@ def _run_locked(
     try:
         before = take_snapshot(conn, count_mode)
         schema_before = schema_of(conn)
+        sequences_before = sequence_values(conn) if rehearse else {}
         steps += _apply(project, conn, plan, say)
         checks: list[dict[str, Any]] = []
         if round_trip:
@@ -252,7 +254,11 @@ def _run_locked(
         failed_checks = [check for check in checks if not check["ok"]]
         if rehearse:
             transaction.rollback()
-            say("rehearsal finished: rolled back, the database is as it was")
+            # nextval() is never rolled back: say which sequences the rehearsal advanced.
+            result.sequences_moved = moved_sequences(sequences_before, sequence_values(conn))
+            conn.commit()
+            say("rehearsal finished: rolled back, the database is as it was"
+                + (" (sequences excepted, see below)" if result.sequences_moved else ""))
         elif failed_checks:
             transaction.rollback()
             listed = "; ".join(f"{c['check']}: {c['detail']}" for c in failed_checks)
@@ -392,6 +398,21 @@ def schema_changes(
                 rows.append({"change": "changed", "table": table, "item": item,
                              "detail": f"{old[item]} -> {new[item]}"})
     return pd.DataFrame(rows, columns=["change", "table", "item", "detail"])
+
+
+def sequence_values(connection: Connection) -> dict[str, int | None]:
+    """Each sequence's last value (PostgreSQL; empty elsewhere)."""
+    if connection.dialect.name != "postgresql":
+        return {}
+    rows = connection.execute(sa.text(
+        "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = current_schema()"))
+    return {name: value for name, value in rows}
+
+
+def moved_sequences(before: dict[str, int | None], after: dict[str, int | None]) -> list[dict[str, Any]]:
+    """Sequences whose last value changed between two readings."""
+    return [{"sequence": name, "before": before.get(name), "after": value}
+            for name, value in sorted(after.items()) if before.get(name) != value]
 
 
 def held_locks(connection: Connection) -> list[dict[str, Any]]:

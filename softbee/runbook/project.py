@@ -271,6 +271,12 @@ def load_project(
         url = parse_url(str(raw_url))
     except BadDatabaseURL as exc:
         raise ConfigError(str(exc)) from None
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite" and database and database != ":memory:" and not (
+        database.startswith("file:") or Path(database).is_absolute()
+    ):
+        # Flask-SQLAlchemy (and so `flask db`) reads a relative SQLite path from instance/.
+        url = url.set(database=str(Path(flask_app.instance_path) / database))
     environment = str(
         flask_app.config.get("SOFTBEE_ENV") or os.environ.get("FLASK_ENV") or "development"
     ).lower()

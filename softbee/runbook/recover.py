@@ -61,6 +61,11 @@ def load_fix_sql(fix_sql: str | None) -> str:
     return text
 
 
+def fix_frame(statements: list[str]) -> pd.DataFrame:
+    """The statements of a fix as a table to review, with any SQL password masked."""
+    return pd.DataFrame({"statement": [redact_text(statement) for statement in statements]})
+
+
 def split_statements(sql: str) -> list[str]:
     """Split SQL text on semicolons outside quotes, dollar quotes and comments."""
     return [statement.text.strip() for statement in split_sql(sql)]
@@ -199,7 +204,7 @@ def _run_statements(conn: Connection, statements: list[str]) -> None:
             orig = getattr(exc, "orig", None)
             reason = redact_text(first_line(orig if orig is not None else exc))
             raise RecoveryError(
-                f"fix_sql statement {number} ({statement[:80]!r}) failed: {reason}; "
+                f"fix_sql statement {number} ({redact_text(statement[:80])!r}) failed: {reason}; "
                 "rolled back, nothing changed: correct the SQL and run again"
             ) from None
 
