@@ -438,3 +438,11 @@ def test_archive_verify_of_a_missing_archive_exits_2(in_process, tmp_path):
     code, _, err = in_process("archive", "verify", "--archive-dir", str(tmp_path / "nowhere"))
 
     _assert_one_line_error(code, err, 2, "no archive at")
+
+
+def test_archive_list_warns_about_unreadable_index_lines(archive_copy, in_process):
+    index = archive_copy / "index.jsonl"
+    index.write_bytes(index.read_bytes() + b"{not json\n")
+    code, out, err = in_process("archive", "list", "--archive-dir", str(archive_copy))
+    assert code == 0
+    assert "unreadable" in err and "archive verify" in err

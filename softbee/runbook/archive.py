@@ -213,6 +213,13 @@ def read_index(directory: Path) -> list[dict[str, Any]]:
     return [record for _, record in _parse_lines(content) if isinstance(record, dict)]
 
 
+def unreadable_lines(directory: Path) -> list[int]:
+    """Line numbers of the index that are not a JSON record (damage ``verify`` will name)."""
+    index = directory / INDEX_NAME
+    content = index.read_bytes() if index.is_file() else b""
+    return [lineno for lineno, record in _parse_lines(content) if not isinstance(record, dict)]
+
+
 def list_runs(
     directory: Path,
     runbook: str | None = None,

@@ -251,6 +251,10 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
         runs = archive.list_runs(
             directory, runbook=args.runbook, status=args.status, since=args.since
         )
+        damaged = archive.unreadable_lines(directory)
+        if damaged:
+            print(f"{PROG}: warning: index lines {', '.join(map(str, damaged))} are unreadable and "
+                  "not listed: run `softbee-runbook archive verify`", file=sys.stderr)
         if not runs:
             print(f"no archived runs match in {directory}", file=out)
             return EXIT_OK
