@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from softbee.runbook.lint import type_narrowing
+from softbee.runbook.sqltypes import type_narrowing
 from softbee.runbook.project import Project
 
 DIFF_COLUMNS = ["operation", "table", "column", "detail", "destructive"]
