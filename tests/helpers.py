@@ -37,6 +37,13 @@ def project_at(url: str, revision: str | None = None, rows: int = 0, **kwargs: A
     return project
 
 
+def production_project(url: str, monkeypatch: Any) -> Project:
+    """The project as a production deployment loads it: FLASK_ENV=production, DATABASE_URL=url."""
+    monkeypatch.setenv("FLASK_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", url)
+    return load_project(migrations_dir=str(MIGRATIONS))
+
+
 def snapshot(url: str) -> dict[str, Any]:
     """Everything a test compares: tables, columns, indexes, version and every row."""
     engine = sa.create_engine(url)

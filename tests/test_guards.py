@@ -28,6 +28,7 @@ from tests.helpers import (
     MIGRATIONS,
     dump,
     migrations_with_extra_revision,
+    production_project,
     project_at,
     revision_of,
     snapshot,
@@ -173,9 +174,7 @@ def test_rehearsed_downgrade_reports_the_loss_without_raising_or_changing(databa
 
 def test_production_without_confirm_is_refused(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     project_at(database_url, INSPECTIONS)
-    monkeypatch.setenv("FLASK_ENV", "production")
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    project = load_project()
+    project = production_project(database_url, monkeypatch)
     assert project.environment == "production"
     with pytest.raises(ConfirmationRequired, match="pass confirm="):
         run_migration(project, "upgrade", "head")
@@ -284,9 +283,7 @@ def test_production_false_cannot_overrule_flask_env_production(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project_at(sqlite_url, INSPECTIONS)
-    monkeypatch.setenv("FLASK_ENV", "production")
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    project = load_project()
+    project = production_project(sqlite_url, monkeypatch)
     with pytest.raises(ConfirmationRequired):
         run_migration(project, "upgrade", "head", production=False)
     with pytest.raises(ConfirmationRequired):

@@ -6,7 +6,7 @@ import pytest
 
 from softbee.runbook.errors import RecoveryError, RevisionError
 from softbee.runbook.recover import diagnose, load_fix_sql, recover, split_statements
-from tests.helpers import FULL_NAME, HEAD, VARROA, project_at, revision_of, snapshot
+from tests.helpers import FULL_NAME, HEAD, VARROA, production_project, project_at, revision_of, snapshot
 
 HAND_COLUMN = "ALTER TABLE inspections ADD COLUMN varroa_mites_per_100 INTEGER"
 INDEX = "CREATE INDEX ix_inspections_varroa_mites_per_100 ON inspections (varroa_mites_per_100)"
@@ -107,12 +107,9 @@ def test_transaction_control_in_the_fix_is_refused_so_a_dry_run_stays_dry(databa
 
 def test_production_needs_confirm_even_for_a_dry_run(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from softbee.runbook.errors import ConfirmationRequired
-    from softbee.runbook.project import load_project
 
     project_at(sqlite_url, FULL_NAME)
-    monkeypatch.setenv("FLASK_ENV", "production")
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    project = load_project()
+    project = production_project(sqlite_url, monkeypatch)
     with pytest.raises(ConfirmationRequired):
         recover(project, INDEX, VARROA, dry_run=True)
     result = recover(project, "", None, dry_run=True, confirm=project.database_name)

@@ -36,13 +36,19 @@ from sqlalchemy.engine import Connection
 
 from softbee.runbook.summary import read_summary
 from softbee.seed import seed_database
-from tests.helpers import snapshot
+from tests.helpers import (
+    FULL_NAME,
+    HEAD,
+    INSPECTIONS,
+    MIGRATIONS,
+    REPO_ROOT,
+    VARROA,
+    snapshot,
+)
 
 pytestmark = pytest.mark.notebook
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNBOOKS = REPO_ROOT / "runbooks"
-MIGRATIONS = REPO_ROOT / "migrations"
 OTHER_PROJECT = Path(__file__).resolve().parent / "examples" / "other_project"
 
 # The history, oldest first (migrations/versions/).
@@ -56,10 +62,8 @@ REVISIONS = [
     "7a6c1e3b8d07",  # inspections.varroa_mites_per_100 and its index
     "8b7d2f4c9e08",  # create treatments
 ]
-HEAD = REVISIONS[-1]
-MIDDLE = "4d3f8b0e5a04"
-FULL_NAME = "6f5b0d2a7c06"
-VARROA = "7a6c1e3b8d07"
+assert REVISIONS[-1] == HEAD
+MIDDLE = INSPECTIONS
 VARROA_INDEX = "ix_inspections_varroa_mites_per_100"
 SEED_ROWS = 200
 

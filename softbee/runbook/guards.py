@@ -6,6 +6,7 @@ import fcntl
 import json
 import math
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator, Mapping
@@ -232,7 +233,7 @@ def session_timeouts(
 
 def blockers_of(project: Project, statement: str) -> list[dict[str, Any]]:
     """Sessions holding locks on the tables ``statement`` names (looked up from a new connection)."""
-    tables = [t for t in _table_names(statement)]
+    tables = _table_names(statement)
     if not tables or project.dialect != "postgresql":
         return []
     with project.engine.connect() as conn:
@@ -249,11 +250,14 @@ def blockers_of(project: Project, statement: str) -> list[dict[str, Any]]:
         return [dict(row) for row in rows]
 
 
-def _table_names(statement: str) -> list[str]:
-    import re
+_TABLE_AFTER = re.compile(
+    r"(?:ALTER TABLE|DROP TABLE|INTO|UPDATE|FROM|ON|INDEX \S+ ON)\s+(?:IF EXISTS\s+)?\"?(\w+)\"?",
+    re.IGNORECASE,
+)
 
-    pattern = r"(?:ALTER TABLE|DROP TABLE|INTO|UPDATE|FROM|ON|INDEX \S+ ON)\s+(?:IF EXISTS\s+)?\"?(\w+)\"?"
-    return sorted(set(re.findall(pattern, statement, flags=re.IGNORECASE)))
+
+def _table_names(statement: str) -> list[str]:
+    return sorted(set(_TABLE_AFTER.findall(statement)))
 
 
 # -- data-loss guard ---------------------------------------------------------------------
