@@ -128,3 +128,41 @@ def assert_one_clear_line(result: subprocess.CompletedProcess[str], *needles: st
     assert len(lines) == 1, result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
+
+
+# -- the env.py shape corpus (tests/examples/envpy_*) ----------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+ENVPY_COMMON = EXAMPLES / "envpy_common"
+# Shapes the runbook routes onto its guarded connection, by the public template they follow.
+ROUTABLE_SHAPES = (
+    "alembic_generic",
+    "flask_migrate_2x",
+    "flask_migrate_3x",
+    "flask_migrate_4x",
+    "flask_migrate_4x_multidb",
+    "cookbook_connection",
+    "engine_begin",
+)
+# The hivelog history, oldest first.
+HIVELOG_REVISIONS = ("e1000000001a", "e1000000002b", "e1000000003c")
+
+
+def assemble_envpy_project(shape: str, destination: Path) -> Path:
+    """A project in ``destination``: hivelog, its migrations, and the shape's own env.py.
+
+    The common parts (``envpy_common``) come first; whatever the shape's ``migrations/``
+    holds (its env.py, and for some its script.py.mako and versions/) replaces them.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ENVPY_COMMON / "hivelog", destination / "hivelog", ignore=ignore)
+    migrations = destination / "migrations"
+    shutil.copytree(ENVPY_COMMON / "versions", migrations / "versions", ignore=ignore)
+    for name in ("alembic.ini", "script.py.mako"):
+        shutil.copy(ENVPY_COMMON / name, migrations / name)
+    own = EXAMPLES / f"envpy_{shape}" / "migrations"
+    if (own / "versions").is_dir():
+        shutil.rmtree(migrations / "versions")
+    shutil.copytree(own, migrations, ignore=ignore, dirs_exist_ok=True)
+    return destination

@@ -254,6 +254,23 @@ def test_estimated_counts_catch_a_truncated_table(postgres_url: str, tmp_path) -
     assert snapshot(postgres_url) == before
 
 
+@pytest.mark.parametrize(
+    ("start", "direction", "target"),
+    [(None, "upgrade", "head"), (INSPECTIONS, "upgrade", "head"), (HEAD, "downgrade", INSPECTIONS)],
+    ids=["from-base", "from-the-middle", "from-head"],
+)
+def test_round_trip_passes_from_base_the_middle_and_head(
+    database_url: str, start: str | None, direction: str, target: str
+) -> None:
+    """The guide's first check: up and down both ways. An empty alembic_version after going
+    down to base is the same state as none, so a round trip from base comes back equal."""
+    project = project_at(database_url, start, rows=0)
+    result = run_migration(project, direction, target, round_trip=True)
+    assert result.committed and [c["check"] for c in result.checks if not c["ok"]] == []
+    assert len(result.checks) == 4
+    assert revision_of(database_url) == (HEAD if target == "head" else target)
+
+
 def test_round_trip_that_does_not_come_back_is_rolled_back(database_url: str, tmp_path) -> None:
     migrations = migrations_with_extra_revision(
         tmp_path, "0eefa11ed001", HEAD, upgrade='op.execute("CREATE TABLE IF NOT EXISTS scales (id integer)")')

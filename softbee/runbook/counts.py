@@ -52,6 +52,12 @@ def _pg_estimates(connection: Connection) -> dict[str, int]:
     return {name: int(tuples) for name, tuples in rows if tuples >= 0}
 
 
+def has_rows(connection: Connection, table: str) -> bool:
+    """True when ``table`` holds at least one row (reads one row, never counts)."""
+    quoted = connection.dialect.identifier_preparer.quote(table)
+    return connection.exec_driver_sql(f"SELECT 1 FROM {quoted} LIMIT 1").first() is not None
+
+
 def column_value_counts(connection: Connection, tables: list[str] | None = None) -> dict[str, dict[str, int]]:
     """Non-null values per column per table, one scan per table."""
     inspector = sa.inspect(connection)

@@ -22,6 +22,10 @@ class ConfigError(RunbookError):
     """The app path, migrations directory or database URL is unusable."""
 
 
+class NotRoutable(ConfigError):
+    """The project's env.py cannot run its migrations on the runbook's guarded connection."""
+
+
 class DatabaseError(RunbookError):
     """The database cannot be reached, or refused the connection."""
 

@@ -19,9 +19,11 @@ from typing import IO, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from softbee.runbook.counts import column_value_counts, row_counts, user_tables
+from softbee.runbook.counts import column_value_counts, has_rows, row_counts, user_tables
+from softbee.runbook.dialects import check_timeouts, dialect_for, rollback_fully
 from softbee.runbook.errors import ConfirmationRequired, LockHeld, ParameterError
 from softbee.runbook.project import APPLICATION_NAME, Project
+from softbee.runbook.routing import timeouts_for_new_sessions
 
 # pg_advisory_lock(int4, int4): a fixed pair; advisory locks are per database already.
 LOCK_CLASS = 0x50F7BEE
@@ -98,8 +100,7 @@ def _pg_lock(connection: Connection, wait_s: float) -> Iterator[LockInfo]:
         yield LockInfo(kind="pg_advisory_lock", holder={"pid": _pg_pid(connection)})
     finally:
         if not connection.closed:
-            if connection.in_transaction():
-                connection.rollback()
+            rollback_fully(connection)
             connection.execute(
                 sa.text("SELECT pg_advisory_unlock(:c, :o)"), {"c": LOCK_CLASS, "o": LOCK_OBJECT}
             )
@@ -207,27 +208,23 @@ def _read_holder(text: str) -> dict[str, Any]:
 def session_timeouts(
     connection: Connection, lock_timeout_ms: int | None, statement_timeout_ms: int | None
 ) -> Iterator[None]:
-    """Set lock_timeout and statement_timeout on a PostgreSQL session for the block."""
-    for name, value in (("lock_timeout_ms", lock_timeout_ms), ("statement_timeout_ms", statement_timeout_ms)):
-        if value is not None and (not isinstance(value, int) or value < 0):
-            raise ParameterError(f"{name} must be a whole number of milliseconds, not {value!r}")
-    if connection.dialect.name != "postgresql":
-        yield
-        return
-    # None leaves the server's (or the DBA's per-database) setting alone; 0 means no limit.
-    if lock_timeout_ms is not None:
-        connection.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout_ms)}")
-    if statement_timeout_ms is not None:
-        connection.exec_driver_sql(f"SET statement_timeout = {int(statement_timeout_ms)}")
+    """Give ``connection`` and every session opened in this block the lock and statement timeouts.
+
+    The runbook's own session gets them now; any other session that opens while the block
+    runs (a project's ``env.py`` building its own engine) is born with them
+    (:func:`~softbee.runbook.routing.timeouts_for_new_sessions`), so nothing waits forever.
+    """
+    check_timeouts(lock_timeout_ms, statement_timeout_ms)
+    dialect = dialect_for(connection)
+    dialect.set_timeouts(connection, lock_timeout_ms, statement_timeout_ms)
     connection.commit()
     try:
-        yield
+        with timeouts_for_new_sessions(lock_timeout_ms, statement_timeout_ms):
+            yield
     finally:
         if not connection.closed and not connection.invalidated:
-            if connection.in_transaction():
-                connection.rollback()
-            connection.exec_driver_sql("RESET lock_timeout")
-            connection.exec_driver_sql("RESET statement_timeout")
+            rollback_fully(connection)
+            dialect.reset_timeouts(connection)
             connection.commit()
 
 
@@ -295,7 +292,7 @@ def take_snapshot(
                 t: max(0, baseline.rows.get(t, 0) + changes.get(t, 0) - baseline.changes.get(t, 0))
                 for t in rows
             }
-        occupied = {t: _has_rows(connection, t) for t in rows}
+        occupied = {t: has_rows(connection, t) for t in rows}
         rows = {t: (max(n, 1) if occupied[t] else 0) for t, n in rows.items()}
     # No full scans on huge tables: every column of a non-empty table counts as holding values.
     inspector = sa.inspect(connection)
@@ -320,11 +317,6 @@ def _session_row_changes(connection: Connection) -> dict[str, int]:
         )
     )
     return {name: int(change) for name, change in result}
-
-
-def _has_rows(connection: Connection, table: str) -> bool:
-    quoted = connection.dialect.identifier_preparer.quote(table)
-    return bool(connection.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {quoted})").scalar())
 
 
 def find_losses(before: Snapshot, after: Snapshot) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -15,7 +16,8 @@ from alembic.script import Script
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
-from softbee.runbook.counts import compare_counts, counts_records
+from softbee.runbook.counts import SKIPPED_TABLES, compare_counts, counts_records, has_rows
+from softbee.runbook.dialects import dialect_named, rollback_fully
 from softbee.runbook.errors import (
     DataLossError,
     MigrationFailed,
@@ -280,12 +282,10 @@ def _run_locked(
             result.committed = True
         return result
     except RunbookError:
-        if transaction.is_active:
-            transaction.rollback()
+        rollback_fully(conn)
         raise
     except Exception as exc:
-        if transaction.is_active:
-            transaction.rollback()
+        rollback_fully(conn)
         raise _explain(project, exc, plan, steps, lock_timeout_ms, statement_timeout_ms) from exc
 
 
@@ -362,10 +362,16 @@ def _describe_difference(got: dict[str, Any], expected: dict[str, Any]) -> str:
 
 
 def schema_of(connection: Connection) -> dict[str, dict[str, str]]:
-    """Each table's columns as ``TYPE [NOT NULL]``, plus its indexes, from the live database."""
+    """Each table's columns as ``TYPE [NOT NULL]``, plus its indexes, from the live database.
+
+    Alembic leaves its version table behind, empty, after a downgrade to base: that is the
+    same state as no version table, so an empty one is left out.
+    """
     inspector = sa.inspect(connection)
     schema: dict[str, dict[str, str]] = {}
     for table in sorted(inspector.get_table_names()):
+        if table in SKIPPED_TABLES and not has_rows(connection, table):
+            continue  # an empty version table is base, as no version table is
         columns = {
             col["name"]: f"{col['type']}{'' if col['nullable'] else ' NOT NULL'}"
             for col in inspector.get_columns(table)
@@ -467,6 +473,12 @@ def _explain(
             f"for a lock held by {held_by}; rolled back, database still at {start}: retry when "
             "that session ends, or raise lock_timeout_ms"
         )
+    if project.dialect == "sqlite" and "database is locked" in reason:
+        return MigrationFailed(
+            f"{where}: lock timeout ({lock_timeout_ms} ms) reached: the SQLite file is locked by "
+            f"{_describe_file_holders(project)}; rolled back, database still at {start}: retry "
+            "when that process lets go of it, or raise lock_timeout_ms"
+        )
     if code == "57014":
         return MigrationFailed(
             f"{where}: statement_timeout ({statement_timeout_ms} ms) reached by {statement!r}; "
@@ -476,3 +488,11 @@ def _explain(
         f"{where} failed: {type(orig or exc).__name__}: {reason}; rolled back, database still at "
         f"{start}: fix the script, or fix the database by hand and run recover_stamp"
     )
+
+
+def _describe_file_holders(project: Project) -> str:
+    """The processes other than this one that hold the SQLite file open, as one phrase."""
+    holders = [h for h in dialect_named("sqlite").file_holders(project.url) if h["pid"] != os.getpid()]
+    if not holders:
+        return "another connection of this process"
+    return "; ".join(f"pid {h['pid']} ({h['command']})" for h in holders)

@@ -8,6 +8,7 @@ from typing import Any
 from alembic import command
 from sqlalchemy.engine import URL, make_url
 
+from softbee.runbook import routing
 from softbee.runbook.errors import RevisionError
 from softbee.runbook.project import Project
 
@@ -54,6 +55,8 @@ def _render(project: Project, direction: str, revision_range: str, dialect: str 
     buffer = io.StringIO()
     with project.stand_in_engine(_UrlOnlyEngine(url)):
         config = project.config()
+        config.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False))
         config.output_buffer = buffer
-        getattr(command, direction)(config, revision_range, sql=True)
+        with routing.rendering(url, config):
+            getattr(command, direction)(config, revision_range, sql=True)
     return buffer.getvalue()

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from flask import Flask
 from flask.cli import NoAppException, locate_app
 from sqlalchemy.engine import URL, Connection, Engine
 
+from softbee.runbook import routing
 from softbee.runbook.errors import ConfigError, DatabaseError, first_line
 from softbee.urls import BadDatabaseURL, parse_url, redact_text, redact_url
 
@@ -80,9 +81,15 @@ class Project:
         return dict(self._extension.configure_args)
 
     def config(self) -> Config:
-        """Alembic's config for this project, built by Flask-Migrate."""
+        """Alembic's config for this project, built by Flask-Migrate.
+
+        ``sqlalchemy.url`` is the runbook's database, so an ``env.py`` that builds its own
+        engine from the config (Alembic's generic template) builds it for that database.
+        """
         with self.app.app_context():
-            return self._extension.migrate.get_config(str(self.migrations_dir))
+            config = self._extension.migrate.get_config(str(self.migrations_dir))
+        config.set_main_option("sqlalchemy.url", _ini_escaped(self.url))
+        return config
 
     def script(self) -> ScriptDirectory:
         """The revision scripts and their graph."""
@@ -99,24 +106,33 @@ class Project:
     def bound(self, connection: Connection) -> Iterator[Config]:
         """Run Alembic commands on ``connection`` inside the app context.
 
-        The project's ``env.py`` asks Flask-SQLAlchemy for its engine; for the
-        duration it gets one whose ``connect()`` hands back ``connection``
-        (and ``config.attributes['connection']`` is set for env.py files that
-        follow Alembic's cookbook). The caller owns the transaction.
+        Whatever way the project's ``env.py`` gets its connection, every
+        ``context.configure`` in the block is given ``connection`` (``routing.onto``, which
+        first refuses an ``env.py`` that cannot be routed). Flask-SQLAlchemy's engine is
+        stood in for too, so the usual Flask-Migrate ``env.py`` does not even open a second
+        session. The caller owns the transaction.
         """
         with self.stand_in_engine(_BoundEngine(connection)):
             config = self.config()
             config.attributes["connection"] = connection
-            yield config
+            with routing.onto(connection, config):
+                yield config
 
     @contextmanager
     def stand_in_engine(self, engine: Any) -> Iterator[None]:
-        """Inside the app context, make Flask-SQLAlchemy hand ``engine`` to the project's env.py."""
+        """Inside the app context, make the app hand ``engine`` (and its URL) to the project's env.py.
+
+        Flask-SQLAlchemy's engine is replaced by ``engine``, and ``SQLALCHEMY_DATABASE_URI``
+        names its URL for env.py files that build their own engine from the app's config.
+        """
         engines = getattr(self._extension.db, "_app_engines", {}).get(self.app)
         with self.app.app_context():
             saved = engines.get(None) if engines is not None else None
+            saved_uri = self.app.config.get("SQLALCHEMY_DATABASE_URI")
             if engines is not None:
                 engines[None] = engine
+            self.app.config["SQLALCHEMY_DATABASE_URI"] = engine.url.render_as_string(
+                hide_password=False)
             # Alembic's INFO lines repeat what the runbooks show; warnings still come through.
             logging.disable(logging.INFO)
             try:
@@ -124,26 +140,65 @@ class Project:
             finally:
                 logging.disable(logging.NOTSET)
                 quiet_alembic()
+                self.app.config["SQLALCHEMY_DATABASE_URI"] = saved_uri
                 if engines is not None:
                     engines[None] = saved
 
 
+def _ini_escaped(url: URL) -> str:
+    """``url`` as a config value: ConfigParser reads ``%`` as interpolation."""
+    return url.render_as_string(hide_password=False).replace("%", "%%")
+
+
 class _BoundEngine:
-    """Looks like an Engine to ``env.py``; every ``connect()`` is the caller's connection."""
+    """Looks like an Engine to ``env.py``; every connection it gives is the caller's, lent."""
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self.url = connection.engine.url
         self.dialect = connection.dialect
 
-    def connect(self) -> Any:
-        return nullcontext(self._connection)
+    def connect(self) -> _Lent:
+        return _Lent(self._connection)
 
-    def begin(self) -> Any:
-        return nullcontext(self._connection)
+    def begin(self) -> _Lent:
+        return _Lent(self._connection)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection.engine, name)
+
+
+class _Lent:
+    """The runbook's connection lent to ``env.py``: it may enter, begin, commit and close it.
+
+    None of that reaches the connection: its transaction is the runbook's, which commits
+    or rolls back after the guards have looked (the multi-database template, for one,
+    begins and commits a transaction of its own on every connection it opens).
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def __enter__(self) -> _Lent:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    def begin(self) -> _Lent:
+        return self
+
+    def commit(self) -> None:
+        return None
+
+    def rollback(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
 
 
 def quiet_alembic() -> None:
@@ -212,18 +267,39 @@ def _environ(name: str, value: str | None) -> Iterator[None]:
             os.environ[name] = saved
 
 
-def project_root() -> Path:
-    """Where relative paths start: ``SOFTBEE_PROJECT_ROOT`` (set by ``make lab``), else the cwd."""
-    return Path(os.environ.get("SOFTBEE_PROJECT_ROOT") or os.getcwd()).resolve()
+def candidate_roots(start: Path | None = None) -> list[Path]:
+    """Where a project root may be: ``SOFTBEE_PROJECT_ROOT`` alone when set, else the cwd and every folder above it."""
+    override = os.environ.get("SOFTBEE_PROJECT_ROOT")
+    if override:
+        return [Path(override).resolve()]
+    here = (start or Path.cwd()).resolve()
+    return [here, *here.parents]
 
 
-def import_app(app: str) -> Flask:
-    """Import ``module:attribute`` (an app, or a factory called without arguments)."""
+def find_project_root(migrations_dir: str | os.PathLike[str] = "migrations") -> Path | None:
+    """The nearest folder at or above the cwd holding ``<migrations_dir>/env.py``, as git finds ``.git``."""
+    for folder in candidate_roots():
+        if (folder / migrations_dir / "env.py").is_file():
+            return folder
+    return None
+
+
+def project_root(migrations_dir: str | os.PathLike[str] = "migrations") -> Path:
+    """Where relative paths start: the project root found from the cwd, else the cwd itself.
+
+    A notebook's kernel starts in the notebook's folder (``runbooks/``) when JupyterLab or
+    an editor opens it, so the root is looked for upwards; ``SOFTBEE_PROJECT_ROOT`` overrides.
+    """
+    return find_project_root(migrations_dir) or candidate_roots()[0]
+
+
+def import_app(app: str, migrations_dir: str | os.PathLike[str] = "migrations") -> Flask:
+    """Import ``module:attribute`` (an app, or a factory called without arguments) from the project root."""
     if ":" in app:
         module, _, attr = app.partition(":")
     else:
         module, attr = app, None
-    root = str(project_root())
+    root = str(project_root(migrations_dir))
     if root not in sys.path:
         sys.path.insert(0, root)
     try:
@@ -242,25 +318,39 @@ def import_app(app: str) -> Flask:
     return found
 
 
+def _migrations_directory(migrations_dir: str | os.PathLike[str]) -> Path:
+    """The migrations folder: absolute as given, else below the nearest project root."""
+    given = Path(migrations_dir)
+    if given.is_absolute():
+        if not (given / "env.py").is_file():
+            raise ConfigError(f"no Alembic migrations at {str(given)!r} (env.py missing): fix migrations_dir")
+        return given.resolve()
+    root = find_project_root(given)
+    if root is None:
+        looked = ", ".join(str(folder) for folder in candidate_roots())
+        where = ("SOFTBEE_PROJECT_ROOT" if os.environ.get("SOFTBEE_PROJECT_ROOT")
+                 else "the current directory or any folder above it")
+        raise ConfigError(
+            f"no Alembic migrations at {str(migrations_dir)!r} (env.py missing) in {where} "
+            f"(looked in {looked}): open the project, set SOFTBEE_PROJECT_ROOT, or pass migrations_dir"
+        )
+    return (root / given).resolve()
+
+
 def load_project(
     app: str = "softbee:create_app",
     migrations_dir: str | os.PathLike[str] = "migrations",
     database_url: str | None = None,
 ) -> Project:
     """Load the Flask app at ``app`` and the Flask-Migrate project around it."""
-    directory = (project_root() / migrations_dir).resolve()
-    if not (directory / "env.py").is_file():
-        raise ConfigError(
-            f"no Alembic migrations at {str(migrations_dir)!r} (env.py missing): run from the "
-            "project root or pass migrations_dir"
-        )
+    directory = _migrations_directory(migrations_dir)
     if database_url:
         try:
             parse_url(database_url)
         except BadDatabaseURL as exc:
             raise ConfigError(str(exc)) from None
     with _environ("DATABASE_URL", database_url or None):
-        flask_app = import_app(app)
+        flask_app = import_app(app, migrations_dir)
     extension = flask_app.extensions.get("migrate")
     if extension is None:
         raise ConfigError(f"app {app!r} has no Flask-Migrate extension: call Migrate(app, db)")
