@@ -80,3 +80,38 @@ def test_relative_migrations_dir_resolves_against_softbee_project_root(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SOFTBEE_PROJECT_ROOT", str(REPO_ROOT))
     assert load_project(database_url=sqlite_url).migrations_dir == MIGRATIONS
+
+
+def test_project_root_is_found_upward_from_the_runbooks_folder(
+    monkeypatch: pytest.MonkeyPatch, sqlite_url: str
+) -> None:
+    """A notebook's kernel starts in runbooks/: migrations/ is found one folder up, as git finds .git."""
+    monkeypatch.delenv("SOFTBEE_PROJECT_ROOT", raising=False)
+    monkeypatch.chdir(REPO_ROOT / "runbooks")
+    project = load_project(database_url=sqlite_url)
+    assert project.migrations_dir == MIGRATIONS
+
+
+def test_no_project_root_names_every_folder_looked_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str
+) -> None:
+    monkeypatch.delenv("SOFTBEE_PROJECT_ROOT", raising=False)
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+    with pytest.raises(ConfigError) as refused:
+        load_project(database_url=sqlite_url)
+    message = str(refused.value)
+    assert "\n" not in message and "SOFTBEE_PROJECT_ROOT" in message
+    for folder in (deep, deep.parent, tmp_path, Path("/")):
+        assert str(folder) in message
+
+
+def test_softbee_project_root_wins_over_the_search(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str
+) -> None:
+    """The override is looked in alone: a wrong one is reported, not silently searched past."""
+    monkeypatch.chdir(REPO_ROOT / "runbooks")
+    monkeypatch.setenv("SOFTBEE_PROJECT_ROOT", str(tmp_path))
+    with pytest.raises(ConfigError, match=f"SOFTBEE_PROJECT_ROOT.*looked in {tmp_path}"):
+        load_project(database_url=sqlite_url)
