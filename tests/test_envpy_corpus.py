@@ -15,6 +15,7 @@ Flask-Migrate 2.x shape did before routing, fails the test instead of hanging it
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -130,6 +131,57 @@ def ddl_log(url: str) -> tuple[list[dict[str, Any]], int]:
     return rows, version_xid
 
 
+# -- what other sessions do while the migration runs (PostgreSQL) ----------------------------
+
+MIGRATION_STATEMENT = re.compile(r"\s*(CREATE|ALTER|DROP|INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
+
+
+class SessionWatcher:
+    """Reads pg_stat_activity for the database while a run goes on.
+
+    A thread looks every few milliseconds (a statement on a second session would show
+    there while it runs), and the run's progress callback looks at every step (where the
+    runbook's own session is sure to be open).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.database = make_url(url).database
+        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        self.seen: list[dict[str, Any]] = []
+        self.looks = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def look(self, _message: str = "") -> None:
+        """Record every session on the database but the watcher's own: pid, application, last query."""
+        with self.engine.connect() as conn:
+            rows = [dict(row) for row in conn.execute(sa.text(
+                "SELECT pid, application_name, state, query FROM pg_stat_activity "
+                "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": self.database}).mappings()]
+        with self._lock:
+            self.looks += 1
+            self.seen += rows
+
+    def _poll(self) -> None:
+        with self.engine.connect() as conn:
+            while not self._stop.wait(0.005):
+                rows = [dict(row) for row in conn.execute(sa.text(
+                    "SELECT pid, application_name, state, query FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid() AND state = 'active'"),
+                    {"db": self.database}).mappings()]
+                conn.rollback()
+                with self._lock:
+                    self.seen += rows
+
+    def close(self) -> None:
+        """Stop looking."""
+        self._stop.set()
+        self._thread.join(10)
+        self.engine.dispose()
+
+
 # -- the scenario on every routable shape ----------------------------------------------------
 
 
@@ -142,9 +194,18 @@ def test_every_guard_holds_on_the_env_py_shape(shape: str, database_url: str, hi
     project = hivelog(shape, database_url)
     middle, head = HIVELOG_REVISIONS[1], HIVELOG_REVISIONS[-1]
 
-    result = bounded(lambda: run_migration(project, "upgrade", "head"))
+    watcher = SessionWatcher(database_url) if is_pg else None
+    result = bounded(lambda: run_migration(project, "upgrade", "head",
+                                           progress=watcher.look if watcher else None))
     assert result.committed and revision_of(database_url) == head
     assert [s.revision for s in result.steps] == list(HIVELOG_REVISIONS)
+    if watcher is not None:
+        watcher.close()
+        assert watcher.looks >= 2 * len(HIVELOG_REVISIONS)
+        ours = [s for s in watcher.seen if s["application_name"] == APPLICATION_NAME]
+        others = [s for s in watcher.seen if s["application_name"] != APPLICATION_NAME]
+        assert len({s["pid"] for s in ours}) == 1  # the watcher sees the runbook's own session
+        assert [s for s in others if MIGRATION_STATEMENT.match(s["query"] or "")] == [], others
     if is_pg:
         statements, version_xid = ddl_log(database_url)
         assert {r["tag"] for r in statements} >= {"CREATE TABLE", "CREATE INDEX", "ALTER TABLE"}
