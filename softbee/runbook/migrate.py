@@ -492,7 +492,8 @@ def _explain(
 
 def _describe_file_holders(project: Project) -> str:
     """The processes other than this one that hold the SQLite file open, as one phrase."""
-    holders = [h for h in dialect_named("sqlite").file_holders(project.url) if h["pid"] != os.getpid()]
+    holders = [h for h in dialect_named(project.dialect).file_holders(project.url)
+               if h["pid"] != os.getpid()]
     if not holders:
         return "another connection of this process"
     return "; ".join(f"pid {h['pid']} ({h['command']})" for h in holders)

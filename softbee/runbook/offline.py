@@ -54,8 +54,7 @@ def _render(project: Project, direction: str, revision_range: str, dialect: str 
     url = make_url(POSTGRESQL_RENDER_URL) if dialect == "postgresql" else project.url
     buffer = io.StringIO()
     with project.stand_in_engine(_UrlOnlyEngine(url)):
-        config = project.config()
-        config.set_main_option("sqlalchemy.url", url.render_as_string(hide_password=False))
+        config = project.config(url)
         config.output_buffer = buffer
         with routing.rendering(url, config):
             getattr(command, direction)(config, revision_range, sql=True)

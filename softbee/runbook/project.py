@@ -80,15 +80,18 @@ class Project:
         """Arguments the project passes to ``context.configure`` (compare_type, ...)."""
         return dict(self._extension.configure_args)
 
-    def config(self) -> Config:
+    def config(self, url: URL | None = None) -> Config:
         """Alembic's config for this project, built by Flask-Migrate.
 
-        ``sqlalchemy.url`` is the runbook's database, so an ``env.py`` that builds its own
-        engine from the config (Alembic's generic template) builds it for that database.
+        ``sqlalchemy.url`` is ``url`` (by default the runbook's database), so an ``env.py``
+        that builds its own engine from the config (Alembic's generic template) builds it
+        for that database.
         """
         with self.app.app_context():
             config = self._extension.migrate.get_config(str(self.migrations_dir))
-        config.set_main_option("sqlalchemy.url", _ini_escaped(self.url))
+        # ConfigParser reads % as interpolation
+        config.set_main_option(
+            "sqlalchemy.url", (url or self.url).render_as_string(hide_password=False).replace("%", "%%"))
         return config
 
     def script(self) -> ScriptDirectory:
@@ -143,11 +146,6 @@ class Project:
                 self.app.config["SQLALCHEMY_DATABASE_URI"] = saved_uri
                 if engines is not None:
                     engines[None] = saved
-
-
-def _ini_escaped(url: URL) -> str:
-    """``url`` as a config value: ConfigParser reads ``%`` as interpolation."""
-    return url.render_as_string(hide_password=False).replace("%", "%%")
 
 
 class _BoundEngine:
