@@ -9,6 +9,7 @@ from each column's type and name, and are deterministic for a given
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["BATCH_SIZE", "TABLE_SHARES", "seed_database", "table_sizes"]
@@ -91,8 +93,7 @@ def seed_database(
         raise ValueError(f"rows must be at least 1, got {rows}")
     added: dict[str, int] = {}
     with engine.begin() as conn:
-        metadata = sa.MetaData()
-        metadata.reflect(conn)
+        metadata = _reflect(conn)
         tables = [t for t in metadata.sorted_tables if t.name not in SKIPPED_TABLES]
         sizes = table_sizes([t.name for t in tables], rows)
         for table in tables:
@@ -101,6 +102,47 @@ def seed_database(
             if progress is not None:
                 progress(table.name, added[table.name])
     return added
+
+
+def _reflect(conn: Connection) -> sa.MetaData:
+    """The schema as it is now, with MySQL's storage types mapped back to what they store."""
+    metadata = sa.MetaData()
+    metadata.reflect(conn)
+    if conn.dialect.name == "mysql":
+        _restore_mysql_types(conn, metadata)
+    return metadata
+
+
+# MariaDB's JSON columns: LONGTEXT with a column-level CHECK (json_valid(`name`)).
+_JSON_VALID = re.compile(r"json_valid\(`(?P<column>[^`]+)`\)", re.IGNORECASE)
+
+
+def _restore_mysql_types(conn: Connection, metadata: sa.MetaData) -> None:
+    """Give boolean and JSON columns back the types MySQL/MariaDB reflect them without.
+
+    MySQL and MariaDB store BOOLEAN as TINYINT(1) and reflect it so: generated as an
+    integer it is out of range (error 1264), and ``_make_coherent`` needs True/False.
+    MariaDB stores JSON as LONGTEXT checked by ``json_valid()``: generated as text it breaks
+    the check. (A TINYINT(1) meant as a tiny number gets 0 and 1, which it can hold.)
+    """
+    json_columns: set[tuple[str, str]] = set()
+    if getattr(conn.dialect, "is_mariadb", False):
+        checks = conn.execute(
+            sa.text(
+                "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS"
+                " WHERE CONSTRAINT_SCHEMA = DATABASE() AND LEVEL = 'Column'"
+            )
+        )
+        for table_name, clause in checks:
+            found = _JSON_VALID.fullmatch(str(clause).strip())
+            if found:
+                json_columns.add((str(table_name), found.group("column")))
+    for table in metadata.tables.values():
+        for column in table.columns:
+            if isinstance(column.type, mysql.TINYINT) and column.type.display_width == 1:
+                column.type = sa.Boolean()
+            elif (table.name, column.name) in json_columns:
+                column.type = sa.JSON()
 
 
 @dataclass
@@ -336,7 +378,7 @@ def _integer(
         return rng.randint(0, 10)
     if "varroa" in name or "mites" in name:
         return rng.choice((0, 0, 1, 1, 2, 3, 4, 6, 9, 14))
-    if isinstance(column.type, sa.SmallInteger):
+    if isinstance(column.type, sa.SmallInteger | mysql.TINYINT):
         return rng.randint(0, 100)
     return rng.randint(0, 1000)
 

@@ -1,4 +1,4 @@
-"""Database URLs: normalise them for psycopg2 and never show their passwords."""
+"""Database URLs: normalise them for psycopg2 or PyMySQL and never show their passwords."""
 
 from __future__ import annotations
 
@@ -19,13 +19,25 @@ class BadDatabaseURL(ValueError):
     """A database URL that cannot be parsed."""
 
 
+# Driverless schemes and the driver each one runs on (a URL that names its driver is kept).
+DEFAULT_DRIVERS: dict[str, str] = {
+    "postgres": "postgresql+psycopg2",
+    "postgresql": "postgresql+psycopg2",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+}
+
+
 def normalise_url(url: str) -> str:
-    """Return ``url`` with ``postgres://`` and driverless ``postgresql://`` mapped to psycopg2."""
+    """Return ``url`` with a driverless scheme mapped to the driver Soft-Bee installs.
+
+    ``postgres://`` and ``postgresql://`` run on psycopg2; ``mysql://`` and ``mariadb://``
+    on PyMySQL (SQLAlchemy's own defaults, mysqlclient, is not a dependency).
+    """
     url = url.strip()
-    if url.startswith("postgres://"):
-        url = "postgresql+psycopg2://" + url[len("postgres://"):]
-    elif url.startswith("postgresql://"):
-        url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme.lower() in DEFAULT_DRIVERS:
+        url = f"{DEFAULT_DRIVERS[scheme.lower()]}://{rest}"
     return url
 
 

@@ -1,4 +1,16 @@
-"""Shared fixtures: fresh SQLite and PostgreSQL databases, created and dropped per test."""
+"""Shared fixtures: fresh SQLite, PostgreSQL and MariaDB databases, created and dropped per test.
+
+Two parametrised fixtures, on purpose:
+
+- ``database_url``: SQLite and PostgreSQL, the databases whose runbook guarantees
+  (transactional DDL, data-loss guard after the fact, rehearsal by rollback) the runbook and
+  guard tests check. MySQL/MariaDB runbook semantics are not settled yet, so a new runbook
+  test must not pick MariaDB up by default.
+- ``any_database_url``: SQLite, PostgreSQL and MariaDB, for tests about Soft-Bee's own
+  migration history and seed data, which must work on every database the app supports.
+
+The parameter lists are the constants ``RUNBOOK_DATABASES`` and ``ALL_DATABASES``.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +18,28 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from softbee.urls import normalise_url
+from softbee.urls import normalise_url, redact_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+DEFAULT_MYSQL_ADMIN_URL = "mysql+pymysql://root@127.0.0.1:3306"
+
+# Database kinds the parametrised fixtures run on (see the module docstring). A test can
+# narrow ``any_database_url`` with ``@pytest.mark.parametrize("any_database_url",
+# TRANSACTIONAL_DDL_DATABASES, indirect=True)`` when it needs DDL inside a transaction.
+SQLITE = "sqlite"
+POSTGRESQL = pytest.param("postgresql", marks=pytest.mark.postgres)
+MYSQL = pytest.param("mysql", marks=pytest.mark.mysql)
+TRANSACTIONAL_DDL_DATABASES = (SQLITE, POSTGRESQL)
+RUNBOOK_DATABASES = (SQLITE, POSTGRESQL)
+ALL_DATABASES = (SQLITE, POSTGRESQL, MYSQL)
 
 
 def _pg_admin_url() -> str:
@@ -74,6 +98,109 @@ def drop_pg_database(url: str) -> None:
     admin.dispose()
 
 
+def _mysql_admin_url() -> str:
+    """The MySQL/MariaDB server tests create their databases on (``TEST_MYSQL_URL``, else local)."""
+    url = os.environ.get("TEST_MYSQL_URL")
+    if not url:
+        return DEFAULT_MYSQL_ADMIN_URL
+    server = make_url(normalise_url(url))
+    # URL.set(database=None) keeps the database: build the URL without one instead.
+    return sa.engine.URL.create(
+        server.drivername,
+        username=server.username,
+        password=server.password,
+        host=server.host,
+        port=server.port,
+        query=server.query,
+    ).render_as_string(hide_password=False)
+
+
+def _mysql_unavailable_reason() -> str | None:
+    engine = sa.create_engine(_mysql_admin_url(), connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect():
+            return None
+    except sa.exc.OperationalError as exc:
+        return f"MySQL/MariaDB not reachable: {redact_text(str(exc.orig).strip().splitlines()[0])}"
+    finally:
+        engine.dispose()
+
+
+_MYSQL_REASON: list[str | None] = []
+
+
+def require_mysql() -> None:
+    """Skip when the MySQL/MariaDB server is down; under CI=true fail instead."""
+    if not _MYSQL_REASON:
+        _MYSQL_REASON.append(_mysql_unavailable_reason())
+    reason = _MYSQL_REASON[0]
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: MySQL/MariaDB tests may not skip)")
+    pytest.skip(reason)
+
+
+def create_mysql_database() -> str:
+    """Create an empty utf8mb4 MySQL/MariaDB database and return its URL."""
+    require_mysql()
+    name = f"softbee_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(_mysql_admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    finally:
+        admin.dispose()
+    return make_url(_mysql_admin_url()).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_mysql_database(url: str) -> None:
+    """Drop a database made by :func:`create_mysql_database`, killing its sessions first.
+
+    A session left inside a transaction holds metadata locks that make ``DROP DATABASE``
+    wait (for ``lock_wait_timeout``, a year by default); like PostgreSQL's ``WITH (FORCE)``,
+    killing them first lets the drop go through.
+    """
+    name = make_url(url).database
+    admin = sa.create_engine(_mysql_admin_url(), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            sessions = conn.execute(
+                sa.text(
+                    "SELECT id FROM information_schema.processlist"
+                    " WHERE db = :name AND id <> CONNECTION_ID()"
+                ),
+                {"name": name},
+            ).scalars()
+            for session in list(sessions):
+                try:
+                    conn.execute(sa.text(f"KILL {int(session)}"))
+                except sa.exc.OperationalError:
+                    pass  # it ended by itself in the meantime
+            # A bound instead of the server's year-long default, should a lock still be held.
+            conn.execute(sa.text("SET SESSION lock_wait_timeout = 60"))
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of ``kind`` (sqlite, postgresql or mysql), dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'softbee.sqlite3'}"
+        return
+    create, drop = {
+        "postgresql": (create_pg_database, drop_pg_database),
+        "mysql": (create_mysql_database, drop_mysql_database),
+    }[kind]
+    url = create()
+    try:
+        yield url
+    finally:
+        drop(url)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """A fresh, empty SQLite database file."""
@@ -90,17 +217,28 @@ def postgres_url() -> Iterator[str]:
         drop_pg_database(url)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: once on SQLite, once on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'softbee.sqlite3'}"
-        return
-    url = create_pg_database()
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh, empty MariaDB/MySQL database, dropped afterwards (mark the test ``mysql``)."""
+    url = create_mysql_database()
     try:
         yield url
     finally:
-        drop_pg_database(url)
+        drop_mysql_database(url)
+
+
+@pytest.fixture(params=RUNBOOK_DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: once on SQLite, once on PostgreSQL (the runbook databases)."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(params=ALL_DATABASES)
+def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on SQLite, PostgreSQL and MariaDB: for the history and seed."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

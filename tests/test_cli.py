@@ -65,6 +65,38 @@ def test_db_upgrade_then_seed_fills_a_fresh_sqlite_database(tmp_path: Path) -> N
     assert (inspections, users) == (100, 2)
 
 
+@pytest.mark.mysql
+def test_db_upgrade_seed_and_downgrade_on_mariadb_from_a_driverless_mysql_url(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    """``mysql://`` works as postgres:// does; seed fills MariaDB; the history goes back down."""
+    url = sa.engine.make_url(mysql_url)
+    assert url.drivername == "mysql+pymysql"
+    driverless = url.set(drivername="mysql").render_as_string(hide_password=False)
+
+    upgrade = flask("db", "upgrade", database_url=driverless, cwd=tmp_path)
+    assert upgrade.returncode == 0, upgrade.stderr
+    seed = flask("softbee", "seed", "--rows", "300", database_url=driverless, cwd=tmp_path)
+    assert seed.returncode == 0, seed.stderr
+    assert "inspections: +300" in seed.stdout.splitlines()
+
+    engine = sa.create_engine(mysql_url)
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+            inspections = conn.execute(sa.text("SELECT COUNT(*) FROM inspections")).scalar_one()
+            flags = set(conn.execute(sa.text("SELECT email_verified FROM users")).scalars())
+        assert version == HEAD
+        assert inspections == 300
+        assert flags == {0, 1}
+
+        downgrade = flask("db", "downgrade", "base", database_url=driverless, cwd=tmp_path)
+        assert downgrade.returncode == 0, downgrade.stderr
+        assert sa.inspect(engine).get_table_names() == ["alembic_version"]
+    finally:
+        engine.dispose()
+
+
 def test_unreachable_database_gives_one_line_without_the_password(tmp_path: Path) -> None:
     """A server that refuses connections: ``Error: cannot reach the database ...``, exit 1."""
     result = flask("db", "upgrade", database_url=UNREACHABLE_URL, cwd=tmp_path)

@@ -151,6 +151,45 @@ def test_postgres_urls_are_normalised_to_psycopg2(raw: str, normalised: str) -> 
     assert normalise_url(raw) == normalised
 
 
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("mysql://bee:pw@host/db", "mysql+pymysql://bee:pw@host/db"),
+        ("mysql://bee@host:3307/db?charset=utf8mb4",
+         "mysql+pymysql://bee@host:3307/db?charset=utf8mb4"),
+        ("mariadb://bee:pw@host/db", "mysql+pymysql://bee:pw@host/db"),
+        ("  MySQL://bee@host/db\n", "mysql+pymysql://bee@host/db"),
+        ("mysql+pymysql://bee@host/db", "mysql+pymysql://bee@host/db"),
+        ("mysql+mysqldb://bee@host/db", "mysql+mysqldb://bee@host/db"),
+        ("mariadb+pymysql://bee@host/db", "mariadb+pymysql://bee@host/db"),
+    ],
+)
+def test_mysql_and_mariadb_urls_are_normalised_to_pymysql(raw: str, normalised: str) -> None:
+    """Driverless mysql:// and mariadb:// get PyMySQL (installed); a named driver is kept."""
+    assert normalise_url(raw) == normalised
+
+
+def test_a_mysql_database_url_gives_the_app_a_pymysql_engine(
+    monkeypatch: pytest.MonkeyPatch, instance_path: Path
+) -> None:
+    """``DATABASE_URL=mysql://...`` works as postgres:// does: the engine loads PyMySQL."""
+    monkeypatch.setenv("DATABASE_URL", "mysql://bee:secretpw@db.example.org/softbee")
+    app = create_app("production")
+    expected = "mysql+pymysql://bee:secretpw@db.example.org/softbee"
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == expected
+    with app.app_context():
+        engine = app.extensions["sqlalchemy"].engine
+        assert engine.url.drivername == "mysql+pymysql"
+        assert (engine.dialect.name, engine.dialect.driver) == ("mysql", "pymysql")
+
+
+def test_malformed_mysql_url_error_hides_the_password() -> None:
+    """A bad port in a mysql:// URL is refused in one line, password masked."""
+    with pytest.raises(BadDatabaseURL, match="malformed database URL") as raised:
+        parse_url("mysql://bee:secretpw@host:notaport/db")
+    assert "secretpw" not in str(raised.value)
+
+
 def test_database_url_is_normalised_by_create_app(
     monkeypatch: pytest.MonkeyPatch, instance_path: Path
 ) -> None:

@@ -76,18 +76,22 @@ def orphans(engine: Engine) -> dict[str, int]:
 
 
 @pytest.fixture
-def second_database_url(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """Another fresh, empty database of the same kind as ``database_url``."""
-    if make_url(database_url).get_backend_name() == "sqlite":
+def second_database_url(
+    any_database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> str:
+    """Another fresh, empty database of the same kind as ``any_database_url``."""
+    backend = make_url(any_database_url).get_backend_name()
+    if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'second.sqlite3'}"
-    return str(request.getfixturevalue("postgres_url"))
+    fixture = {"postgresql": "postgres_url", "mysql": "mysql_url"}[backend]
+    return str(request.getfixturevalue(fixture))
 
 
 def test_same_seed_and_rows_fill_two_fresh_databases_identically(
-    database_url: str, second_database_url: str
+    any_database_url: str, second_database_url: str
 ) -> None:
     """Seeding is deterministic: same (seed, rows, schema) gives the same rows."""
-    with migrated_engine(database_url) as first, migrated_engine(second_database_url) as second:
+    with migrated_engine(any_database_url) as first, migrated_engine(second_database_url) as second:
         assert seed_database(first, rows=200, seed=7) == seed_database(second, rows=200, seed=7)
         first_rows, second_rows = dump(first), dump(second)
     assert first_rows == second_rows
@@ -105,17 +109,19 @@ def test_another_seed_gives_other_rows(tmp_path: Path) -> None:
         assert dump(first)["users"] != dump(second)["users"]
 
 
-def test_returned_counts_match_the_database_and_the_table_shares(database_url: str) -> None:
+def test_returned_counts_match_the_database_and_the_table_shares(any_database_url: str) -> None:
     """rows=200 sizes every table from the largest (inspections), and says what it added."""
-    with migrated_engine(database_url) as engine:
+    with migrated_engine(any_database_url) as engine:
         added = seed_database(engine, rows=200)
         assert added == SIZES_FOR_200
         assert counts(engine) == SIZES_FOR_200
 
 
-def test_seeding_an_intermediate_revision_fills_only_what_exists_then(database_url: str) -> None:
+def test_seeding_an_intermediate_revision_fills_only_what_exists_then(
+    any_database_url: str,
+) -> None:
     """At the inspections revision: no treatments, and only that revision's columns."""
-    with migrated_engine(database_url, INSPECTIONS_REVISION) as engine:
+    with migrated_engine(any_database_url, INSPECTIONS_REVISION) as engine:
         added = seed_database(engine, rows=200)
         assert added == {k: v for k, v in SIZES_FOR_200.items() if k != "treatments"}
         assert counts(engine) == added
@@ -133,9 +139,9 @@ def test_seeding_the_first_revision_fills_users_only(sqlite_url: str) -> None:
         assert counts(engine) == {"users": 1}
 
 
-def test_seeding_twice_appends_without_breaking_unique_constraints(database_url: str) -> None:
+def test_seeding_twice_appends_without_breaking_unique_constraints(any_database_url: str) -> None:
     """A second run (same seed) doubles every table; emails and hive numbers stay unique."""
-    with migrated_engine(database_url) as engine:
+    with migrated_engine(any_database_url) as engine:
         seed_database(engine, rows=200)
         seed_database(engine, rows=200)
         assert counts(engine) == {k: 2 * v for k, v in SIZES_FOR_200.items()}
@@ -143,16 +149,17 @@ def test_seeding_twice_appends_without_breaking_unique_constraints(database_url:
             emails = conn.execute(sa.text("SELECT COUNT(DISTINCT email) FROM users")).scalar_one()
             hive_keys = conn.execute(
                 sa.text(
-                    "SELECT COUNT(*) FROM (SELECT DISTINCT apiary_id, hive_number FROM hives) keys"
+                    "SELECT COUNT(*) FROM (SELECT DISTINCT apiary_id, hive_number FROM hives)"
+                    " distinct_keys"  # not `keys`: a reserved word in MySQL
                 )
             ).scalar_one()
         assert emails == 2 * SIZES_FOR_200["users"]
         assert hive_keys == 2 * SIZES_FOR_200["hives"]
 
 
-def test_seeding_skips_unique_values_already_taken_by_other_rows(database_url: str) -> None:
+def test_seeding_skips_unique_values_already_taken_by_other_rows(any_database_url: str) -> None:
     """Rows not made by the seeder (an email, a hive number) are stepped around, not hit."""
-    with migrated_engine(database_url) as engine:
+    with migrated_engine(any_database_url) as engine:
         with engine.begin() as conn:
             conn.execute(
                 sa.text(
@@ -168,9 +175,9 @@ def test_seeding_skips_unique_values_already_taken_by_other_rows(database_url: s
         assert len(emails) == len(set(emails)) == SIZES_FOR_200["users"] + 1
 
 
-def test_every_foreign_key_points_at_an_existing_row(database_url: str) -> None:
+def test_every_foreign_key_points_at_an_existing_row(any_database_url: str) -> None:
     """No orphans, and nullable keys are sometimes NULL, sometimes set."""
-    with migrated_engine(database_url) as engine:
+    with migrated_engine(any_database_url) as engine:
         seed_database(engine, rows=200)
         found = orphans(engine)
         assert found and set(found.values()) == {0}
@@ -216,7 +223,7 @@ def test_rows_below_one_is_refused(sqlite_url: str) -> None:
         engine.dispose()
 
 
-def test_tables_outside_the_app_are_filled_from_their_column_types(database_url: str) -> None:
+def test_tables_outside_the_app_are_filled_from_their_column_types(any_database_url: str) -> None:
     """Any schema works: types, lengths, uniques, a composite key, an FK-only unique key."""
     metadata = sa.MetaData()
     owners = sa.Table(
@@ -241,7 +248,7 @@ def test_tables_outside_the_app_are_filled_from_their_column_types(database_url:
         sa.ForeignKeyConstraint(["owner_code", "owner_region"], [owners.c.code, owners.c.region]),
         sa.UniqueConstraint("owner_code", "owner_region"),
     )
-    engine = sa.create_engine(database_url)
+    engine = sa.create_engine(any_database_url)
     try:
         metadata.create_all(engine)
         first = seed_database(engine, rows=100)
@@ -255,3 +262,30 @@ def test_tables_outside_the_app_are_filled_from_their_column_types(database_url:
         assert all(0 <= p < 10_000 for p in prices)
     finally:
         engine.dispose()
+
+
+def test_the_same_seed_writes_the_same_rows_as_on_sqlite(
+    any_database_url: str, tmp_path: Path
+) -> None:
+    """Every database gets the rows SQLite gets: booleans as booleans, not TINYINT noise.
+
+    MySQL/MariaDB store BOOLEAN as TINYINT(1); before the seed read it back as boolean,
+    ``email_verified`` got integers up to 1000 there (error 1264) instead of True/False.
+    Floats are compared to 6 significant digits: ``Float()`` is single precision on MySQL.
+    """
+    reference_url = f"sqlite:///{tmp_path / 'reference.sqlite3'}"
+    with migrated_engine(any_database_url) as engine, migrated_engine(reference_url) as reference:
+        assert seed_database(engine, rows=200, seed=3) == seed_database(reference, rows=200, seed=3)
+        rows, expected = dump(engine), dump(reference)
+        with engine.connect() as conn:
+            verified = conn.execute(
+                sa.text("SELECT email_verified, email_verified_at FROM users")
+            ).all()
+    assert rows.keys() == expected.keys()
+    for table, table_rows in rows.items():
+        assert table_rows == [
+            tuple(pytest.approx(v, rel=1e-6) if isinstance(v, float) else v for v in row)
+            for row in expected[table]
+        ], table
+    assert {flag for flag, _ in verified} == {True, False}
+    assert all(at is None for flag, at in verified if not flag)

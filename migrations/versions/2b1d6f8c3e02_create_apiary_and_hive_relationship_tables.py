@@ -60,11 +60,8 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('hives', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_hives_apiary_id'))
-
+    # DROP TABLE takes the table's indexes with it on every database. Dropping the
+    # index first fails on MySQL/MariaDB, where it backs a foreign key (error 1553).
+    # hives refers to apiaries, so it goes first.
     op.drop_table('hives')
-    with op.batch_alter_table('apiaries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_apiaries_owner_id'))
-
     op.drop_table('apiaries')

@@ -24,8 +24,17 @@ def upgrade():
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('full_name', sa.String(length=200), nullable=True))
 
-    # 2. Backfill. `||` concatenates on both SQLite and PostgreSQL.
-    op.execute("UPDATE users SET full_name = first_name || ' ' || last_name")
+    # 2. Backfill. A SQLAlchemy expression, so each database gets its own concatenation:
+    #    `||` on SQLite and PostgreSQL, concat() on MySQL/MariaDB (where `||` means OR).
+    users = sa.table(
+        'users',
+        sa.column('first_name', sa.String()),
+        sa.column('last_name', sa.String()),
+        sa.column('full_name', sa.String()),
+    )
+    op.execute(
+        users.update().values(full_name=users.c.first_name + ' ' + users.c.last_name)
+    )
 
     # 3. Every row has a value now: enforce it.
     with op.batch_alter_table('users', schema=None) as batch_op:

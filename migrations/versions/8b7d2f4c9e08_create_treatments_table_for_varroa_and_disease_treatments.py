@@ -45,7 +45,6 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('treatments', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_treatments_hive_id'))
-
+    # DROP TABLE takes the table's indexes with it on every database. Dropping the
+    # index first fails on MySQL/MariaDB, where it backs a foreign key (error 1553).
     op.drop_table('treatments')
