@@ -54,7 +54,8 @@ def snapshot(url: str) -> dict[str, Any]:
             for table in sorted(inspector.get_table_names()):
                 columns = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)]
                 indexes = sorted((i["name"], tuple(i["column_names"])) for i in inspector.get_indexes(table))
-                rows = sorted(map(tuple, conn.execute(sa.text(f'SELECT * FROM "{table}"'))), key=repr)
+                quoted = conn.dialect.identifier_preparer.quote(table)
+                rows = sorted(map(tuple, conn.execute(sa.text(f"SELECT * FROM {quoted}"))), key=repr)
                 state[table] = {"columns": columns, "indexes": indexes, "rows": rows}
             return state
     finally:

@@ -30,8 +30,11 @@ class Dialect:
     """A database the runbooks know nothing special about: no lock, no timeouts."""
 
     name: ClassVar[str] = "default"
+    label: ClassVar[str] = "other databases"
     transactional_ddl: ClassVar[bool] = False
     lock_kind: ClassVar[str] = "none"
+    lock_timeout_setting: ClassVar[str] = "none"
+    statement_timeout_setting: ClassVar[str] = "none"
 
     def set_timeouts(
         self, connection: Connection, lock_timeout_ms: int | None, statement_timeout_ms: int | None
@@ -59,8 +62,11 @@ class PostgreSQL(Dialect):
     """Transactional DDL, a session-level advisory lock, ``lock_timeout``/``statement_timeout``."""
 
     name = "postgresql"
+    label = "PostgreSQL"
     transactional_ddl = True
     lock_kind = "pg_advisory_lock"
+    lock_timeout_setting = "`lock_timeout`"
+    statement_timeout_setting = "`statement_timeout`"
 
     def set_timeouts(
         self, connection: Connection, lock_timeout_ms: int | None, statement_timeout_ms: int | None
@@ -92,8 +98,10 @@ class SQLite(Dialect):
     """Transactional DDL (with the runbooks' BEGIN), a lock file, ``busy_timeout`` as lock timeout."""
 
     name = "sqlite"
+    label = "SQLite"
     transactional_ddl = True
     lock_kind = "lock_file"
+    lock_timeout_setting = "busy timeout"
     DRIVER_DEFAULT_TIMEOUT_MS: ClassVar[int] = 5000  # pysqlite's own default busy timeout
 
     def set_timeouts(
@@ -130,6 +138,63 @@ class SQLite(Dialect):
         return holders
 
 
+class MySQL(Dialect):
+    """MySQL and MariaDB: every DDL statement commits on its own, so no run is atomic.
+
+    One migration at a time is ``GET_LOCK``; waiting for a table's metadata lock is
+    ``lock_wait_timeout`` (and row locks ``innodb_lock_wait_timeout``), both whole seconds;
+    the statement timeout is MariaDB's ``max_statement_time`` (seconds) or MySQL's
+    ``max_execution_time`` (milliseconds, SELECT only).
+    """
+
+    name = "mysql"
+    label = "MySQL, MariaDB"
+    transactional_ddl = False
+    lock_kind = "get_lock"
+    lock_timeout_setting = "`lock_wait_timeout` (whole seconds)"
+    statement_timeout_setting = "`max_statement_time` (MariaDB), `max_execution_time` (MySQL, SELECT only)"
+
+    def set_timeouts(
+        self, connection: Connection, lock_timeout_ms: int | None, statement_timeout_ms: int | None
+    ) -> None:
+        if lock_timeout_ms:  # 0 (no limit) keeps the server's setting
+            seconds = _whole_seconds(lock_timeout_ms)
+            connection.exec_driver_sql(
+                f"SET SESSION lock_wait_timeout = {seconds}, innodb_lock_wait_timeout = {seconds}")
+        if statement_timeout_ms is not None:
+            if is_mariadb(connection):
+                connection.exec_driver_sql(
+                    f"SET SESSION max_statement_time = {int(statement_timeout_ms) / 1000:.3f}")
+            else:
+                connection.exec_driver_sql(
+                    f"SET SESSION max_execution_time = {int(statement_timeout_ms)}")
+
+    def reset_timeouts(self, connection: Connection) -> None:
+        connection.exec_driver_sql(
+            "SET SESSION lock_wait_timeout = DEFAULT, innodb_lock_wait_timeout = DEFAULT")
+        statement = "max_statement_time" if is_mariadb(connection) else "max_execution_time"
+        connection.exec_driver_sql(f"SET SESSION {statement} = DEFAULT")
+
+    def connect_params(
+        self, driver: str, lock_timeout_ms: int | None, statement_timeout_ms: int | None
+    ) -> dict[str, Any]:
+        if driver not in ("pymysql", "mysqldb") or not lock_timeout_ms:
+            return {}
+        seconds = _whole_seconds(lock_timeout_ms)
+        return {"init_command": f"SET SESSION lock_wait_timeout = {seconds}, "
+                                f"innodb_lock_wait_timeout = {seconds}"}
+
+
+def is_mariadb(connection: Connection) -> bool:
+    """True when a MySQL-dialect connection talks to MariaDB."""
+    return bool(getattr(connection.dialect, "is_mariadb", False))
+
+
+def _whole_seconds(milliseconds: int) -> int:
+    """MySQL's lock timeouts are whole seconds: round up, and never 0 (which would not wait at all)."""
+    return max(1, -(-int(milliseconds) // 1000))
+
+
 def _opens_any(process: Path, names: set[str]) -> bool:
     try:
         return any(os.readlink(fd) in names for fd in (process / "fd").iterdir())
@@ -157,8 +222,38 @@ def rollback_fully(connection: Connection) -> None:
         raw.rollback()
 
 
-DIALECTS: dict[str, Dialect] = {d.name: d for d in (PostgreSQL(), SQLite())}
+DIALECTS_IN_ORDER: tuple[Dialect, ...] = (PostgreSQL(), SQLite(), MySQL())
+DIALECTS: dict[str, Dialect] = {d.name: d for d in DIALECTS_IN_ORDER}
+DIALECTS["mariadb"] = DIALECTS["mysql"]
 DEFAULT = Dialect()
+
+
+LOCKS = {
+    "pg_advisory_lock": "session advisory lock",
+    "lock_file": "lock file beside the database",
+    "get_lock": "`GET_LOCK`",
+    "none": "none",
+}
+
+
+def guarantees_table() -> str:
+    """The README's per-database table of what a run guarantees, made from the facts above."""
+    header = ["", *(d.label for d in DIALECTS_IN_ORDER)]
+    facts = {
+        "a run is atomic (one transaction)": lambda d: "yes" if d.transactional_ddl else
+        "no: each revision commits on its own; a failure says what it left applied",
+        "data-loss guard": lambda d: "after the migration, in its transaction: a loss is rolled back"
+        if d.transactional_ddl else "before: predicted from the revisions' SQL and refused",
+        "rehearsal": lambda d: "the real run, rolled back" if d.transactional_ddl
+        else "on a scratch copy of the database",
+        "one migration at a time": lambda d: LOCKS[d.lock_kind],
+        "lock timeout": lambda d: d.lock_timeout_setting,
+        "statement timeout": lambda d: d.statement_timeout_setting,
+    }
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for fact, value in facts.items():
+        lines.append("| " + " | ".join([fact, *(value(d) for d in DIALECTS_IN_ORDER)]) + " |")
+    return "\n".join(lines)
 
 
 def dialect_named(name: str) -> Dialect:

@@ -94,5 +94,24 @@ class MigrationFailed(RunbookError):
     """A migration script raised; the database is at the last revision that succeeded."""
 
 
+class PartiallyApplied(MigrationFailed):
+    """A revision failed half-way on a database whose DDL commits as it runs (MySQL, MariaDB).
+
+    Nothing was rolled back: ``applied`` lists what of ``revision`` is in the database,
+    ``recorded`` is what alembic_version still says, ``undo_sql`` takes the applied part
+    back and ``remaining_sql`` is the rest of the revision, for ``recover_stamp``.
+    """
+
+    def __init__(self, message: str, *, revision: str, recorded: str, statement: str,
+                 applied: Sequence[dict[str, Any]], undo_sql: str, remaining_sql: str) -> None:
+        super().__init__(message)
+        self.revision = revision
+        self.recorded = recorded
+        self.statement = statement
+        self.applied = list(applied)
+        self.undo_sql = undo_sql
+        self.remaining_sql = remaining_sql
+
+
 class RecoveryError(RunbookError):
     """The manual fix or stamp could not be applied, or did not verify."""

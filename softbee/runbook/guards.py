@@ -67,10 +67,14 @@ def migration_lock(project: Project, connection: Connection, wait_s: float = 0.0
     """Hold the database's migration lock for the block, waiting up to ``wait_s`` seconds."""
     if not math.isfinite(wait_s) or wait_s < 0:
         raise ParameterError(f"lock_wait_s must be a number of seconds, 0 or more, not {wait_s}")
-    if connection.dialect.name == "postgresql":
+    kind = dialect_for(connection).lock_kind
+    if kind == "pg_advisory_lock":
         with _pg_lock(connection, wait_s) as info:
             yield info
-    elif connection.dialect.name == "sqlite" and project.url.database not in (None, "", ":memory:"):
+    elif kind == "get_lock":
+        with _mysql_lock(connection, wait_s) as info:
+            yield info
+    elif kind == "lock_file" and project.url.database not in (None, "", ":memory:"):
         # resolve(): a symlink or another spelling of the path must find the same lock
         with _file_lock(Path(str(project.url.database)).resolve(), wait_s) as info:
             yield info
@@ -134,6 +138,56 @@ def pg_lock_holder(connection: Connection) -> dict[str, Any]:
         "user": row.usename,
         "since": row.backend_start.isoformat(timespec="seconds") if row.backend_start else None,
         "client": str(row.client_addr) if row.client_addr else "local socket",
+    }
+
+
+def _mysql_lock_name(connection: Connection) -> str:
+    """GET_LOCK names are server-wide: one lock per database."""
+    database = connection.exec_driver_sql("SELECT DATABASE()").scalar_one()
+    return f"{APPLICATION_NAME}:{database}"[:64]
+
+
+@contextmanager
+def _mysql_lock(connection: Connection, wait_s: float) -> Iterator[LockInfo]:
+    name = _mysql_lock_name(connection)
+    # GET_LOCK takes fractional seconds of waiting on MariaDB and MySQL 8; 0 means do not wait.
+    got = connection.execute(sa.text("SELECT GET_LOCK(:name, :wait)"),
+                             {"name": name, "wait": wait_s}).scalar()
+    connection.commit()
+    if got != 1:
+        holder = mysql_lock_holder(connection, name)
+        raise LockHeld(
+            f"another migration holds the lock on this database: {describe_holder(holder)}; "
+            f"waited {wait_s:g}s (raise lock_wait_s to wait longer)",
+            holder,
+        )
+    try:
+        pid = connection.exec_driver_sql("SELECT CONNECTION_ID()").scalar_one()
+        connection.commit()
+        yield LockInfo(kind="get_lock", holder={"pid": int(pid)})
+    finally:
+        if not connection.closed and not connection.invalidated:
+            rollback_fully(connection)
+            connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+            connection.commit()
+
+
+def mysql_lock_holder(connection: Connection, name: str) -> dict[str, Any]:
+    """The session holding the named GET_LOCK: its connection id, user, host and since when."""
+    row = connection.execute(
+        sa.text("SELECT p.ID AS pid, p.USER AS user, p.HOST AS client, p.TIME AS seconds "
+                "FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(:name)"),
+        {"name": name},
+    ).first()
+    connection.commit()
+    if row is None:
+        return {}
+    since = datetime.now(UTC).timestamp() - float(row.seconds or 0)
+    return {
+        "pid": int(row.pid),
+        "user": row.user,
+        "client": row.client,
+        "since": datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds"),
     }
 
 

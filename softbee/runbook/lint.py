@@ -149,6 +149,34 @@ def lint_sql(
     return _frame(own + squawk)
 
 
+def destructive_statements(sql: str) -> list[dict[str, Any]]:
+    """The statements of ``sql`` that drop a table or column, delete or truncate rows.
+
+    Each as ``{"kind", "table", "column", "revision", "statement"}``: what a data-loss
+    guard must predict on a database that cannot roll DDL back.
+    """
+    found: list[dict[str, Any]] = []
+
+    def add(kind: str, st: Statement, table: str, column: str | None = None) -> None:
+        found.append({"kind": kind, "table": table, "column": column, "revision": st.revision,
+                      "statement": _excerpt(st.text)})
+
+    for st in split_sql(sql):
+        if m := _DROP_TABLE.match(st.code):
+            for name in re.findall(_NAME, m["table"]):
+                add("table dropped", st, _ident(name))
+        elif m := _ALTER_TABLE.match(st.code):
+            for action in _split_actions(m["actions"]):
+                found_action = _column_action(action)
+                if found_action and found_action[0] is _DROP_COLUMN:
+                    add("column dropped", st, _ident(m["table"]), _ident(found_action[1]["column"]))
+        elif (m := _DML.match(st.code)) and m["verb"].upper().startswith("DELETE"):
+            add("rows deleted", st, _ident(m["table"]))
+        elif m := _TRUNCATE.match(st.code):
+            add("rows deleted", st, _ident(m["table"]))
+    return found
+
+
 def lint_diff(
     diff: pd.DataFrame,
     row_counts: Mapping[str, int] | None = None,
@@ -228,7 +256,7 @@ class _Rows:
 
 # --- statements ----------------------------------------------------------------------------
 
-_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)'
+_IDENT = r'(?:"(?:[^"]|"")+"|`(?:[^`]|``)+`|[A-Za-z_][\w$]*)'
 _NAME = rf"{_IDENT}(?:\s*\.\s*{_IDENT})*"
 _CREATE_TABLE = re.compile(
     r"^CREATE\s+(?:(?:GLOBAL|LOCAL)\s+)?(?:(?:TEMP|TEMPORARY|UNLOGGED)\s+)?TABLE\s+"
@@ -268,14 +296,15 @@ _SET_NOT_NULL = re.compile(r"^SET\s+NOT\s+NULL\b", re.I)
 _SET_TYPE = re.compile(
     r"^(?:SET\s+DATA\s+)?TYPE\s+(?P<type>.+?)(?:\s+(?:USING|COLLATE)\b.*)?$", re.I
 )
+_TRUNCATE = re.compile(rf"^TRUNCATE\s+(?:TABLE\s+)?(?P<table>{_NAME})", re.I)
 _NOT_COLUMNS = {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "EXCLUDE"}
 _COLUMN_ACTIONS = (_ADD_COLUMN, _DROP_COLUMN, _RENAME_COLUMN, _ALTER_COLUMN)
 
 
 def _ident(name: str) -> str:
-    """``"Users"`` -> ``Users``; ``Public.Users`` -> ``public.users`` (PostgreSQL folding)."""
-    parts = re.findall(r'"(?:[^"]|"")+"|[^."\s]+', name)
-    return ".".join(p[1:-1].replace('""', '"') if p[0] == '"' else p.lower() for p in parts)
+    """``"Users"`` -> ``Users``; ``Public.Users`` -> ``public.users`` (PostgreSQL folding); MySQL's ```t``` -> ``t``."""
+    parts = re.findall(r'"(?:[^"]|"")+"|`(?:[^`]|``)+`|[^.`"\s]+', name)
+    return ".".join(p[1:-1].replace(p[0] * 2, p[0]) if p[0] in '"`' else p.lower() for p in parts)
 
 
 def _split_actions(actions: str) -> list[str]:

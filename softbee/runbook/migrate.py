@@ -17,7 +17,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.counts import SKIPPED_TABLES, compare_counts, counts_records, has_rows
-from softbee.runbook.dialects import dialect_named, rollback_fully
+from softbee.runbook.dialects import dialect_for, dialect_named, rollback_fully
 from softbee.runbook.errors import (
     DataLossError,
     MigrationFailed,
@@ -217,8 +217,49 @@ def run_migration(
         ):
             plan = plan_migration(project, direction, target, conn)  # the database may have moved
             conn.commit()
+            if not dialect_for(conn).transactional_ddl:
+                return _run_without_transactional_ddl(
+                    project, conn, plan, round_trip, count_mode, allow_data_loss, rehearse,
+                    lock_timeout_ms, statement_timeout_ms, say)
             return _run_locked(project, conn, plan, round_trip, count_mode, allow_data_loss,
                                rehearse, lock_timeout_ms, statement_timeout_ms, say)
+
+
+def _run_without_transactional_ddl(
+    project: Project,
+    conn: Connection,
+    plan: Plan,
+    round_trip: bool,
+    count_mode: str,
+    allow_data_loss: bool,
+    rehearse: bool,
+    lock_timeout_ms: int | None,
+    statement_timeout_ms: int | None,
+    say: Progress,
+) -> MigrationResult:
+    """MySQL/MariaDB: revision by revision, the loss predicted first; a rehearsal on a copy."""
+    from softbee.runbook.scratch import scratch_copy
+    from softbee.runbook.stepwise import run_stepwise
+
+    def run(target: Project, connection: Connection, allow_loss: bool) -> MigrationResult:
+        try:
+            return run_stepwise(target, connection, plan, round_trip=round_trip,
+                                count_mode=count_mode, allow_data_loss=allow_loss, say=say)
+        except RunbookError:
+            raise
+        except Exception as exc:
+            rollback_fully(connection)
+            raise _explain(target, exc, plan, [], lock_timeout_ms, statement_timeout_ms) from exc
+
+    if not rehearse:
+        return run(project, conn, allow_data_loss)
+    with scratch_copy(project, conn) as copy, copy.connect() as scratch_conn:
+        say(f"rehearsal on a scratch copy of the database ({copy.url.database}): "
+            f"{project.dialect} cannot roll DDL back")
+        result = run(copy, scratch_conn, True)  # a copy: show the loss rather than refuse it
+    result.rehearsal, result.committed = True, False
+    say("rehearsal finished: the scratch copy was dropped, the database is as it was")
+    return result
 
 
 def _run_locked(

@@ -11,11 +11,13 @@ import pandas as pd
 from alembic import command
 from sqlalchemy.engine import Connection
 
+from softbee.runbook.dialects import dialect_for
 from softbee.runbook.diff import model_diff
 from softbee.runbook.errors import RecoveryError, RevisionError, RunbookError, first_line
 from softbee.runbook.guards import migration_lock, require_confirmation, session_timeouts
 from softbee.runbook.migrate import schema_changes, schema_of
 from softbee.runbook.project import Project, make_engine
+from softbee.runbook.scratch import scratch_copy
 from softbee.runbook.sqltext import split_sql
 from softbee.runbook.state import current_revisions, get_state, get_script, single_head
 from softbee.urls import redact_text
@@ -149,6 +151,9 @@ def recover(
                     "pass purge=True to replace it"
                 )
         conn.commit()
+        if not dialect_for(conn).transactional_ddl:
+            return _recover_without_transactional_ddl(
+                project, conn, statements, stamp_revision, target, purge, dry_run, before)
         transaction = conn.begin()
         try:
             _run_statements(conn, statements)
@@ -170,6 +175,53 @@ def recover(
     return Recovery(statements=statements, stamped=target if stamp_revision else None,
                     before=before, after=after, verification=verification, dry_run=dry_run,
                     applied=not dry_run and verification.ok, notes=notes)
+
+
+def _recover_without_transactional_ddl(
+    project: Project,
+    conn: Connection,
+    statements: list[str],
+    stamp_revision: str | None,
+    target: str | None,
+    purge: bool,
+    dry_run: bool,
+    before: tuple[str, ...],
+) -> Recovery:
+    """MySQL/MariaDB: the fix and stamp first on a scratch copy; the real database only if it verifies.
+
+    DDL commits as it runs there, so a dry run cannot be a rollback: it is the copy, and a
+    real run applies nothing that did not verify on the copy first.
+    """
+    with scratch_copy(project, conn) as copy, copy.connect() as scratch:
+        _run_statements(scratch, statements, undone="the scratch copy is dropped, nothing changed")
+        if stamp_revision is not None:
+            _stamp(copy, scratch, target, purge)
+        scratch.commit()
+        rehearsed = current_revisions(copy, scratch)
+        verification = verify(copy, scratch, rehearsed[0] if rehearsed else None)
+        scratch.commit()
+    notes = [f"rehearsed on a scratch copy: {project.dialect} cannot roll DDL back"]
+    if dry_run or not verification.ok:
+        if not verification.ok:
+            notes.append("nothing was applied because verification failed on the copy")
+        return Recovery(statements=statements, stamped=target if stamp_revision else None,
+                        before=before, after=rehearsed, verification=verification,
+                        dry_run=dry_run, applied=False, notes=notes)
+    _run_statements(conn, statements, undone=(
+        "NOT rolled back (DDL commits as it runs; the statements before it are applied): "
+        "fix the database by hand"))
+    if stamp_revision is not None:
+        _stamp(project, conn, target, purge)
+    conn.commit()
+    after = current_revisions(project, conn)
+    verification = verify(project, conn, after[0] if after else None)
+    conn.commit()
+    if not verification.ok:
+        notes.append("applied, but the database does not verify (it did on the copy): "
+                     "someone changed it meanwhile; see the differences")
+    return Recovery(statements=statements, stamped=target if stamp_revision else None,
+                    before=before, after=after, verification=verification, dry_run=False,
+                    applied=True, notes=notes)
 
 
 # Statements that would end or replace the runbook's own transaction (and so commit a dry run).
@@ -196,7 +248,9 @@ def _resolve_stamp(project: Project, revision: str | None) -> str | None:
     return get_script(project, revision).revision
 
 
-def _run_statements(conn: Connection, statements: list[str]) -> None:
+def _run_statements(
+    conn: Connection, statements: list[str], undone: str = "rolled back, nothing changed"
+) -> None:
     for number, statement in enumerate(statements, start=1):
         try:
             conn.exec_driver_sql(statement)
@@ -205,7 +259,7 @@ def _run_statements(conn: Connection, statements: list[str]) -> None:
             reason = redact_text(first_line(orig if orig is not None else exc))
             raise RecoveryError(
                 f"fix_sql statement {number} ({redact_text(statement[:80])!r}) failed: {reason}; "
-                "rolled back, nothing changed: correct the SQL and run again"
+                f"{undone}: correct the SQL and run again"
             ) from None
 
 
@@ -235,6 +289,8 @@ def expected_schema(project: Project, revision: str | None) -> dict[str, dict[st
             return _schema_at(project, url, revision)
     if project.dialect == "postgresql":
         return _pg_scratch_schema(project, revision)
+    if project.dialect in ("mysql", "mariadb"):
+        return _mysql_scratch_schema(project, revision)
     raise RecoveryError(f"cannot build a scratch {project.dialect} database to verify against")
 
 
@@ -258,6 +314,24 @@ def _pg_scratch_schema(project: Project, revision: str | None) -> dict[str, dict
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+def _mysql_scratch_schema(project: Project, revision: str | None) -> dict[str, dict[str, str]]:
+    import uuid
+
+    name = f"softbee_verify_{uuid.uuid4().hex[:10]}"
+    with project.engine.connect() as conn:
+        try:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+        except Exception as exc:
+            raise RecoveryError(
+                f"cannot create a scratch database to verify against ({type(exc).__name__}): "
+                "grant CREATE to the migration user or stamp head"
+            ) from None
+        try:
+            return _schema_at(project, project.url.set(database=name), revision)
+        finally:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def _schema_at(project: Project, url: Any, revision: str | None) -> dict[str, dict[str, str]]:

@@ -1,0 +1,39 @@
+"""What differs per database, in one place: the facts, and the README table made from them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from softbee.runbook.dialects import MySQL, PostgreSQL, SQLite, dialect_named, guarantees_table
+from tests.helpers import REPO_ROOT
+
+
+def test_readme_table_of_guarantees_is_the_one_the_dialects_make() -> None:
+    """The README's per-database promises cannot drift from the code that keeps them."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    found = re.search(r"<!-- guarantees:start -->\n(.*?)\n<!-- guarantees:end -->", readme, re.S)
+    assert found, "README.md lost its guarantees table markers"
+    assert found.group(1) == guarantees_table()
+
+
+def test_only_databases_with_transactional_ddl_promise_an_atomic_run() -> None:
+    assert PostgreSQL.transactional_ddl and SQLite.transactional_ddl
+    assert not MySQL.transactional_ddl and dialect_named("mariadb") is dialect_named("mysql")
+    assert not dialect_named("mssql").transactional_ddl and dialect_named("mssql").lock_kind == "none"
+
+
+@pytest.mark.parametrize(("ms", "seconds"), [(1, 1), (1000, 1), (1001, 2), (5000, 5)])
+def test_mysql_lock_timeouts_round_up_to_whole_seconds(ms: int, seconds: int) -> None:
+    params = MySQL().connect_params("pymysql", ms, None)
+    assert params == {"init_command": f"SET SESSION lock_wait_timeout = {seconds}, "
+                                      f"innodb_lock_wait_timeout = {seconds}"}
+
+
+def test_new_sessions_get_timeouts_only_through_drivers_that_take_them() -> None:
+    assert PostgreSQL().connect_params("psycopg2", 1500, 90000) == {
+        "options": "-c lock_timeout=1500 -c statement_timeout=90000"}
+    assert PostgreSQL().connect_params("asyncpg", 1500, None) == {}
+    assert SQLite().connect_params("pysqlite", 1500, None) == {"timeout": 1.5}
+    assert MySQL().connect_params("pymysql", 0, None) == {}  # 0: no limit, the server's setting

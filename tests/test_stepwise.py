@@ -1,0 +1,141 @@
+"""MySQL/MariaDB: runs that tell the truth where DDL commits as it runs.
+
+Every test runs on a fresh MariaDB database (``mysql_url``) and asserts on the database:
+what a half-applied revision left, that a predicted loss changed nothing, that a
+rehearsal on a copy left the real tables alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from softbee.runbook.errors import DataLossError, LockHeld, PartiallyApplied
+from softbee.runbook.guards import migration_lock
+from softbee.runbook.migrate import run_migration
+from softbee.runbook.recover import recover
+from tests.helpers import (
+    FULL_NAME,
+    HEAD,
+    migrations_with_extra_revision,
+    project_at,
+    revision_of,
+    snapshot,
+)
+
+pytestmark = pytest.mark.mysql
+
+HALF = "0ba1f0000001"  # adds a column, then fails on its next statement
+
+
+def columns(url: str, table: str) -> set[str]:
+    engine = sa.create_engine(url)
+    try:
+        return {c["name"] for c in sa.inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def half_applied_history(tmp_path: Path) -> Path:
+    return migrations_with_extra_revision(
+        tmp_path, HALF, HEAD,
+        upgrade='op.add_column("hives", sa.Column("weight_kg", sa.Float())); '
+                'op.execute("UPDATE no_such_table SET x = 1")',
+        downgrade='op.drop_column("hives", "weight_kg")')
+
+
+def test_soft_bee_history_goes_up_and_down_through_the_runbook(mysql_url: str) -> None:
+    project = project_at(mysql_url)
+    result = run_migration(project, "upgrade", "head")
+    assert result.committed and revision_of(mysql_url) == HEAD
+    assert len(result.steps) == 8
+    run_migration(project, "downgrade", "base")
+    assert revision_of(mysql_url) is None
+    assert set(snapshot(mysql_url)) == {"alembic_version"}
+
+
+def test_a_revision_failing_half_way_is_reported_half_applied_with_its_recovery(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    migrations = half_applied_history(tmp_path)
+    project = project_at(mysql_url, HEAD, rows=20, migrations_dir=migrations)
+
+    with pytest.raises(PartiallyApplied) as failure:
+        run_migration(project, "upgrade", "head")
+
+    error = failure.value
+    message = str(error)
+    assert "NOT rolled back" in message and "rolled back, database still" not in message
+    assert "no_such_table" in message and f"still records {HEAD}" in message
+    assert "weight_kg" in message and "recover_stamp" in message
+    # the truth on the database: the column is there, the version is not moved
+    assert "weight_kg" in columns(mysql_url, "hives") and revision_of(mysql_url) == HEAD
+    assert [(a["change"], a["table"], a["item"]) for a in error.applied] == [
+        ("added", "hives", "weight_kg")]
+    assert error.undo_sql == "ALTER TABLE `hives` DROP COLUMN `weight_kg`"
+    assert "UPDATE no_such_table" in error.remaining_sql
+
+
+def test_the_recovery_drill_undoes_the_applied_part_then_the_upgrade_keeps_every_row(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    migrations = half_applied_history(tmp_path)
+    project = project_at(mysql_url, HEAD, rows=20, migrations_dir=migrations)
+    with pytest.raises(PartiallyApplied) as failure:
+        run_migration(project, "upgrade", "head")
+    rows_before = {t: len(v["rows"]) for t, v in snapshot(mysql_url).items()}
+
+    dry = recover(project, failure.value.undo_sql, dry_run=True)
+    assert dry.dry_run and dry.verification.ok and not dry.applied
+    assert "weight_kg" in columns(mysql_url, "hives")  # a dry run changed nothing
+
+    done = recover(project, failure.value.undo_sql, dry_run=False)
+    assert done.applied and done.verification.ok
+    assert "weight_kg" not in columns(mysql_url, "hives") and revision_of(mysql_url) == HEAD
+
+    # fix the revision, then the next upgrade reaches head with every row kept
+    script = next((migrations / "versions").glob(f"{HALF}_*.py"))
+    script.write_text(script.read_text().replace('op.execute("UPDATE no_such_table SET x = 1")', "pass"))
+    run_migration(project, "upgrade", "head")
+    assert revision_of(mysql_url) == HALF and "weight_kg" in columns(mysql_url, "hives")
+    assert {t: len(v["rows"]) for t, v in snapshot(mysql_url).items() if t != "alembic_version"} == {
+        t: n for t, n in rows_before.items() if t != "alembic_version"}
+
+
+def test_a_predicted_loss_is_refused_before_anything_runs(mysql_url: str) -> None:
+    project = project_at(mysql_url, HEAD, rows=20)
+    before = snapshot(mysql_url)
+    with pytest.raises(DataLossError, match="nothing was run") as refused:
+        run_migration(project, "downgrade", FULL_NAME)
+    assert any(loss["object"] == "treatments" for loss in refused.value.losses)
+    assert snapshot(mysql_url) == before
+
+
+def test_allow_data_loss_runs_the_predicted_loss(mysql_url: str) -> None:
+    project = project_at(mysql_url, HEAD, rows=20)
+    result = run_migration(project, "downgrade", FULL_NAME, allow_data_loss=True)
+    assert revision_of(mysql_url) == FULL_NAME and "treatments" not in snapshot(mysql_url)
+    assert any(loss["object"] == "treatments" for loss in result.losses)
+
+
+def test_a_rehearsal_runs_on_a_copy_and_leaves_the_database_alone(mysql_url: str) -> None:
+    project = project_at(mysql_url, FULL_NAME, rows=20)
+    before = snapshot(mysql_url)
+    result = run_migration(project, "upgrade", "head", rehearse=True)
+    assert result.rehearsal and not result.committed and result.end == HEAD
+    assert snapshot(mysql_url) == before
+    engine = sa.create_engine(mysql_url)
+    with engine.connect() as conn:
+        leftovers = conn.execute(sa.text("SHOW DATABASES LIKE :name"), {"name": "%rehearsal%"}).all()
+    engine.dispose()
+    assert leftovers == []
+
+
+def test_a_second_run_is_refused_naming_the_get_lock_holder(mysql_url: str) -> None:
+    project = project_at(mysql_url)
+    with project.connect() as other, migration_lock(project, other) as held:
+        with pytest.raises(LockHeld, match=f"pid {held.holder['pid']}"):
+            run_migration(project, "upgrade", "head")
+    assert revision_of(mysql_url) is None
