@@ -139,3 +139,22 @@ def test_a_second_run_is_refused_naming_the_get_lock_holder(mysql_url: str) -> N
         with pytest.raises(LockHeld, match=f"pid {held.holder['pid']}"):
             run_migration(project, "upgrade", "head")
     assert revision_of(mysql_url) is None
+
+
+@pytest.mark.notebook
+def test_the_upgrade_runbook_on_mariadb_reports_a_half_applied_revision(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    """Through the notebook: base to head, then the failing revision stops the run as half-applied."""
+    from tests.test_runbooks import run_failing_runbook, run_runbook
+
+    migrations = half_applied_history(tmp_path)
+    run_runbook("upgrade_downgrade", tmp_path, database_url=mysql_url, target=HEAD,
+                migrations_dir=str(migrations))
+    assert revision_of(mysql_url) == HEAD
+
+    error, _ = run_failing_runbook("upgrade_downgrade", tmp_path, database_url=mysql_url,
+                                   migrations_dir=str(migrations))
+    assert error.ename == "PartiallyApplied"
+    assert "NOT rolled back" in error.evalue and "recover_stamp" in error.evalue
+    assert "weight_kg" in columns(mysql_url, "hives") and revision_of(mysql_url) == HEAD
