@@ -224,11 +224,28 @@ def session_timeouts(
         yield
     finally:
         if not connection.closed and not connection.invalidated:
-            if connection.in_transaction():
-                connection.rollback()
-            connection.exec_driver_sql("RESET lock_timeout")
+            _reset_timeouts(connection)
+
+
+def _reset_timeouts(connection: Connection) -> None:
+    """RESET both timeouts, statement_timeout first so that nothing after it can time out.
+
+    A statement_timeout that fires just as a statement ends leaves a cancel pending that
+    PostgreSQL delivers to the session's next statement ("canceling statement due to user
+    request", SQLSTATE 57014): with a short timeout that can be this RESET. It is then rolled
+    back and run once more; the pending cancel has been spent.
+    """
+    for attempt in (1, 2):
+        if connection.in_transaction():
+            connection.rollback()
+        try:
             connection.exec_driver_sql("RESET statement_timeout")
+            connection.exec_driver_sql("RESET lock_timeout")
             connection.commit()
+            return
+        except sa.exc.OperationalError as exc:
+            if attempt == 2 or getattr(exc.orig, "pgcode", None) != "57014":
+                raise
 
 
 def blockers_of(project: Project, statement: str) -> list[dict[str, Any]]:
