@@ -78,15 +78,29 @@ def test_second_concurrent_upgrade_fails_naming_the_lock_holder(database_url: st
     assert revision_of(database_url) == HEAD
 
 
-def test_lock_wait_lets_the_second_run_go_after_the_first(database_url: str) -> None:
+def test_lock_wait_lets_the_second_run_go_after_the_first(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from softbee.runbook import guards
+
     project_at(database_url, INSPECTIONS)
     entered, release = threading.Event(), threading.Event()
     first = _upgrade_in_thread(database_url, entered, release)
-    assert entered.wait(timeout=30)
-    threading.Timer(0.5, release.set).start()
+    assert entered.wait(timeout=30), "first upgrade never started"
+    waits = []
+
+    def while_the_second_waits(seconds: float) -> None:
+        # The second run found the lock held and is waiting: only now let the first one finish.
+        waits.append(seconds)
+        release.set()
+        first["thread"].join(timeout=60)
+
+    monkeypatch.setattr(guards, "time", SimpleNamespace(monotonic=time.monotonic,
+                                                       sleep=while_the_second_waits))
     second = run_migration(load_project(database_url=database_url), "upgrade", "head", lock_wait_s=20)
-    first["thread"].join(timeout=60)
-    assert "error" not in first
+    assert not first["thread"].is_alive()
+    assert "error" not in first, first.get("error")
+    assert waits == [guards.POLL_SECONDS], "the second run waited once, then took the lock"
     assert second.steps == [], "the second run found the database already at head"
     assert revision_of(database_url) == HEAD
 
