@@ -26,6 +26,7 @@ from tests.helpers import (
     FULL_NAME,
     HEAD,
     HIVE_HEALTH,
+    HUNG_AFTER_S,
     INSPECTIONS,
     MIGRATIONS,
     dump,
@@ -44,7 +45,7 @@ def _upgrade_in_thread(url: str, entered: threading.Event, release: threading.Ev
     def progress(message: str) -> None:
         if not entered.is_set():
             entered.set()
-            release.wait(timeout=30)
+            release.wait(timeout=HUNG_AFTER_S)
 
     def work() -> None:
         try:
@@ -63,13 +64,13 @@ def test_second_concurrent_upgrade_fails_naming_the_lock_holder(database_url: st
     project_at(database_url, INSPECTIONS, rows=100)
     entered, release = threading.Event(), threading.Event()
     first = _upgrade_in_thread(database_url, entered, release)
-    assert entered.wait(timeout=30), "first upgrade never started"
+    assert entered.wait(timeout=HUNG_AFTER_S), "first upgrade never started"
     try:
         with pytest.raises(LockHeld) as caught:
             run_migration(load_project(database_url=database_url), "upgrade", "head")
     finally:
         release.set()
-        first["thread"].join(timeout=60)
+        first["thread"].join(timeout=HUNG_AFTER_S)
     assert "another migration holds the lock" in str(caught.value)
     assert caught.value.holder.get("pid"), caught.value.holder
     assert "softbee-runbook" in str(caught.value)
@@ -86,14 +87,14 @@ def test_lock_wait_lets_the_second_run_go_after_the_first(
     project_at(database_url, INSPECTIONS)
     entered, release = threading.Event(), threading.Event()
     first = _upgrade_in_thread(database_url, entered, release)
-    assert entered.wait(timeout=30), "first upgrade never started"
+    assert entered.wait(timeout=HUNG_AFTER_S), "first upgrade never started"
     waits = []
 
     def while_the_second_waits(seconds: float) -> None:
         # The second run found the lock held and is waiting: only now let the first one finish.
         waits.append(seconds)
         release.set()
-        first["thread"].join(timeout=60)
+        first["thread"].join(timeout=HUNG_AFTER_S)
 
     monkeypatch.setattr(guards, "time", SimpleNamespace(monotonic=time.monotonic,
                                                        sleep=while_the_second_waits))
@@ -399,13 +400,13 @@ def test_lock_file_is_found_through_a_symlink_to_the_database(tmp_path) -> None:
     (tmp_path / "alias.sqlite3").symlink_to(real)
     entered, release = threading.Event(), threading.Event()
     first = _upgrade_in_thread(f"sqlite:///{real}", entered, release)
-    assert entered.wait(timeout=30)
+    assert entered.wait(timeout=HUNG_AFTER_S)
     try:
         with pytest.raises(LockHeld):
             run_migration(load_project(database_url=f"sqlite:///{tmp_path / 'alias.sqlite3'}"), "upgrade")
     finally:
         release.set()
-        first["thread"].join(timeout=60)
+        first["thread"].join(timeout=HUNG_AFTER_S)
     assert "error" not in first
 
 
