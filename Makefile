@@ -1,6 +1,9 @@
 # Set-up is two commands on a machine with python3 and make: `make run` and `make test`.
 # Both create .venv when missing and install the project (and its Jupyter kernel) into it.
 
+# bash: the test target needs pipefail, which POSIX sh lacks.
+SHELL := /bin/bash
+
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,8 +27,24 @@ run: $(INSTALLED)
 	$(BIN)/softbee-runbook run upgrade_downgrade
 	FLASK_APP=softbee $(BIN)/flask softbee seed --rows $(ROWS) --if-empty
 
+# The whole output goes to test-results/pytest.log (and the terminal), the per-test results to
+# test-results/junit.xml; pytest's exit status is make's. On a failure the failing tests are
+# listed again at the very end, with where to read their output.
+RESULTS := test-results
+PYTEST_ARGS ?= -n auto
 test: $(INSTALLED)
-	$(BIN)/python -m pytest -n auto
+	@mkdir -p $(RESULTS)
+	@set -o pipefail; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --junitxml=$(RESULTS)/junit.xml 2>&1 | tee $(RESULTS)/pytest.log; \
+	status=$$?; \
+	if [ $$status -ne 0 ]; then \
+		echo; \
+		echo "make test: FAILED (pytest exit status $$status)"; \
+		grep -E '^(FAILED|ERROR) ' $(RESULTS)/pytest.log || echo "(no test reported failing: see the log)"; \
+		echo "Full output, tracebacks and captured output of each failing test: $(RESULTS)/pytest.log"; \
+		echo "Per-test results: $(RESULTS)/junit.xml"; \
+	fi; \
+	exit $$status
 
 # Step through the runbooks in JupyterLab with the project's kernel, from the project root.
 # LAB_ARGS passes more options, e.g. `make lab LAB_ARGS="--no-browser --port 8899"`.
@@ -35,4 +54,4 @@ lab: $(INSTALLED)
 	SOFTBEE_PROJECT_ROOT=$(CURDIR) $(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(ROOT_FLAG) $(LAB_ARGS) runbooks/
 
 clean:
-	rm -rf $(VENV) instance build *.egg-info
+	rm -rf $(VENV) instance build *.egg-info $(RESULTS)

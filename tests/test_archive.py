@@ -32,6 +32,7 @@ from softbee.runbook.archive import (
     verify_archive,
 )
 from softbee.runbook.summary import MIME_TYPE
+from tests.helpers import HUNG_AFTER_S
 
 T0 = dt.datetime(2024, 3, 5, 7, 8, 9, tzinfo=dt.UTC)
 FACTS = {
@@ -446,7 +447,7 @@ def test_concurrent_appends_never_interleave_or_lose_records(tmp_path):
         )
         for w in range(4)
     ]
-    assert [w.wait(timeout=60) for w in workers] == [0, 0, 0, 0]
+    assert [w.wait(timeout=HUNG_AFTER_S) for w in workers] == [0, 0, 0, 0]
 
     records = read_index(directory)
     assert len(records) == 100

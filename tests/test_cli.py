@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.helpers import HUNG_AFTER_S
+
 HEAD = "8b7d2f4c9e08"
 UNREACHABLE_URL = "postgresql://u:secretpw@127.0.0.1:1/x"
 MALFORMED_URL = "postgresql://u:secretpw@127.0.0.1:notaport/x"
@@ -29,7 +31,7 @@ def flask(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedProce
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HUNG_AFTER_S,
         check=False,
     )
 

@@ -20,6 +20,7 @@ from softbee.config import (
     config_for,
 )
 from softbee.urls import BadDatabaseURL, normalise_url, parse_url, redact_text, redact_url
+from tests.helpers import HUNG_AFTER_S
 
 PG_URL = "postgresql+psycopg2://bee:secretpw@db.example.org:5432/softbee"
 
@@ -130,7 +131,7 @@ def test_production_without_database_url_still_imports() -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HUNG_AFTER_S,
         check=False,
     )
     assert result.returncode == 0, result.stderr

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +26,7 @@ from tests.helpers import (
     FULL_NAME,
     HEAD,
     HIVE_HEALTH,
+    HUNG_AFTER_S,
     INSPECTIONS,
     MIGRATIONS,
     dump,
@@ -42,7 +45,7 @@ def _upgrade_in_thread(url: str, entered: threading.Event, release: threading.Ev
     def progress(message: str) -> None:
         if not entered.is_set():
             entered.set()
-            release.wait(timeout=30)
+            release.wait(timeout=HUNG_AFTER_S)
 
     def work() -> None:
         try:
@@ -61,13 +64,13 @@ def test_second_concurrent_upgrade_fails_naming_the_lock_holder(database_url: st
     project_at(database_url, INSPECTIONS, rows=100)
     entered, release = threading.Event(), threading.Event()
     first = _upgrade_in_thread(database_url, entered, release)
-    assert entered.wait(timeout=30), "first upgrade never started"
+    assert entered.wait(timeout=HUNG_AFTER_S), "first upgrade never started"
     try:
         with pytest.raises(LockHeld) as caught:
             run_migration(load_project(database_url=database_url), "upgrade", "head")
     finally:
         release.set()
-        first["thread"].join(timeout=60)
+        first["thread"].join(timeout=HUNG_AFTER_S)
     assert "another migration holds the lock" in str(caught.value)
     assert caught.value.holder.get("pid"), caught.value.holder
     assert "softbee-runbook" in str(caught.value)
@@ -76,15 +79,29 @@ def test_second_concurrent_upgrade_fails_naming_the_lock_holder(database_url: st
     assert revision_of(database_url) == HEAD
 
 
-def test_lock_wait_lets_the_second_run_go_after_the_first(database_url: str) -> None:
+def test_lock_wait_lets_the_second_run_go_after_the_first(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from softbee.runbook import guards
+
     project_at(database_url, INSPECTIONS)
     entered, release = threading.Event(), threading.Event()
     first = _upgrade_in_thread(database_url, entered, release)
-    assert entered.wait(timeout=30)
-    threading.Timer(0.5, release.set).start()
+    assert entered.wait(timeout=HUNG_AFTER_S), "first upgrade never started"
+    waits = []
+
+    def while_the_second_waits(seconds: float) -> None:
+        # The second run found the lock held and is waiting: only now let the first one finish.
+        waits.append(seconds)
+        release.set()
+        first["thread"].join(timeout=HUNG_AFTER_S)
+
+    monkeypatch.setattr(guards, "time", SimpleNamespace(monotonic=time.monotonic,
+                                                       sleep=while_the_second_waits))
     second = run_migration(load_project(database_url=database_url), "upgrade", "head", lock_wait_s=20)
-    first["thread"].join(timeout=60)
-    assert "error" not in first
+    assert not first["thread"].is_alive()
+    assert "error" not in first, first.get("error")
+    assert waits == [guards.POLL_SECONDS], "the second run waited once, then took the lock"
     assert second.steps == [], "the second run found the database already at head"
     assert revision_of(database_url) == HEAD
 
@@ -110,14 +127,59 @@ def test_lock_timeout_fails_fast_naming_the_blocking_session(postgres_url: str) 
 
 
 @pytest.mark.postgres
-def test_statement_timeout_stops_a_slow_migration(postgres_url: str) -> None:
-    project_at(postgres_url, HIVE_HEALTH, rows=50)
+def test_statement_timeout_stops_a_slow_migration(postgres_url: str, tmp_path) -> None:
+    # A revision that is slow by construction: the timeout must stop it, whatever the machine's
+    # speed. (1 ms on a real revision was a race: on a busy machine the runbook's own re-plan
+    # could exceed it, on an idle one every statement could finish within it.)
+    migrations = migrations_with_extra_revision(
+        tmp_path, "51000e000001", HEAD, upgrade='op.execute("SELECT pg_sleep(600)")')
+    project = project_at(postgres_url, HEAD, rows=50, migrations_dir=migrations)
     before = snapshot(postgres_url)
-    with pytest.raises(MigrationFailed, match="statement_timeout"):
-        # 1 ms is shorter than any ALTER plus backfill takes
-        run_migration(load_project(database_url=postgres_url), "upgrade", FULL_NAME,
-                      statement_timeout_ms=1)
+    with pytest.raises(MigrationFailed, match=r"statement_timeout \(500 ms\)"):
+        run_migration(project, "upgrade", "head", statement_timeout_ms=500)
     assert snapshot(postgres_url) == before
+    with project.engine.connect() as conn:  # the pooled session got its timeouts reset
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
+        assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "0"
+
+
+@pytest.mark.postgres
+def test_a_timeout_in_the_runbooks_own_statements_is_one_line_too(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-plan after the lock is taken runs under lock_timeout: blocked, it is explained."""
+    from softbee.runbook import guards
+
+    project_at(postgres_url, INSPECTIONS, rows=10)
+    holder = sa.create_engine(postgres_url, connect_args={"application_name": "table-locker"})
+    with holder.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:c, :o)"),
+                     {"c": guards.LOCK_CLASS, "o": guards.LOCK_OBJECT})
+        conn.commit()
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        waits = []
+
+        def while_the_run_waits(_seconds: float) -> None:
+            # The run has planned and now polls for the lock: lock the version table, let go.
+            waits.append(_seconds)
+            if len(waits) == 1:
+                conn.execute(sa.text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:c, :o)"),
+                             {"c": guards.LOCK_CLASS, "o": guards.LOCK_OBJECT})
+
+        monkeypatch.setattr(guards, "time", SimpleNamespace(monotonic=time.monotonic,
+                                                           sleep=while_the_run_waits))
+        with pytest.raises(MigrationFailed) as caught:
+            run_migration(load_project(database_url=postgres_url), "upgrade", "head",
+                          lock_wait_s=600, lock_timeout_ms=300)
+        conn.rollback()
+    holder.dispose()
+    message = str(caught.value)
+    assert waits == [guards.POLL_SECONDS], "the run took the lock on its second try"
+    assert "lock_timeout (300 ms)" in message and "alembic_version" in message
+    assert f"pid {pid}" in message and "table-locker" in message
+    assert f"database still at {INSPECTIONS}" in message
+    assert revision_of(postgres_url) == INSPECTIONS
 
 
 def test_downgrade_dropping_a_column_with_values_is_refused_and_changes_nothing(database_url: str) -> None:
@@ -355,13 +417,13 @@ def test_lock_file_is_found_through_a_symlink_to_the_database(tmp_path) -> None:
     (tmp_path / "alias.sqlite3").symlink_to(real)
     entered, release = threading.Event(), threading.Event()
     first = _upgrade_in_thread(f"sqlite:///{real}", entered, release)
-    assert entered.wait(timeout=30)
+    assert entered.wait(timeout=HUNG_AFTER_S)
     try:
         with pytest.raises(LockHeld):
             run_migration(load_project(database_url=f"sqlite:///{tmp_path / 'alias.sqlite3'}"), "upgrade")
     finally:
         release.set()
-        first["thread"].join(timeout=60)
+        first["thread"].join(timeout=HUNG_AFTER_S)
     assert "error" not in first
 
 

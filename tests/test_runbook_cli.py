@@ -13,6 +13,7 @@ import pytest
 
 from softbee.runbook.archive import HEAD_NAME, INDEX_NAME, read_index
 from softbee.runbook.cli import main
+from tests.helpers import HUNG_AFTER_S
 
 TOYS = Path(__file__).parent / "examples" / "toy_runbooks"
 SECRETS = ("s3cr3tpw", "abc123tok", "envpw456")
@@ -29,7 +30,7 @@ def cli(
         env=_env(env),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HUNG_AFTER_S,
     )
 
 
@@ -93,7 +94,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     }
     done = {}
     for key, proc in procs.items():
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=HUNG_AFTER_S)
         done[key] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     return {"project": project, "archive": archive, **done}
 
@@ -290,7 +291,7 @@ def test_two_runs_started_together_both_land_in_the_index_intact_and_chained(tmp
         )
         for args in commands
     ]
-    results = [p.communicate(timeout=120) for p in procs]
+    results = [p.communicate(timeout=HUNG_AFTER_S) for p in procs]
 
     assert [p.returncode for p in procs] == [0, 0], results
     records = read_index(archive)

@@ -78,8 +78,8 @@ class PostgreSQL(Dialect):
             connection.exec_driver_sql(f"SET statement_timeout = {int(statement_timeout_ms)}")
 
     def reset_timeouts(self, connection: Connection) -> None:
+        connection.exec_driver_sql("RESET statement_timeout")  # first: nothing after it times out
         connection.exec_driver_sql("RESET lock_timeout")
-        connection.exec_driver_sql("RESET statement_timeout")
 
     def connect_params(
         self, driver: str, lock_timeout_ms: int | None, statement_timeout_ms: int | None

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.counts import column_value_counts, has_rows, row_counts, user_tables
-from softbee.runbook.dialects import check_timeouts, dialect_for, rollback_fully
+from softbee.runbook.dialects import Dialect, check_timeouts, dialect_for, rollback_fully
 from softbee.runbook.errors import ConfirmationRequired, LockHeld, ParameterError
 from softbee.runbook.project import APPLICATION_NAME, Project
 from softbee.runbook.routing import timeouts_for_new_sessions
@@ -277,9 +277,26 @@ def session_timeouts(
             yield
     finally:
         if not connection.closed and not connection.invalidated:
-            rollback_fully(connection)
+            _reset_timeouts(connection, dialect)
+
+
+def _reset_timeouts(connection: Connection, dialect: Dialect) -> None:
+    """Put the session's timeouts back, statement_timeout first so nothing after it can time out.
+
+    A statement_timeout that fires just as a statement ends leaves a cancel pending that
+    PostgreSQL delivers to the session's next statement ("canceling statement due to user
+    request", SQLSTATE 57014): with a short timeout that can be this reset. It is then rolled
+    back and run once more; the pending cancel has been spent.
+    """
+    for attempt in (1, 2):
+        rollback_fully(connection)
+        try:
             dialect.reset_timeouts(connection)
             connection.commit()
+            return
+        except sa.exc.OperationalError as exc:
+            if attempt == 2 or getattr(exc.orig, "pgcode", None) != "57014":
+                raise
 
 
 def blockers_of(project: Project, statement: str) -> list[dict[str, Any]]:

@@ -210,19 +210,24 @@ def run_migration(
     # A rehearsal writes nothing in the end, but it takes the same locks on the same tables.
     require_confirmation(project, confirm, production)
     with project.connect() as conn:
-        plan_migration(project, direction, target, conn)  # fail fast, before waiting for a lock
+        first = plan_migration(project, direction, target, conn)  # fail fast, before the lock
         conn.commit()
-        with migration_lock(project, conn, lock_wait_s), session_timeouts(
-            conn, lock_timeout_ms, statement_timeout_ms
-        ):
-            plan = plan_migration(project, direction, target, conn)  # the database may have moved
-            conn.commit()
-            if not dialect_for(conn).transactional_ddl:
-                return _run_without_transactional_ddl(
-                    project, conn, plan, round_trip, count_mode, allow_data_loss, rehearse,
-                    lock_timeout_ms, statement_timeout_ms, say)
-            return _run_locked(project, conn, plan, round_trip, count_mode, allow_data_loss,
-                               rehearse, lock_timeout_ms, statement_timeout_ms, say)
+        try:
+            with migration_lock(project, conn, lock_wait_s), session_timeouts(
+                conn, lock_timeout_ms, statement_timeout_ms
+            ):
+                plan = plan_migration(project, direction, target, conn)  # it may have moved
+                conn.commit()
+                if not dialect_for(conn).transactional_ddl:
+                    return _run_without_transactional_ddl(
+                        project, conn, plan, round_trip, count_mode, allow_data_loss, rehearse,
+                        lock_timeout_ms, statement_timeout_ms, say)
+                return _run_locked(project, conn, plan, round_trip, count_mode, allow_data_loss,
+                                   rehearse, lock_timeout_ms, statement_timeout_ms, say)
+        except sa.exc.DBAPIError as exc:
+            # The runbook's own statements under the timeouts (the re-plan, the reset) can hit
+            # them too: one actionable line, as for a migration statement, not a traceback.
+            raise _explain(project, exc, first, [], lock_timeout_ms, statement_timeout_ms) from exc
 
 
 def _run_without_transactional_ddl(
