@@ -35,6 +35,7 @@ from softbee.runbook.migrate import run_migration
 from softbee.runbook.project import APPLICATION_NAME, Project, load_project
 from tests.helpers import (
     HIVELOG_REVISIONS,
+    HUNG_AFTER_S,
     ROUTABLE_SHAPES,
     assemble_envpy_project,
     dump,
@@ -42,12 +43,11 @@ from tests.helpers import (
     snapshot,
 )
 
-BASE_TO_HEAD_SECONDS = 120  # far above any run here; only a hang reaches it
 LOCK_TIMEOUT_MS = 1000
 T = TypeVar("T")
 
 
-def bounded(work: Callable[[], T], seconds: float = BASE_TO_HEAD_SECONDS) -> T:
+def bounded(work: Callable[[], T], seconds: float = HUNG_AFTER_S) -> T:
     """Run ``work`` in a thread and fail the test if it has not finished in ``seconds``."""
     outcome: dict[str, Any] = {}
 

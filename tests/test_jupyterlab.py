@@ -26,12 +26,10 @@ import nbformat
 import pytest
 from tornado.websocket import websocket_connect
 
-from tests.helpers import HEAD, REPO_ROOT, revision_of
+from tests.helpers import HEAD, HUNG_AFTER_S, REPO_ROOT, revision_of
 
 pytestmark = pytest.mark.notebook
 
-START_SECONDS = 90  # server start-up on a busy 2-core machine; only a broken server reaches it
-CELL_SECONDS = 120  # one cell; the slowest is the migration itself
 
 
 def _free_port() -> int:
@@ -71,7 +69,7 @@ def lab(tmp_path: Path, sqlite_url: str) -> Iterator[Lab]:
     server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     running = Lab(port, token)
     try:
-        deadline = time.monotonic() + START_SECONDS
+        deadline = time.monotonic() + HUNG_AFTER_S
         while True:
             try:
                 running.api("GET", "/api/status")
@@ -109,7 +107,7 @@ async def _run_cells(lab: Lab, kernel_id: str, sources: list[str]) -> list[list[
             }))
             messages: list[dict[str, Any]] = []
             while True:
-                raw = await asyncio.wait_for(socket_.read_message(), CELL_SECONDS)
+                raw = await asyncio.wait_for(socket_.read_message(), HUNG_AFTER_S)
                 assert raw is not None, "the kernel's websocket closed"
                 message = json.loads(raw)
                 if message.get("parent_header", {}).get("msg_id") != msg_id:
