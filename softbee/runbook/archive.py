@@ -57,6 +57,8 @@ GIT_TIMEOUT_S = 5.0
 TAIL_BLOCK = 64 * 1024
 #: The record keys naming a run's files, each with a ``<key>_sha256`` beside it.
 FILE_KEYS = ("notebook", "html", "stylesheet")
+#: How many files ``verify`` gives a hashing thread at a time.
+HASH_BATCH = 256
 _IDENTITY_KEYS = ("dialect", "host", "port", "database")
 
 
@@ -287,44 +289,59 @@ def verify_archive(directory: Path, since: dt.datetime | None = None) -> list[Pr
         raise ArchiveError(
             f"no archive at {str(directory)!r}: pass --archive-dir DIR or set {ARCHIVE_DIR_ENV}"
         )
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     content, head = _read_chain(directory)
     problems: list[Problem] = []
     referenced: set[str] = set()
     to_check: dict[str, tuple[str, list[str]]] = {}  # path -> (expected sha256, run ids)
     expected_prev = GENESIS_HASH
     runs = damaged = 0
-    for lineno, raw, record in _parse_raw_lines(content):
-        where = f"{INDEX_NAME} line {lineno}"
-        if not isinstance(record, dict) or not isinstance(record.get("hash"), str):
-            problems.append(Problem(where, "not a valid record (edited or torn)"))
-            damaged += 1
-            continue
-        runs += 1
-        where += f" (run {record.get('run_id')})"
-        prev = record.get("prev_hash")
-        if not _line_matches_hash(raw, record) and chain_hash(str(prev), record) != record["hash"]:
-            problems.append(Problem(where, "record changed since it was written"))
-        elif prev != expected_prev:
-            problems.append(
-                Problem(
-                    where, "hash chain broken: the record before it was deleted, changed or moved"
-                )
-            )
-        expected_prev = record["hash"]
-        check = since is None or _started_since(record, since)
-        for key in FILE_KEYS:
-            relative = record.get(key)
-            if not isinstance(relative, str):
+    # Files are hashed on other threads while this one walks the chain (hashlib and file
+    # reads release the GIL), in batches, as the records name them.
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        hashing: list[Future[dict[str, str | None]]] = []
+        batch: list[str] = []
+        for lineno, raw, record in _parse_raw_lines(content):
+            where = f"{INDEX_NAME} line {lineno}"
+            if not isinstance(record, dict) or not isinstance(record.get("hash"), str):
+                problems.append(Problem(where, "not a valid record (edited or torn)"))
+                damaged += 1
                 continue
-            referenced.add(relative)
-            if check:
+            runs += 1
+            where += f" (run {record.get('run_id')})"
+            prev = record.get("prev_hash")
+            intact = (_line_matches_hash(raw, record)
+                      or chain_hash(str(prev), record) == record["hash"])
+            if not intact:
+                problems.append(Problem(where, "record changed since it was written"))
+            elif prev != expected_prev:
+                problems.append(Problem(
+                    where, "hash chain broken: the record before it was deleted, changed or moved"
+                ))
+            expected_prev = record["hash"]
+            check = since is None or _started_since(record, since)
+            for key in FILE_KEYS:
+                relative = record.get(key)
+                if not isinstance(relative, str):
+                    continue
+                referenced.add(relative)
+                if not check:
+                    continue
                 expected = str(record.get(f"{key}_sha256"))
+                if relative not in to_check:
+                    batch.append(relative)
                 seen = to_check.setdefault(relative, (expected, []))
                 seen[1].append(str(record.get("run_id")))
                 if seen[0] != expected:  # two records disagree on one shared file
                     to_check[relative] = ("", seen[1])
+            if len(batch) >= HASH_BATCH:
+                hashing.append(pool.submit(_hash_files, directory, batch))
+                batch = []
+        hashing.append(pool.submit(_hash_files, directory, batch))
+        digests = {path: digest for done in hashing for path, digest in done.result().items()}
     problems.extend(_head_problems(head, runs, expected_prev, damaged))
-    problems.extend(_file_problems(directory, to_check))
+    problems.extend(_file_problems(to_check, digests))
     for relative in _archived_files(directory, since):
         if relative not in referenced:
             problems.append(
@@ -339,20 +356,16 @@ def head_runs(directory: Path) -> int | None:
     return anchor[0] if anchor else None
 
 
-def _file_problems(directory: Path, expected: Mapping[str, tuple[str, list[str]]]) -> list[Problem]:
-    """Hash the files (a batch per core: hashlib releases the GIL); name each one that is off."""
-    from concurrent.futures import ThreadPoolExecutor
+def _hash_files(directory: Path, paths: list[str]) -> dict[str, str | None]:
+    return {relative: _sha256_or_none(directory / relative) for relative in paths}
 
-    paths = list(expected)
-    workers = max(1, min(8, os.cpu_count() or 1))
-    batches = [paths[i::workers] for i in range(workers)]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        hashed = pool.map(lambda batch: {rel: _sha256_or_none(directory / rel) for rel in batch},
-                          batches)
-        digests = {rel: digest for batch in hashed for rel, digest in batch.items()}
+
+def _file_problems(
+    expected: Mapping[str, tuple[str, list[str]]], digests: Mapping[str, str | None]
+) -> list[Problem]:
+    """Each file whose digest is not the one its records expect: removed or changed."""
     problems = []
-    for relative in paths:
-        sha, run_ids = expected[relative]
+    for relative, (sha, run_ids) in expected.items():
         more = f" and {len(run_ids) - 3} more" if len(run_ids) > 3 else ""
         runs = ", ".join(run_ids[:3]) + more
         if digests[relative] is None:
