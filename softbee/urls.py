@@ -66,8 +66,12 @@ _SQL_PASSWORD = re.compile(r"(?P<head>\bPASSWORD\s+)'(?:[^']|'')*'", re.IGNORECA
 
 def redact_text(text: str) -> str:
     """Mask every ``scheme://user:password@`` password and SQL ``PASSWORD '...'`` in free text."""
-    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("at"), text)
-    return _SQL_PASSWORD.sub(lambda m: m.group("head") + f"'{MASK}'", text)
+    return _SQL_PASSWORD.sub(lambda m: m.group("head") + f"'{MASK}'", mask_url_passwords(text))
+
+
+def mask_url_passwords(text: str) -> str:
+    """Mask the password of every ``scheme://user:password@`` in ``text``, and nothing else."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("at"), text)
 
 
 def url_passwords(text: str) -> set[str]:

@@ -458,3 +458,139 @@ def test_concurrent_appends_never_interleave_or_lose_records(tmp_path):
 def test_verify_refuses_a_directory_that_does_not_exist(tmp_path):
     with pytest.raises(ArchiveError, match="no archive at"):
         verify_archive(tmp_path / "nowhere")
+
+
+# -- constant-cost appends ----------------------------------------------------------------------
+
+
+def test_an_append_reads_index_head_and_the_index_end_never_the_whole_index(tmp_path, monkeypatch):
+    directory = tmp_path / "archive"
+    for n in range(300):
+        append_record(directory, {"run_id": f"r{n:03d}", "padding": "x" * 5000})
+    index = directory / INDEX_NAME
+    lines = index.read_bytes().split(b"\n")
+    lines[0] = b"{damaged" + lines[0][8:]  # an early line no longer parses: a full read would skip it
+    index.write_bytes(b"\n".join(lines))
+    last = read_index(directory)[-1]
+    read = []
+    real_pread = os.pread
+
+    def counting_pread(fd: int, length: int, offset: int) -> bytes:
+        data = real_pread(fd, length, offset)
+        read.append(len(data))
+        return data
+
+    def whole_index(_content: bytes) -> tuple[int, str]:
+        raise AssertionError("append read the whole index")
+
+    monkeypatch.setattr(archive.os, "pread", counting_pread)
+    monkeypatch.setattr(archive, "_chain_end", whole_index)
+
+    record = append_record(directory, {"run_id": "r300"})
+
+    assert sum(read) <= archive.TAIL_BLOCK + 1 < index.stat().st_size // 20
+    assert record["prev_hash"] == last["hash"]
+    head = json.loads((directory / HEAD_NAME).read_text(encoding="utf-8"))
+    assert head == {"runs": 301, "hash": record["hash"]}
+    monkeypatch.undo()
+    assert [str(p) for p in verify_archive(directory)] == [  # the damage is still found
+        f"{INDEX_NAME} line 1: not a valid record (edited or torn)",
+        f"{INDEX_NAME} line 2 (run r001): hash chain broken: the record before it was deleted, "
+        "changed or moved",
+    ]
+
+
+def test_verify_still_catches_an_early_record_edited_long_before_the_last_append(tmp_path):
+    directory = tmp_path / "archive"
+    for n in range(50):
+        append_record(directory, {"run_id": f"r{n:02d}", "status": "passed"})
+    index = directory / INDEX_NAME
+    lines = index.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[4] = lines[4].replace('"status":"passed"', '"status":"failed"')
+    index.write_text("".join(lines), encoding="utf-8")
+
+    append_record(directory, {"run_id": "r50", "status": "passed"})
+
+    assert [str(p) for p in verify_archive(directory)] == [
+        f"{INDEX_NAME} line 5 (run r04): record changed since it was written"
+    ]
+
+
+def test_an_append_after_a_run_stopped_before_index_head_chains_to_the_real_last_record(three_runs):
+    head = three_runs / HEAD_NAME
+    saved = head.read_bytes()
+    fourth = append_record(three_runs, {"run_id": "r4"})
+    head.write_bytes(saved)  # as if the run was killed between its record and index.head
+
+    fifth = append_record(three_runs, {"run_id": "r5"})
+
+    assert fifth["prev_hash"] == fourth["hash"]
+    assert verify_archive(three_runs) == []
+
+
+# -- the shared stylesheet ----------------------------------------------------------------------
+
+
+def test_every_html_links_one_shared_stylesheet_whose_hash_is_in_each_record(three_runs):
+    records = read_index(three_runs)
+    [stylesheet] = (three_runs / "static").iterdir()
+
+    for record in records:
+        page = (three_runs / record["html"]).read_text(encoding="utf-8")
+        link = f'<link rel="stylesheet" href="../../../{record["stylesheet"]}">'
+        assert link in page and '<style type="text/css">' not in page
+        assert (three_runs / record["html"]).parent.joinpath(
+            "../../..", record["stylesheet"]
+        ).resolve() == stylesheet
+        assert record["stylesheet_sha256"] == _sha(stylesheet)
+        assert len(page.encode()) < 20_000  # the ~300 KB of CSS is not in it
+    assert stylesheet.stat().st_size > 100_000
+
+
+@pytest.mark.parametrize("damage", ["changed", "removed"])
+def test_verify_names_a_changed_or_removed_stylesheet_and_the_runs_that_link_it(three_runs, damage):
+    [stylesheet] = (three_runs / "static").iterdir()
+    if damage == "changed":
+        stylesheet.write_text(stylesheet.read_text(encoding="utf-8") + "body{display:none}")
+    else:
+        stylesheet.unlink()
+
+    assert [str(p) for p in verify_archive(three_runs)] == [
+        f"static/{stylesheet.name}: {damage}"
+        + (" since it was archived" if damage == "changed" else "")
+        + " (run run000000001, run000000002, run000000003)"
+    ]
+
+
+def test_a_stylesheet_no_record_names_is_reported(three_runs):
+    (three_runs / "static" / "notebook-0000000000000000.css").write_text("body{}")
+
+    assert [str(p) for p in verify_archive(three_runs)] == [
+        "static/notebook-0000000000000000.css: not in the index: its record was deleted, "
+        "or the file was added"
+    ]
+
+
+# -- verify --since -------------------------------------------------------------------------------
+
+
+def test_verify_since_skips_older_runs_files_but_still_checks_the_whole_chain(three_runs):
+    records = read_index(three_runs)
+    old_html = three_runs / records[0]["html"]
+    old_html.write_text("changed", encoding="utf-8")
+    since = T0 + dt.timedelta(minutes=1)
+
+    assert verify_archive(three_runs, since=since) == []  # run 1 started before: its files skipped
+    assert [p.where for p in verify_archive(three_runs)] == [records[0]["html"]]
+
+    new_notebook_path = three_runs / records[2]["notebook"]
+    new_notebook_path.unlink()
+    index = three_runs / INDEX_NAME
+    lines = index.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[0] = lines[0].replace('"status":"passed"', '"status":"failed"')
+    index.write_text("".join(lines), encoding="utf-8")
+
+    assert [str(p) for p in verify_archive(three_runs, since=since)] == [
+        f"{INDEX_NAME} line 1 (run run000000001): record changed since it was written",
+        f"{records[2]['notebook']}: removed (run run000000003)",
+    ]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from softbee.runbook.counts import column_value_counts, compare_counts, row_counts
+from softbee.runbook.counts import (
+    column_value_counts,
+    compare_counts,
+    counts_bars,
+    counts_table,
+    row_counts,
+)
 from softbee.runbook.errors import ParameterError
 from tests.helpers import HEAD, project_at
 
@@ -50,3 +56,20 @@ def test_comparison_marks_created_and_dropped_tables() -> None:
     assert frame.loc["a", "delta"] == -2
     assert frame.loc["b", "note"] == "dropped" and frame.loc["b", "delta"] == -2
     assert frame.loc["c", "note"] == "created"
+
+
+def test_counts_bars_draws_each_count_as_a_bar_scaled_to_the_largest():
+    frame = compare_counts({"hives": 10, "users": 5}, {"hives": 10, "users": 20, "treatments": 0})
+
+    page = counts_bars(frame).to_html()
+
+    assert "#6a9fd4 100.0%" in page  # users after: the largest
+    assert "#6a9fd4 50.0%" in page and "#6a9fd4 25.0%" in page  # hives 10, users before 5
+    assert page.count("<tr>") == 4  # header and three tables
+    assert '<td class="data row0 col0" >' in page  # no id (nor its CSS) on cells without a bar
+    assert '<td id="T_' in page and 'col0"' not in page.split("</style>")[0]
+
+
+def test_counts_table_says_so_when_there_are_no_tables_yet():
+    assert counts_table({}).data == "No tables yet."
+    assert counts_table({"users": 3}).to_dict() == {"rows": {"users": 3}}

@@ -142,7 +142,9 @@ def test_papermills_unredacted_copy_lives_only_in_a_private_directory_removed_af
 
     seen = []
 
-    def fake_execute_notebook(source, output, **_kwargs):
+    def fake_execute_notebook(source, target, **_kwargs):
+        assert target.startswith(execute.REDACTED_SCHEME)  # every save goes through the redactor
+        output = target.removeprefix(execute.REDACTED_SCHEME)
         folder = Path(output).parent
         seen.append((folder, stat.S_IMODE(folder.stat().st_mode)))
         nb = new_notebook(

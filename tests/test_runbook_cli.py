@@ -249,7 +249,7 @@ def test_no_password_or_token_reaches_any_byte_of_the_archive(tmp_path):
 
     assert done.returncode == 1, done.stderr  # leaky prints them, then raises with them
     files = _files(archive)
-    assert {p.suffix for p in files} == {".ipynb", ".html", ".jsonl", ".head"}
+    assert {p.suffix for p in files} == {".ipynb", ".html", ".css", ".jsonl", ".head"}
     for path in files:
         data = path.read_bytes()
         for secret in SECRETS:
@@ -370,6 +370,21 @@ def test_archive_verify_exits_0_on_a_clean_archive(runs):
 
     assert done.returncode == 0, done.stdout
     assert done.stdout.startswith("archive OK: 2 run(s)")
+
+
+def test_archive_verify_since_checks_newer_files_and_the_whole_chain(archive_copy, in_process):
+    records = read_index(archive_copy)
+    (archive_copy / records[0]["html"]).write_text("changed", encoding="utf-8")
+    archive = str(archive_copy)
+
+    code_all, out_all, _ = in_process("archive", "verify", "--archive-dir", archive)
+    code_new, out_new, _ = in_process("archive", "verify", "--since", "2999-01-01", "--archive-dir", archive)
+    code_bad, _, err_bad = in_process("archive", "verify", "--since", "soon", "--archive-dir", archive)
+
+    assert code_all == 1 and records[0]["html"] in out_all
+    assert code_new == 0, out_new  # no run started since: no file checked, the chain holds
+    assert out_new.startswith("archive OK: the chain of 2 run(s) holds")
+    assert code_bad == 2 and "'soon' is not a date" in err_bad
 
 
 def test_archive_verify_exits_1_and_names_the_file_after_one_byte_of_it_changes(

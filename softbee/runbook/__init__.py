@@ -2,11 +2,29 @@
 
 ``project`` loads any Flask-Migrate app; ``state``, ``diff``, ``counts`` and ``offline``
 read; ``migrate``, ``revision`` and ``recover`` write, behind ``guards``; ``lint``
-reviews SQL; ``summary``, ``catalog``, ``execute``, ``redact`` and ``archive`` serve
-headless runs and their audit trail.
+reviews SQL; ``summary``, ``catalog``, ``execute``, ``secrets``, ``redact``, ``render``
+and ``archive`` serve headless runs and their audit trail.
+
+``Project`` and ``load_project`` are imported on first use: ``softbee-runbook archive``
+commands never need Flask-Migrate and Alembic, which take a second to import.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from softbee.runbook.errors import RunbookError
-from softbee.runbook.project import Project, load_project
+
+if TYPE_CHECKING:
+    from softbee.runbook.project import Project, load_project
 
 __all__ = ["Project", "RunbookError", "load_project"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Project`` and ``load_project`` from :mod:`softbee.runbook.project`, imported lazily."""
+    if name in ("Project", "load_project"):
+        from softbee.runbook import project
+
+        return getattr(project, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id", metavar="RUN_ID", help="a run id (or a unique prefix of one)")
     _archive_dir_option(show)
     verify = actions.add_parser("verify", help="check every file and record against the index")
+    verify.add_argument(
+        "--since",
+        type=_date,
+        metavar="DATE",
+        help="check only the files of runs started since DATE (UTC); the chain is checked whole",
+    )
     _archive_dir_option(verify)
     return parser
 
@@ -286,13 +292,20 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{'notebook path:':17}{run.notebook}", file=out)
         print(f"{'html path:':17}{run.html}", file=out)
         return EXIT_OK
-    problems = archive.verify_archive(directory)
+    problems = archive.verify_archive(directory, since=args.since)
     for problem in problems:
         print(problem, file=out)
-    count = len(archive.read_index(directory))
     if problems:
         print(f"{PROG}: archive {directory} has {len(problems)} problem(s)", file=sys.stderr)
         return EXIT_FAILED
+    count = archive.head_runs(directory) or 0  # verified: index.head matches the index
+    if args.since is not None:
+        print(
+            f"archive OK: the chain of {count} run(s) holds, and every file of the runs started "
+            f"since {args.since:%Y-%m-%d %H:%M} UTC matches the index ({directory})",
+            file=out,
+        )
+        return EXIT_OK
     print(
         f"archive OK: {count} run(s), every file and record matches the index ({directory})",
         file=out,

@@ -73,6 +73,15 @@ def column_value_counts(connection: Connection, tables: list[str] | None = None)
     return result
 
 
+def counts_table(counts: Mapping[str, int]) -> Any:
+    """Rows per table as a one-column table, or a sentence when there are no tables yet."""
+    if not counts:
+        from IPython.display import Markdown
+
+        return Markdown("No tables yet.")
+    return pd.Series(counts, name="rows", dtype="int64").rename_axis("table").to_frame()
+
+
 def compare_counts(before: Mapping[str, int], after: Mapping[str, int]) -> pd.DataFrame:
     """A before/after/delta table over every table seen on either side."""
     rows: list[dict[str, Any]] = []
@@ -106,3 +115,22 @@ def plot_counts(frame: pd.DataFrame, title: str = "Rows per table") -> Any:
     axes = data.plot.bar(title=title, rot=30, figsize=(8, 3.5))
     axes.set_ylabel("rows")
     return axes
+
+
+def counts_bars(frame: pd.DataFrame, color: str = "#6a9fd4") -> Any:
+    """The before/after table with each count drawn as a bar in its cell: a chart a few KB in size.
+
+    A PNG chart weighs tens of KB in the notebook and again in its archived HTML;
+    bars drawn by CSS gradients in the table cost a few hundred bytes per table.
+    """
+    data = frame.copy()
+    bars = [column for column in ("before", "after") if column in data]
+    high = float(data[bars].max(skipna=True).max()) if bars and len(data) else 0.0
+    from pandas.io.formats.style import Styler
+
+    return (
+        Styler(data, cell_ids=False)  # ids only on the cells with bars
+        .bar(subset=bars, color=color, vmin=0, vmax=high or 1, height=70)
+        .hide(axis="index")
+        .format(na_rep="-", subset=bars)
+    )

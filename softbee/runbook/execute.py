@@ -1,16 +1,20 @@
 """Run a runbook: check its parameters, execute it with papermill, redact it, archive it.
 
-Papermill's output file (unredacted) lives in a private temporary directory
-(mode 0700, in the system temp dir) that is deleted once the run is over,
-passed, failed or interrupted: the only copy that outlives the run is the
-redacted one in the archive. Only a SIGKILL, which no process can clean up
-after, leaves it behind. A runbook that raises is still archived (papermill's
-error cell at the top kept) with status ``failed`` and the error named.
+Secrets never enter the notebook: papermill gets the masked parameters and the
+kernel the real values through its environment (:mod:`softbee.runbook.secrets`).
+Papermill's working copy, saved after every cell, lives in a private temporary
+directory (mode 0700, in the system temp dir) and every save of it is redacted
+before it reaches the disk, in case a cell printed a secret it read from the
+environment. The directory is deleted once the run is over, passed, failed or
+interrupted; after a SIGKILL what is left of it holds only masked values. The
+archived copy is redacted again. A runbook that raises is still archived
+(papermill's error cell at the top kept) with status ``failed`` and the error named.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import tempfile
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from softbee.runbook import archive
 from softbee.runbook.catalog import check_parameters, find_runbook, first_line
 from softbee.runbook.redact import Redactor
+from softbee.runbook.secrets import hide
 
 if TYPE_CHECKING:  # papermill and nbformat take seconds to import: not before parameters pass
     import nbformat
@@ -33,6 +38,8 @@ KERNEL_NAME = "python3"
 # after a failing cell) is noise on the operator's terminal; cell errors are in the notebook.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 ERROR_MARKER_TAG = "papermill-error-cell-tag"
+#: papermill writes the working copy through this I/O scheme, which redacts every save.
+REDACTED_SCHEME = "softbee-redacted://"
 _MESSAGE_LIMIT = 500
 
 
@@ -61,12 +68,20 @@ def run_runbook(
     archive.check_writable(target)
     project = Path(cwd if cwd is not None else os.getcwd()).absolute()
 
+    redactor = Redactor.for_run(parameters, _run_environment(project, environ))
+    hidden = hide(parameters)
     run_id = new_run_id()
     started = _now()
-    execution = execute(runbook.path, parameters, cwd=project, progress=progress)
+    execution = execute(
+        runbook.path,
+        hidden.parameters,
+        cwd=project,
+        progress=progress,
+        kernel_environ=hidden.environ,
+        redactor=redactor,
+    )
     finished = _now()
 
-    redactor = Redactor.for_run(parameters, _run_environment(project, environ))
     return archive.archive_run(
         redactor.notebook(execution.nb),
         directory=target,
@@ -81,25 +96,42 @@ def run_runbook(
 
 
 def execute(
-    path: Path, parameters: Mapping[str, Any], *, cwd: Path, progress: bool = False
+    path: Path,
+    parameters: Mapping[str, Any],
+    *,
+    cwd: Path,
+    progress: bool = False,
+    kernel_environ: Mapping[str, str] | None = None,
+    redactor: Redactor | None = None,
 ) -> Execution:
-    """Execute ``path`` with papermill in ``cwd``; an error is returned, not raised."""
+    """Execute ``path`` with papermill in ``cwd``; an error is returned, not raised.
+
+    ``kernel_environ`` is added to the kernel's environment; ``redactor`` masks every
+    save of papermill's working copy before it is written.
+    """
     import nbformat
-    from papermill import execute_notebook
+    import papermill
+
     from papermill.exceptions import PapermillExecutionError
 
-    with tempfile.TemporaryDirectory(prefix="softbee-runbook-") as scratch, _quiet_papermill():
+    with (
+        tempfile.TemporaryDirectory(prefix="softbee-runbook-") as scratch,
+        _quiet_papermill(),
+        _redacted_saves(Path(scratch) / path.name, redactor or Redactor()) as target,
+        _kernel_environment(kernel_environ or {}),
+    ):
         output = Path(scratch) / path.name
         try:
-            nb = execute_notebook(
+            nb = papermill.execute_notebook(
                 str(path),
-                str(output),
+                target,
                 parameters=dict(parameters),
                 kernel_name=KERNEL_NAME,
                 progress_bar=progress,
                 log_output=False,
                 cwd=str(cwd),
                 extra_arguments=KERNEL_ARGUMENTS,
+                record_timing=False,  # papermill's own start, end and duration per cell are kept
             )
             return Execution(nb=nb, error=None)
         except PapermillExecutionError as exc:
@@ -147,6 +179,66 @@ def _run_environment(project: Path, environ: Mapping[str, str] | None) -> dict[s
 def new_run_id() -> str:
     """A short random run id (12 hex digits)."""
     return uuid.uuid4().hex[:12]
+
+
+class _RedactingHandler:
+    """papermill's I/O for :data:`REDACTED_SCHEME` paths: local files, every write redacted."""
+
+    def __init__(self) -> None:
+        self.redactors: dict[str, Redactor] = {}
+
+    def read(self, path: str) -> str:
+        return Path(_local(path)).read_text(encoding="utf-8")
+
+    def write(self, buf: str, path: str) -> None:
+        local = _local(path)
+        redactor = self.redactors.get(local)
+        if redactor is not None:
+            buf = json.dumps(redactor.value(json.loads(buf)), indent=1, sort_keys=True,
+                             ensure_ascii=False) + "\n"
+        Path(local).write_text(buf, encoding="utf-8")
+
+    def listdir(self, path: str) -> list[str]:
+        return [str(p) for p in Path(_local(path)).iterdir()]
+
+    def pretty_path(self, path: str) -> str:
+        return _local(path)
+
+
+_HANDLER = _RedactingHandler()
+
+
+def _local(path: str) -> str:
+    return path[len(REDACTED_SCHEME):] if path.startswith(REDACTED_SCHEME) else path
+
+
+@contextmanager
+def _redacted_saves(output: Path, redactor: Redactor) -> Iterator[str]:
+    """Have papermill save ``output`` through ``redactor``; yields the path to give papermill."""
+    from papermill.iorw import papermill_io
+
+    if papermill_io.get_handler(REDACTED_SCHEME) is not _HANDLER:
+        papermill_io.register(REDACTED_SCHEME, _HANDLER)
+    _HANDLER.redactors[str(output)] = redactor
+    try:
+        yield REDACTED_SCHEME + str(output)
+    finally:
+        _HANDLER.redactors.pop(str(output), None)
+
+
+@contextmanager
+def _kernel_environment(extra: Mapping[str, str]) -> Iterator[None]:
+    """Variables the kernel inherits (jupyter_client copies ``os.environ`` at launch)."""
+    saved = {name: os.environ.get(name) for name in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class _KnownParameters(logging.Filter):

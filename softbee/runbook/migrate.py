@@ -38,6 +38,7 @@ from softbee.runbook.guards import (
 )
 from softbee.runbook.project import Project
 from softbee.runbook.state import (
+    State,
     current_revisions,
     down_revisions,
     get_state,
@@ -59,6 +60,12 @@ class Plan:
     start: str | None
     target: str | None
     scripts: list[Script]
+
+    def headline(self, rehearse: bool = False) -> str:
+        """One Markdown line: direction, from, to, how many revisions, and whether it rehearses."""
+        line = (f"**{self.direction}** from `{self.start or 'base'}` to `{self.target or 'base'}`: "
+                f"{len(self.scripts)} revision(s)")
+        return line + (" — **rehearsal: everything will be rolled back**" if rehearse else "")
 
     def frame(self) -> pd.DataFrame:
         """The scripts to run, in the order they run."""
@@ -115,6 +122,37 @@ class MigrationResult:
     def losses_frame(self) -> pd.DataFrame:
         """What the data-loss guard found (empty when nothing was lost)."""
         return pd.DataFrame(self.losses, columns=["kind", "object", "lost", "detail"])
+
+    def review(self) -> list[tuple[str, pd.DataFrame | None]]:
+        """What to show after the run, as (title, table): schema, losses, checks, locks..."""
+        schema = self.schema_frame()
+        shown: list[tuple[str, pd.DataFrame | None]] = [
+            ("**Schema changes:**", schema) if not schema.empty else ("No schema change.", None)
+        ]
+        if self.losses:
+            title = ("**Data this would lose:**" if self.rehearsal
+                     else "**Data lost (allowed by `allow_data_loss=True`)**")
+            shown.append((title, self.losses_frame()))
+        if self.checks:
+            shown.append(("**Round-trip checks:**", pd.DataFrame(self.checks)))
+        if self.locks:
+            shown.append(("**Locks the migration took:**", pd.DataFrame(self.locks)))
+        if self.sequences_moved:
+            shown.append(("**Sequences the rehearsal advanced** (PostgreSQL never rolls back "
+                          "`nextval`):", pd.DataFrame(self.sequences_moved)))
+        return shown
+
+    def headline(self, final: State) -> str:
+        """One Markdown line: the outcome and the revision the database is at now."""
+        head = " (head)" if final.at_head else ""
+        return f"**{self.summary()['outcome']}** — the database is at `{final.label}`{head}"
+
+    def check_round_trip(self) -> None:
+        """Raise AssertionError when a round trip did not give back the same schema and counts."""
+        if self.checks and not all(check["ok"] for check in self.checks):
+            raise AssertionError(
+                "round trip did not come back to the same schema and row counts: see the table above"
+            )
 
     def summary(self) -> dict[str, Any]:
         """Facts for the run record: revisions before and after, row deltas, outcome."""

@@ -26,6 +26,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from softbee.runbook import routing
 from softbee.runbook.errors import ConfigError, DatabaseError, first_line
+from softbee.runbook.secrets import reveal
 from softbee.urls import BadDatabaseURL, parse_url, redact_text, redact_url
 
 APPLICATION_NAME = "softbee-runbook"
@@ -340,7 +341,13 @@ def load_project(
     migrations_dir: str | os.PathLike[str] = "migrations",
     database_url: str | None = None,
 ) -> Project:
-    """Load the Flask app at ``app`` and the Flask-Migrate project around it."""
+    """Load the Flask app at ``app`` and the Flask-Migrate project around it.
+
+    A ``database_url`` that ``softbee-runbook run`` passed masked (its password is
+    never written into the notebook) is exchanged for the real URL from the
+    kernel's environment (:func:`~softbee.runbook.secrets.reveal`).
+    """
+    database_url = reveal(database_url)
     directory = _migrations_directory(migrations_dir)
     if database_url:
         try:

@@ -18,6 +18,7 @@ from softbee.runbook.guards import migration_lock, require_confirmation, session
 from softbee.runbook.migrate import schema_changes, schema_of
 from softbee.runbook.project import Project, make_engine
 from softbee.runbook.scratch import scratch_copy
+from softbee.runbook.secrets import reveal
 from softbee.runbook.sqltext import split_sql
 from softbee.runbook.state import current_revisions, get_state, get_script, single_head
 from softbee.urls import redact_text
@@ -53,8 +54,12 @@ def diagnose(project: Project) -> Diagnosis:
 
 
 def load_fix_sql(fix_sql: str | None) -> str:
-    """The fix as SQL text: ``fix_sql`` itself, or the contents of the ``.sql`` file it names."""
-    text = (fix_sql or "").strip()
+    """The fix as SQL text: ``fix_sql`` itself, or the contents of the ``.sql`` file it names.
+
+    A fix holding a URL with a password reached the notebook masked: the real text
+    comes from the kernel's environment (:func:`~softbee.runbook.secrets.reveal`).
+    """
+    text = (reveal(fix_sql) or "").strip()
     if text.endswith(".sql") and "\n" not in text:
         path = Path(text)
         if not path.is_file():

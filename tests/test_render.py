@@ -1,0 +1,101 @@
+"""render: archived pages link one shared stylesheet, show the same thing, and stay small."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from nbconvert import HTMLExporter
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from softbee.runbook.execute import run_runbook
+from softbee.runbook.render import render_html
+from tests.helpers import REPO_ROOT
+
+#: The budget for one archived upgrade_downgrade run, notebook and page together.
+MAX_RUN_BYTES = 60_000
+
+
+def _notebook():
+    frame_html = (
+        '<div><style scoped="">.dataframe thead th { text-align: right; }</style>'
+        '<table class="dataframe"><tr><td>1</td></tr></table></div>'
+    )
+    return new_notebook(
+        cells=[
+            new_markdown_cell("# A runbook\n\nWith *emphasis* and `code`."),
+            new_code_cell(
+                "import pandas as pd\nframe = pd.DataFrame({'a': [1]})  # a comment\ndisplay(frame)",
+                outputs=[
+                    new_output("display_data", data={"text/html": frame_html, "text/plain": "a"}),
+                    new_output("display_data", data={"text/html": frame_html, "text/plain": "a"}),
+                    new_output("stream", name="stdout", text="  indented\n\ttabbed\n"),
+                ],
+            ),
+        ]
+    )
+
+
+def _styles(page: str) -> list[str]:
+    head = page[: page.index("</head>")]
+    return [m.strip("\n") for m in re.findall(r"<style[^>]*>(.*?)</style>", head, re.S)]
+
+
+def _visible_text(page: str) -> str:
+    body = page[page.index("<body") :]
+    body = re.sub(r"<style[^>]*>.*?</style>", "", body, flags=re.S)
+    return re.sub(r"\s+", "", re.sub(r"<[^>]+>", "", body))
+
+
+def test_the_stylesheet_is_every_style_nbconvert_embeds_in_the_head_in_order():
+    nb = _notebook()
+    original = HTMLExporter().from_notebook_node(nb)[0]
+
+    rendered = render_html(nb, up=3)
+
+    page = rendered.html.decode()
+    assert rendered.stylesheet.decode() == "\n".join(_styles(original)) + "\n"
+    assert _styles(page) == []
+    assert f'<link rel="stylesheet" href="../../../{rendered.stylesheet_name}">' in page
+    assert re.fullmatch(r"static/notebook-[0-9a-f]{16}\.css", rendered.stylesheet_name)
+
+
+def test_the_page_shows_the_same_text_and_keeps_preformatted_whitespace():
+    nb = _notebook()
+    original = HTMLExporter().from_notebook_node(nb)[0]
+
+    page = render_html(nb, up=3).html.decode()
+
+    assert _visible_text(page) == _visible_text(original)
+    assert "  indented\n\ttabbed" in page  # inside <pre>: untouched
+    assert page.count(".dataframe thead th") == 1  # the repeated table style is kept once
+    assert '<span class="c1"># a comment</span>' in page  # styled highlighting kept
+
+
+def test_the_same_nbconvert_gives_the_same_stylesheet_name_for_every_notebook():
+    first = render_html(_notebook(), up=3)
+    second = render_html(new_notebook(cells=[new_markdown_cell("# Other")]), up=1)
+
+    assert first.stylesheet_name == second.stylesheet_name
+    assert b'href="../static/' in second.html
+
+
+@pytest.mark.notebook
+def test_an_archived_upgrade_downgrade_run_is_at_most_60_kb(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOFTBEE_RUNBOOKS_DIR", raising=False)
+    archive_dir = tmp_path / "archive"
+
+    run = run_runbook(
+        "upgrade_downgrade",
+        texts={"database_url": f"sqlite:///{tmp_path / 'softbee.sqlite3'}"},
+        archive_dir=archive_dir,
+        cwd=REPO_ROOT,
+    )
+
+    assert run.passed, run.record["error"]
+    size = run.notebook.stat().st_size + run.html.stat().st_size
+    assert size <= MAX_RUN_BYTES, f"{size} bytes"
+    stylesheet = archive_dir / run.record["stylesheet"]
+    assert stylesheet.stat().st_size > 100_000  # kept once, beside the runs
+    assert Path(run.html.parent, "../../..", run.record["stylesheet"]).resolve() == stylesheet
