@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import datetime as dt
+import itertools
+import json
 import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin
+from urllib.request import urlopen
 
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
@@ -291,3 +296,153 @@ def test_in_chromium_a_screenshot_of_the_failed_runs_shows_them_in_red(
     assert len(colours) > 50, "the screenshot is nearly blank"
     assert (0xFD, 0xEC, 0xEC) in colours, "no failed-row background in the screenshot"
     assert (0xC6, 0x28, 0x28) in colours, "no failed badge in the screenshot"
+
+
+class _DevTools:
+    """A headless chromium driven over the DevTools protocol (tornado's websocket client)."""
+
+    def __init__(self, url: str, profile: Path) -> None:
+        self.process = subprocess.Popen(
+            [_chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
+             "--disable-extensions", f"--user-data-dir={profile}", "--remote-debugging-port=0",
+             "--window-size=1280,800", "--hide-scrollbars", url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.profile = profile
+        self._ids = itertools.count(1)
+        self._socket = None
+
+    async def connect(self) -> None:
+        """Find the page's websocket (chromium writes its port to DevToolsActivePort), connect."""
+        from tornado.websocket import websocket_connect
+
+        port_file = self.profile / "DevToolsActivePort"
+        await self._until(lambda: port_file.is_file() and port_file.read_text().strip(),
+                          "chromium never opened its DevTools port")
+        port = int(port_file.read_text().splitlines()[0])
+        targets: list[dict] = []
+
+        def page_listed() -> bool:
+            with urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
+                targets[:] = [t for t in json.load(answer) if t["type"] == "page"]
+            return bool(targets)
+
+        await self._until(page_listed, "chromium lists no page")
+        self._socket = await websocket_connect(targets[0]["webSocketDebuggerUrl"],
+                                               max_message_size=64 << 20)
+
+    async def call(self, method: str, **params: object) -> dict:
+        """Send one DevTools command and return its result (events on the way are skipped)."""
+        number = next(self._ids)
+        await self._socket.write_message(json.dumps({"id": number, "method": method,
+                                                     "params": params}))
+        while True:
+            message = await self._socket.read_message()
+            assert message is not None, "chromium closed the DevTools connection"
+            answer = json.loads(message)
+            if answer.get("id") == number:
+                assert "error" not in answer, answer["error"]
+                return answer["result"]
+
+    async def evaluate(self, expression: str) -> object:
+        """The value of a JavaScript expression in the page."""
+        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, what: str) -> None:
+        """Poll until ``expression`` is true in the page (a page load is asynchronous)."""
+
+        async def holds() -> bool:
+            return bool(await self.evaluate(expression))
+
+        await self._until(holds, f"never true: {what}")
+
+    @staticmethod
+    async def _until(check, failure: str, attempts: int = 600) -> None:
+        for _ in range(attempts):
+            outcome = check()
+            if asyncio.iscoroutine(outcome):
+                outcome = await outcome
+            if outcome:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(failure)
+
+    def disconnect(self) -> None:
+        """Close the websocket (inside the event loop that opened it)."""
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def close(self) -> None:
+        """Stop the browser."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_VISIBLE_RUNS = ("Array.from(document.querySelectorAll('#runs tbody tr'))"
+                 ".filter(row => !row.hidden).map(row => row.dataset.runId)")
+_INDEX_LOADED = ("location.pathname.endsWith('/index.html') && document.readyState === 'complete'"
+                 " && document.getElementById('shown').textContent !== ''")
+
+
+@pytest.mark.browser
+def test_in_chromium_an_auditor_filters_to_failed_runs_follows_a_link_and_comes_back(
+    archive: Path, tmp_path: Path
+) -> None:
+    """Driven as a person would: pick "failed" in the Status list, click the newest failed
+    run, read its report, screenshot it, go back: the filter is still applied."""
+    chromium = _DevTools((archive / PAGE_NAME).as_uri(), tmp_path / "profile")
+    shots: dict[str, bytes] = {}
+
+    async def audit() -> dict[str, object]:
+        await chromium.connect()
+        try:
+            return await steps()
+        finally:
+            chromium.disconnect()
+
+    async def steps() -> dict[str, object]:
+        await chromium.wait_for(_INDEX_LOADED, "index.html loaded")
+        seen: dict[str, object] = {"all": await chromium.evaluate(_VISIBLE_RUNS)}
+        await chromium.evaluate("const s = document.getElementById('status');"
+                                "s.value = 'failed'; s.dispatchEvent(new Event('change')); 1")
+        seen["failed"] = await chromium.evaluate(_VISIBLE_RUNS)
+        seen["hash"] = await chromium.evaluate("location.hash")
+        seen["counter"] = await chromium.evaluate("document.getElementById('shown').textContent")
+        shot = await chromium.call("Page.captureScreenshot", format="png")
+        shots["index"] = base64.b64decode(shot["data"])
+        seen["link"] = await chromium.evaluate(
+            "document.querySelector('#runs tbody tr:not([hidden]) a').getAttribute('href')")
+        await chromium.evaluate("document.querySelector('#runs tbody tr:not([hidden]) a').click(); 1")
+        await chromium.wait_for("!location.pathname.endsWith('/index.html') && "
+                                "document.readyState === 'complete'", "the run's report loaded")
+        seen["report_url"] = await chromium.evaluate("location.href")
+        seen["report_text"] = await chromium.evaluate("document.body.innerText")
+        shot = await chromium.call("Page.captureScreenshot", format="png")
+        shots["report"] = base64.b64decode(shot["data"])
+        await chromium.evaluate("history.back(); 1")
+        await chromium.wait_for(_INDEX_LOADED, "back on index.html")
+        seen["after_back"] = await chromium.evaluate(_VISIBLE_RUNS)
+        return seen
+
+    try:
+        seen = asyncio.run(audit())
+    finally:
+        chromium.close()
+
+    assert seen["all"] == ["run000000004", "run000000003", "run000000002", "run000000001"]
+    assert seen["failed"] == ["run000000004", "run000000002"]
+    assert seen["hash"] == "#status=failed"
+    assert seen["counter"] == "2 of 4 run(s) shown"
+    assert seen["report_url"] == urljoin((archive / PAGE_NAME).as_uri(), str(seen["link"]))
+    assert "Report of run000000004" in str(seen["report_text"])
+    assert seen["after_back"] == ["run000000004", "run000000002"]
+    for name, png in shots.items():
+        (tmp_path / f"{name}.png").write_bytes(png)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, name

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
 import html
 import os
 import tempfile
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from softbee.runbook.archive import ARCHIVE_DIR_ENV, INDEX_NAME, read_index, unreadable_lines
 from softbee.runbook.errors import ArchiveError
@@ -69,7 +70,8 @@ def write_index_page(directory: Path) -> IndexPage:
         fcntl.flock(fd, fcntl.LOCK_EX)
         records = read_index(directory)
         page = render_index_page(
-            records, unreadable=unreadable_lines(directory), generated=dt.datetime.now(dt.UTC)
+            records, unreadable=_unreadable(directory, len(records)),
+            generated=dt.datetime.now(dt.UTC),
         )
         path = directory / PAGE_NAME
         _write_atomic(path, page.encode("utf-8"), _page_mode(directory))
@@ -139,10 +141,9 @@ def database_label(identity: Any) -> str:
 
 def relative_href(path: Any) -> str | None:
     """``path`` as a URL relative to the archive, or None unless it is a plain path inside it."""
-    if not isinstance(path, str) or not path or "\\" in path or path.startswith("/"):
+    if not isinstance(path, str) or not path or "\\" in path or ":" in path:  # no scheme
         return None
-    parts = urlsplit(path)
-    if parts.scheme or parts.netloc or any(part in ("", ".", "..") for part in path.split("/")):
+    if any(part in ("", ".", "..") for part in path.split("/")):  # absolute, or leaves
         return None
     return quote(path, safe="/")
 
@@ -205,7 +206,12 @@ def _options(values: Iterable[str]) -> str:
 
 def _e(value: Any) -> str:
     """Escaped for HTML text and quoted attributes, with any URL password masked."""
-    return html.escape(redact_text("" if value is None else str(value)), quote=True)
+    return _escaped("" if value is None else str(value))
+
+
+@functools.lru_cache(maxsize=4096)  # runbooks, databases, users, revisions repeat row after row
+def _escaped(text: str) -> str:
+    return html.escape(redact_text(text), quote=True)
 
 
 def _parse_time(text: Any) -> dt.datetime | None:
@@ -220,6 +226,14 @@ def _parse_time(text: Any) -> dt.datetime | None:
 
 def _time(moment: dt.datetime | None) -> str:
     return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}" if moment else ""
+
+
+def _unreadable(directory: Path, readable: int) -> list[int]:
+    """Unreadable index lines; parsed again only when the line count says there are some."""
+    index = directory / INDEX_NAME
+    content = index.read_bytes() if index.is_file() else b""
+    lines = sum(1 for line in content.split(b"\n") if line.strip())
+    return unreadable_lines(directory) if lines != readable else []
 
 
 def _page_mode(directory: Path) -> int:
