@@ -90,7 +90,7 @@ def render_index_page(
     """The page's HTML for ``records`` (index order), newest run first."""
     runs = newest_first(records)
     failed = sum(1 for record in runs if record.get("status") == "failed")
-    runbooks = sorted({str(record.get("runbook")) for record in runs})
+    runbooks = sorted({_text(record.get("runbook")) for record in runs})
     statuses = sorted({"passed", "failed", *(str(record.get("status")) for record in runs)})
     when = f" · generated {_time(generated)} UTC" if generated else ""
     warning = ""
@@ -176,7 +176,7 @@ def _row(record: Mapping[str, Any]) -> str:
         status_cell += f'<div class="error">{_e(_error_text(error))}</div>'
     cells = [
         f'<td class="time">{when}</td>',
-        f"<td>{_e(record.get('runbook'))}</td>",
+        f"<td>{_e(_text(record.get('runbook')))}</td>",
         f"<td>{_e(database_label(record.get('database')))}</td>",
         f"<td>{_e(record.get('environment') or '')}</td>",
         f'<td class="revision">{_e(revision)}</td>',
@@ -185,7 +185,7 @@ def _row(record: Mapping[str, Any]) -> str:
         f"<td>{_e(who)}</td>",
     ]
     return (
-        f'<tr class="run {kind}" data-runbook="{_e(record.get("runbook"))}" '
+        f'<tr class="run {kind}" data-runbook="{_e(_text(record.get("runbook")))}" '
         f'data-status="{_e(status)}" data-run-id="{_e(record.get("run_id"))}">' + "".join(cells)
         + "</tr>"
     )
@@ -198,6 +198,11 @@ def _error_text(error: Mapping[str, Any]) -> str:
     if step:
         text += f" (step {step})"
     return text if len(text) <= _ERROR_LIMIT else text[: _ERROR_LIMIT - 1] + "…"
+
+
+def _text(value: Any) -> str:
+    """One spelling for a value in a row and in its filter list (absent: empty)."""
+    return "" if value is None else str(value)
 
 
 def _options(values: Iterable[str]) -> str:

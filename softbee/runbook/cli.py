@@ -13,7 +13,6 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from softbee.runbook import archive, auditpage
