@@ -441,6 +441,92 @@ def test_inspect_diff_lints_the_pending_sql_and_recognises_the_backfill_pattern(
     assert backfilled == {"users.full_name"}
 
 
+UNKNOWN_REVISION = "deadbeef0042"
+
+
+@pytest.mark.parametrize(
+    ("statements", "problem", "fix"),
+    [
+        pytest.param(
+            [f"UPDATE alembic_version SET version_num = '{UNKNOWN_REVISION}'",
+             "ALTER TABLE hives ADD COLUMN legacy_note VARCHAR(20)"],
+            f"records unknown revision {UNKNOWN_REVISION}",
+            "run recover_stamp with purge=True",
+            id="unknown-recorded-revision",
+        ),
+        pytest.param(
+            [f"INSERT INTO alembic_version (version_num) VALUES ('{FULL_NAME}')",
+             "ALTER TABLE hives ADD COLUMN legacy_note VARCHAR(20)"],
+            "records 2 revisions",
+            "run recover_stamp with purge=True",
+            id="several-recorded-revisions",
+        ),
+        pytest.param(
+            ["DROP TABLE alembic_version", "ALTER TABLE hives ADD COLUMN legacy_note VARCHAR(20)"],
+            "has no alembic_version table but 5 other table(s)",
+            "run recover_stamp with stamp_revision set to the revision the schema matches",
+            id="no-version-table",
+        ),
+    ],
+)
+def test_inspect_diff_diagnoses_a_broken_version_state_and_still_diffs_and_lints(
+    sqlite_url: str, tmp_path: Path, statements: list[str], problem: str, fix: str
+) -> None:
+    """The state is shown with the runbook that fixes it; the model diff and lint still run.
+
+    Every case also carries a hand-added column (``hives.legacy_note``), so the model diff
+    has a row and lint has a finding to prove it ran."""
+    migrate_to(sqlite_url, HEAD)
+    seed(sqlite_url)
+    with connected(sqlite_url) as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+        conn.commit()
+    before = snapshot(sqlite_url)
+
+    nb = run_runbook("inspect_diff", tmp_path, database_url=sqlite_url)
+
+    assert snapshot(sqlite_url) == before
+    (finding,) = shown(step_outputs(nb, "## 1. Current revision"), "text/markdown")
+    assert finding.startswith(f"- **error**: {problem}")
+    assert f"**Fix:** {fix}" in finding
+    diff = table_rows(shown(step_outputs(nb, "## 3. Models vs database"), "text/html")[0])
+    assert [(d["operation"], d["table"], d["column"]) for d in diff] == [
+        ("remove_column", "hives", "legacy_note")]
+    lint = table_rows(shown(step_outputs(nb, "## 5. Lint findings"), "text/html")[0])
+    assert {(f["rule"], f["object"]) for f in lint} >= {("drop-column", "hives.legacy_note")}
+    summary = read_summary(nb)
+    (recorded,) = summary["state_problems"]
+    assert recorded.startswith(problem) and f": {fix}" in recorded
+    assert summary["outcome"].endswith("1 model difference(s), 1 lint error(s), "
+                                       "1 finding(s) on the recorded state")
+
+
+def test_inspect_diff_on_an_unknown_recorded_revision_completes_without_a_plan(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The issue's case: it used to stop at step 2 on Alembic's ResolutionError."""
+    migrate_to(sqlite_url, HEAD)
+    with connected(sqlite_url) as conn:
+        conn.execute(sa.text(f"UPDATE alembic_version SET version_num = '{UNKNOWN_REVISION}'"))
+        conn.commit()
+
+    nb = run_runbook("inspect_diff", tmp_path, database_url=sqlite_url)
+
+    plan = "".join(shown(step_outputs(nb, "## 2. Pending revisions"), "text/markdown"))
+    assert plan.startswith("**No plan:**")
+    sql = "".join(shown(step_outputs(nb, "## 4. The SQL"), "text/markdown"))
+    assert sql == "No SQL: there is no plan (step 2)."
+    summary = read_summary(nb)
+    assert summary["revision_before"] == summary["revision_after"] == UNKNOWN_REVISION
+    assert summary["outcome"] == ("read-only: no plan, 0 model difference(s), 0 lint error(s), "
+                                  "1 finding(s) on the recorded state")
+    assert summary["state_problems"] == [
+        f"records unknown revision {UNKNOWN_REVISION}: it is not in migrations/ (a revision "
+        "deleted, or applied from another branch): run recover_stamp with purge=True and "
+        "stamp_revision='head' (the schema matches the models)"]
+
+
 def test_runbook_runs_with_the_kernel_in_the_runbooks_folder_as_jupyterlab_starts_it(
     sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

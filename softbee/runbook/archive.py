@@ -179,6 +179,9 @@ def archive_run(
         "stylesheet_sha256": hashlib.sha256(rendered.stylesheet).hexdigest(),
     }
     record = append_record(directory, record)
+    from softbee.runbook.auditpage import write_index_page  # it imports archive: not at the top
+
+    write_index_page(directory)  # the auditors' index.html, with this run in it
     return ArchivedRun(record=record, notebook=notebook_path, html=html_path)
 
 

@@ -13,10 +13,9 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from softbee.runbook import archive
+from softbee.runbook import archive, auditpage
 from softbee.runbook.catalog import (
     Runbook,
     list_runbooks,
@@ -86,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="check only the files of runs started since DATE (UTC); the chain is checked whole",
     )
     _archive_dir_option(verify)
+    page = actions.add_parser(
+        "html", help="write <archive>/index.html: every run in one page to open in a browser"
+    )
+    _archive_dir_option(page)
     return parser
 
 
@@ -212,7 +215,7 @@ def _print_summary(record: dict[str, Any], out: TextIO) -> None:
         f"in {record.get('duration_s')} s",
         file=out,
     )
-    database = _database(record.get("database"))
+    database = auditpage.database_label(record.get("database"))
     if database:
         environment = record.get("environment")
         print(f"database: {database}" + (f" ({environment})" if environment else ""), file=out)
@@ -277,7 +280,7 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
                         f"{record.get('revision_before') or '-'} -> "
                         f"{record.get('revision_after') or '-'}"
                     ),
-                    _database(record.get("database")) or "-",
+                    auditpage.database_label(record.get("database")) or "-",
                 )
             )
         _table(rows, out)
@@ -291,6 +294,11 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
             print(f"{key + ':':17}{shown}", file=out)
         print(f"{'notebook path:':17}{run.notebook}", file=out)
         print(f"{'html path:':17}{run.html}", file=out)
+        return EXIT_OK
+    if args.action == "html":
+        page = auditpage.write_index_page(directory)
+        print(f"wrote {page.path}: {page.runs} run(s), {page.failed} failed "
+              "(open it in a browser; no server needed)", file=out)
         return EXIT_OK
     problems = archive.verify_archive(directory, since=args.since)
     for problem in problems:
@@ -321,19 +329,6 @@ def _table(rows: Sequence[Sequence[str]], out: TextIO, indent: str = "") -> None
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         print((indent + "  ".join(cells)).rstrip(), file=out)
-
-
-def _database(identity: Any) -> str:
-    if not isinstance(identity, dict) or not identity.get("dialect"):
-        return ""
-    name = (
-        Path(str(identity.get("database") or "")).name
-        if identity["dialect"] == "sqlite"
-        else identity.get("database")
-    )
-    host = identity.get("host")
-    where = f"{host}:{identity['port']}" if host and identity.get("port") else (host or "")
-    return f"{identity['dialect']} {name}" + (f" on {where}" if where else "")
 
 
 def _count(value: Any) -> str:

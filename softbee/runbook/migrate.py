@@ -218,7 +218,8 @@ def plan_migration(
 def plan_to(project: Project, target: str = "head") -> Plan:
     """Plan the way to ``target`` in whichever direction it lies (for read-only review)."""
     state = get_state(project)
-    start = state.current[0] if len(state.current) == 1 else None
+    # An unknown or several recorded revisions: plan_migration refuses them with the fix.
+    start = state.current[0] if len(state.current) == 1 and not state.unknown else None
     goal = resolve_target(project, target, state.current)
     direction = "downgrade" if goal != start and is_ancestor(project, goal, start) else "upgrade"
     return plan_migration(project, direction, target)
