@@ -232,6 +232,8 @@ def make_engine(url: URL) -> Engine:
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql":
         connect_args = {"connect_timeout": 10, "application_name": APPLICATION_NAME}
+    elif url.get_backend_name() in ("mysql", "mariadb"):
+        connect_args = {"connect_timeout": 10}  # PyMySQL and mysqlclient alike: seconds
     try:
         return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
     except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as exc:
