@@ -8,6 +8,8 @@ instead of testing version numbers itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +28,52 @@ def app_engines(db: Any, app: Any) -> dict[Any, Any] | None:
     if engines is None:
         return None
     return engines.get(app)
+
+
+class _FixedConnector:
+    """Flask-SQLAlchemy 2.5's per-bind connector, always giving one engine."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def get_engine(self) -> Any:
+        return self._engine
+
+
+@contextmanager
+def engine_stood_in(db: Any, app: Any, engine: Any) -> Iterator[None]:
+    """Make ``db.engine`` / ``db.get_engine()`` give ``engine`` for the block (Flask-SQLAlchemy 2.5 and 3)."""
+    engines = app_engines(db, app)
+    if engines is not None:  # Flask-SQLAlchemy 3: one engine per bind key, per app
+        saved = engines.get(None)
+        engines[None] = engine
+        try:
+            yield
+        finally:
+            engines[None] = saved
+        return
+    # Flask-SQLAlchemy 2.5: app.extensions["sqlalchemy"].connectors[bind key].get_engine()
+    connectors = getattr(app.extensions.get("sqlalchemy"), "connectors", None)
+    if connectors is None:
+        yield
+        return
+    missing = object()
+    saved_connector = connectors.get(None, missing)
+    connectors[None] = _FixedConnector(engine)
+    try:
+        yield
+    finally:
+        if saved_connector is missing:
+            connectors.pop(None, None)
+        else:
+            connectors[None] = saved_connector
+
+
+def sqlite_relative_folder(db: Any, app: Any) -> str:
+    """Where Flask-SQLAlchemy reads a relative SQLite path from: ``instance/`` (3.x), the app's root (2.5)."""
+    if hasattr(db, "_app_engines"):
+        return str(app.instance_path)
+    return str(app.root_path)
 
 
 def models_metadata(db: Any) -> sa.MetaData:

@@ -25,7 +25,12 @@ from flask.cli import NoAppException, locate_app
 from sqlalchemy.engine import URL, Connection, Engine
 
 from softbee.runbook import routing
-from softbee.runbook.compat import app_engines, engine_options, models_metadata
+from softbee.runbook.compat import (
+    engine_options,
+    engine_stood_in,
+    models_metadata,
+    sqlite_relative_folder,
+)
 from softbee.runbook.errors import AppMigratedOnLoad, ConfigError, DatabaseError, first_line
 from softbee.urls import BadDatabaseURL, parse_url, redact_text, redact_url
 
@@ -124,12 +129,8 @@ class Project:
         Flask-SQLAlchemy's engine is replaced by ``engine``, and ``SQLALCHEMY_DATABASE_URI``
         names its URL for env.py files that build their own engine from the app's config.
         """
-        engines = app_engines(self._extension.db, self.app)  # None on Flask-SQLAlchemy 2.5
-        with self.app.app_context():
-            saved = engines.get(None) if engines is not None else None
+        with self.app.app_context(), engine_stood_in(self._extension.db, self.app, engine):
             saved_uri = self.app.config.get("SQLALCHEMY_DATABASE_URI")
-            if engines is not None:
-                engines[None] = engine
             self.app.config["SQLALCHEMY_DATABASE_URI"] = engine.url.render_as_string(
                 hide_password=False)
             # Alembic's INFO lines repeat what the runbooks show; warnings still come through.
@@ -140,8 +141,6 @@ class Project:
                 logging.disable(logging.NOTSET)
                 quiet_alembic()
                 self.app.config["SQLALCHEMY_DATABASE_URI"] = saved_uri
-                if engines is not None:
-                    engines[None] = saved
 
 
 def _ini_escaped(url: URL) -> str:
@@ -374,8 +373,10 @@ def load_project(
     if url.get_backend_name() == "sqlite" and database and database != ":memory:" and not (
         database.startswith("file:") or Path(database).is_absolute()
     ):
-        # Flask-SQLAlchemy (and so `flask db`) reads a relative SQLite path from instance/.
-        url = url.set(database=str(Path(flask_app.instance_path) / database))
+        # Flask-SQLAlchemy (and so `flask db`) reads a relative SQLite path from instance/
+        # (3.x) or from the app's root folder (2.5).
+        folder = sqlite_relative_folder(extension.db, flask_app)
+        url = url.set(database=str(Path(folder) / database))
     load_check = _check_not_migrated_on_load(app, known_url, before, url)
     environment = str(
         flask_app.config.get("SOFTBEE_ENV") or os.environ.get("FLASK_ENV") or "development"
@@ -438,7 +439,10 @@ def _check_not_migrated_on_load(
         same = routing.database_identity(parse_url(known_url)) == routing.database_identity(url)
     except BadDatabaseURL:
         same = False
-    if not same or before is None:
+    if not same:
+        return ("not checked: the app's database is not the one database_url/DATABASE_URL names, "
+                "so it was not read before the app loaded")
+    if before is None:
         return "not checked: the database could not be read before the app loaded"
     after = _recorded_revision(url)
     if after is not None and after != before:
