@@ -242,9 +242,10 @@ def long_reader(url: str) -> Iterator[int]:
         return
     engine = sa.create_engine(url)
     with engine.connect() as conn:
+        transaction = conn.begin()  # explicit: SQLAlchemy 1.4 connections do not autobegin
         conn.execute(sa.text("SELECT * FROM colonies")).fetchall()  # holds ACCESS SHARE until rollback
         yield conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-        conn.rollback()
+        transaction.rollback()
     engine.dispose()
 
 
@@ -297,7 +298,8 @@ def test_sessions_env_py_opens_during_a_run_start_with_the_runs_timeouts(
             seen.append(tuple(conn.exec_driver_sql(  # type: ignore[arg-type]
                 "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), "
                 "current_setting('application_name')").one()))
-            conn.rollback()
+            if hasattr(conn, "rollback"):  # a SQLAlchemy 1.4 (non-future) connection has not begun
+                conn.rollback()
         return conn
 
     with pytest.MonkeyPatch.context() as patch:
