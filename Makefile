@@ -44,8 +44,12 @@ $(OLDEST_STAMP): requirements/oldest.txt
 	$(OLDEST)/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (softbee .venv-oldest)"
 	touch $(OLDEST_STAMP)
 
+# The oldest_stack example through the library and the four runbooks, then every guard on
+# every env.py shape of the corpus (the corpus's runbook runs are left to `make test`).
 test-oldest: $(OLDEST_STAMP)
 	SOFTBEE_STACK=oldest $(OLDEST)/bin/python -m pytest -n 2 -p no:cacheprovider $(OLDEST_TESTS)
+	SOFTBEE_STACK=oldest $(OLDEST)/bin/python -m pytest -n 2 -p no:cacheprovider -m "not notebook" \
+		tests/test_envpy_corpus.py
 
 # Step through the runbooks in JupyterLab with the project's kernel, from the project root.
 # LAB_ARGS passes more options, e.g. `make lab LAB_ARGS="--no-browser --port 8899"`.
