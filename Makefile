@@ -10,12 +10,12 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ROWS ?= 1000
 
-.PHONY: setup run test lab lint clean
+.PHONY: setup run test test-oldest lab lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[app,lab,test]'
 	# papermill and JupyterLab start the "python3" kernel: make it this venv's Python.
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (softbee .venv)"
 	touch $(INSTALLED)
@@ -46,6 +46,30 @@ test: $(INSTALLED)
 	fi; \
 	exit $$status
 
+# The runbook library on the oldest stack it supports (requirements/oldest.txt: Flask 2.1,
+# Flask-SQLAlchemy 2.5, SQLAlchemy 1.4, Flask-Migrate 2.5, Alembic 1.7), in .venv-oldest:
+# softbee goes on top with --no-deps, so the pins stay as they are. The venv is rebuilt only
+# when requirements/oldest.txt changes (the stamp holds that file's sha256).
+OLDEST := .venv-oldest
+OLDEST_STAMP := $(OLDEST)/.installed-$(shell sha256sum requirements/oldest.txt | cut -c1-16)
+OLDEST_TESTS := tests/test_oldest_stack.py tests/test_capture.py tests/test_self_migrating.py
+
+$(OLDEST_STAMP): requirements/oldest.txt
+	rm -rf $(OLDEST)
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST)/bin/python -m pip install --quiet -r requirements/oldest.txt
+	$(OLDEST)/bin/python -m pip install --quiet --no-deps -e .
+	$(OLDEST)/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (softbee .venv-oldest)"
+	touch $(OLDEST_STAMP)
+
+# The oldest_stack example through the library and the four runbooks, then every guard on
+# every env.py shape of the corpus (the corpus's runbook runs are left to `make test`).
+test-oldest: $(OLDEST_STAMP)
+	SOFTBEE_STACK=oldest $(OLDEST)/bin/python -m pytest -n 2 -p no:cacheprovider $(OLDEST_TESTS)
+	SOFTBEE_STACK=oldest $(OLDEST)/bin/python -m pytest -n 2 -p no:cacheprovider -m "not notebook" \
+		tests/test_envpy_corpus.py
+
 # Step through the runbooks in JupyterLab with the project's kernel, from the project root.
 # LAB_ARGS passes more options, e.g. `make lab LAB_ARGS="--no-browser --port 8899"`.
 LAB_ARGS ?=
@@ -54,4 +78,4 @@ lab: $(INSTALLED)
 	SOFTBEE_PROJECT_ROOT=$(CURDIR) $(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(ROOT_FLAG) $(LAB_ARGS) runbooks/
 
 clean:
-	rm -rf $(VENV) instance build *.egg-info $(RESULTS)
+	rm -rf $(VENV) $(OLDEST) instance build *.egg-info $(RESULTS)

@@ -269,3 +269,24 @@ def git_project(tmp_path: Path) -> tuple[Path, str]:
         ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
     ).stdout.strip()
     return project, head
+
+
+@pytest.fixture
+def beeyard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - returns a loader
+    """Load the oldest_stack example (beeyard) on a database, from a copy of its root."""
+    import sys
+
+    from softbee.runbook.project import load_project
+    from tests.helpers import BEEYARD_APP, assemble_oldest_stack
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # import_app adds the project root
+    root = assemble_oldest_stack(tmp_path / "oldest_stack")
+    monkeypatch.chdir(root)
+
+    def load(url: str, app: str = BEEYARD_APP):  # noqa: ANN202
+        for name in [m for m in sys.modules if m == "beeyard" or m.startswith("beeyard.")]:
+            del sys.modules[name]
+        return load_project(app=app, migrations_dir="migrations", database_url=url)
+
+    load.root = root  # type: ignore[attr-defined]
+    return load

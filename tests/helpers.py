@@ -14,7 +14,6 @@ from sqlalchemy.engine import make_url
 
 from softbee.runbook.migrate import run_migration
 from softbee.runbook.project import Project, load_project
-from softbee.seed import seed_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = REPO_ROOT / "migrations"
@@ -39,6 +38,8 @@ def project_at(url: str, revision: str | None = None, rows: int = 0, **kwargs: A
     if revision is not None:
         run_migration(project, "upgrade", revision)
     if rows:
+        from softbee.seed import seed_database  # the Soft-Bee app: not on the oldest stack
+
         seed_database(project.engine, rows=rows, seed=7)
     return project
 
@@ -173,3 +174,31 @@ def assemble_envpy_project(shape: str, destination: Path) -> Path:
         shutil.rmtree(migrations / "versions")
     shutil.copytree(own, migrations, ignore=ignore, dirs_exist_ok=True)
     return destination
+
+
+# -- the oldest supported stack (tests/examples/oldest_stack) -----------------------------
+
+OLDEST_STACK = EXAMPLES / "oldest_stack"
+# beeyard's history, oldest first; the last two need a live connection.
+BEEYARD_REVISIONS = ("f2000000001a", "f2000000002b", "f2000000003c", "f2000000004d")
+LIVE_ONLY = BEEYARD_REVISIONS[2:]
+# The factory call the runbooks load beeyard with: its config skips the upgrade on start.
+BEEYARD_APP = 'beeyard:create_app("beeyard.config.Runbook")'
+
+
+def assemble_oldest_stack(destination: Path) -> Path:
+    """A copy of ``tests/examples/oldest_stack`` in ``destination``, with ``beeyard`` unimported."""
+    shutil.copytree(OLDEST_STACK, destination, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in [m for m in sys.modules if m == "beeyard" or m.startswith("beeyard.")]:
+        del sys.modules[name]
+    return destination
+
+
+def add_hives(url: str, names: tuple[str, ...] = ("north-1", "south-2", "lone")) -> None:
+    """Hives named ``<yard>-<n>`` (or without a yard), at revision f2000000002b or later."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for number, name in enumerate(names, start=1):
+            conn.execute(sa.text("INSERT INTO hives (id, name) VALUES (:id, :name)"),
+                         {"id": number, "name": name})
+    engine.dispose()

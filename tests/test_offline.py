@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from softbee.runbook.migrate import plan_migration
-from softbee.runbook.offline import plan_sql
+from softbee.runbook.offline import plan_sql, render_plan
 from tests.helpers import FULL_NAME, HEAD, HIVE_HEALTH, project_at, snapshot
 
 
@@ -28,3 +28,20 @@ def test_downgrade_sql_runs_the_downgrade_functions(sqlite_url: str) -> None:
 def test_nothing_to_run_renders_nothing(sqlite_url: str) -> None:
     project = project_at(sqlite_url, HEAD)
     assert plan_sql(project, plan_migration(project, "upgrade", "head")) == ""
+
+
+def test_rendering_revision_by_revision_gives_every_revisions_sql(sqlite_url: str) -> None:
+    """render_plan shows the same revisions and statements as one offline run, in order, both ways."""
+    project = project_at(sqlite_url, HIVE_HEALTH)
+    before = snapshot(sqlite_url)
+    for plan in (plan_migration(project, "upgrade", "head"),
+                 plan_migration(project, "downgrade", "base")):
+        whole = plan_sql(project, plan, dialect="postgresql")
+        rendered = render_plan(project, plan, dialect="postgresql")
+        assert rendered.needs_live == []
+        assert [r.revision for r in rendered.revisions] == [s.revision for s in plan.scripts]
+        running = [line for line in whole.splitlines() if line.startswith("-- Running")]
+        assert [line for line in rendered.sql.splitlines() if line.startswith("-- Running")] == running
+        statements = [line for line in whole.splitlines() if line and line not in ("BEGIN;", "COMMIT;")]
+        assert all(line in rendered.sql for line in statements)
+    assert snapshot(sqlite_url) == before

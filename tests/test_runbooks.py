@@ -14,24 +14,18 @@ near 35 notebook executions of 3-5 s each.
 
 from __future__ import annotations
 
-import html
-import itertools
-import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import nbformat
-import papermill as pm
 import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from nbformat import NotebookNode
-from papermill.exceptions import PapermillExecutionError
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.summary import read_summary
@@ -45,6 +39,7 @@ from tests.helpers import (
     VARROA,
     snapshot,
 )
+from tests.notebooks import run_failing_runbook, run_runbook, shown, step_outputs, table_rows
 
 pytestmark = pytest.mark.notebook
 
@@ -67,76 +62,11 @@ MIDDLE = INSPECTIONS
 VARROA_INDEX = "ix_inspections_varroa_mites_per_100"
 SEED_ROWS = 200
 
-_run_numbers = itertools.count(1)
 
 
 # -- running a runbook ----------------------------------------------------------------------
 
 
-def run_runbook(
-    name: str, tmp_path: Path, cwd: Path = REPO_ROOT, **parameters: Any
-) -> NotebookNode:
-    """Execute ``runbooks/<name>.ipynb`` headless and return the executed notebook."""
-    output = tmp_path / f"{next(_run_numbers):02d}-{name}.ipynb"
-    pm.execute_notebook(
-        str(RUNBOOKS / f"{name}.ipynb"),
-        str(output),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(cwd),
-        progress_bar=False,
-    )
-    return nbformat.read(output, as_version=4)
-
-
-def run_failing_runbook(
-    name: str, tmp_path: Path, cwd: Path = REPO_ROOT, **parameters: Any
-) -> tuple[PapermillExecutionError, NotebookNode]:
-    """Execute a runbook that must stop on an error; return the error and the notebook it left."""
-    output = tmp_path / f"{next(_run_numbers):02d}-{name}-failed.ipynb"
-    with pytest.raises(PapermillExecutionError) as failure:
-        pm.execute_notebook(
-            str(RUNBOOKS / f"{name}.ipynb"),
-            str(output),
-            parameters=parameters,
-            kernel_name="python3",
-            cwd=str(cwd),
-            progress_bar=False,
-        )
-    return failure.value, nbformat.read(output, as_version=4)
-
-
-def step_outputs(nb: NotebookNode, heading: str) -> list[NotebookNode]:
-    """Outputs of the code cells under the markdown step whose text starts with ``heading``."""
-    outputs: list[NotebookNode] = []
-    inside = False
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            if cell.source.lstrip().startswith(heading):
-                inside = True
-            elif inside and cell.source.lstrip().startswith("#"):
-                break
-            continue
-        if inside and cell.cell_type == "code":
-            outputs.extend(cell.outputs)
-    assert inside, f"no step {heading!r} in the notebook"
-    return outputs
-
-
-def shown(outputs: list[NotebookNode], mime: str) -> list[str]:
-    """The ``mime`` payloads among ``outputs`` (e.g. every ``text/html`` table shown)."""
-    return [o.data[mime] for o in outputs if mime in o.get("data", {})]
-
-
-def table_rows(table_html: str) -> list[dict[str, str]]:
-    """The rows of a DataFrame shown as HTML, as dicts keyed by column name."""
-    rows = [
-        [html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
-         for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
-        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table_html, re.S)
-    ]
-    header, body = rows[0], rows[1:]
-    return [dict(zip(header[1:], row[1:], strict=True)) for row in body]
 
 
 def error_output(nb: NotebookNode) -> NotebookNode:

@@ -146,7 +146,7 @@ def test_the_upgrade_runbook_on_mariadb_reports_a_half_applied_revision(
     mysql_url: str, tmp_path: Path
 ) -> None:
     """Through the notebook: base to head, then the failing revision stops the run as half-applied."""
-    from tests.test_runbooks import run_failing_runbook, run_runbook
+    from tests.notebooks import run_failing_runbook, run_runbook
 
     migrations = half_applied_history(tmp_path)
     run_runbook("upgrade_downgrade", tmp_path, database_url=mysql_url, target=HEAD,

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy.engine import URL, Connection
 
+from softbee.runbook.compat import dbapi_connection
 from softbee.runbook.errors import ParameterError
 
 
@@ -217,7 +218,7 @@ def rollback_fully(connection: Connection) -> None:
     in the driver while SQLAlchemy considers it gone: roll the driver back too.
     """
     connection.rollback()
-    raw = getattr(connection.connection, "dbapi_connection", None)
+    raw = dbapi_connection(connection)
     if getattr(raw, "in_transaction", False):
         raw.rollback()
 

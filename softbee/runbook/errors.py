@@ -26,6 +26,15 @@ class NotRoutable(ConfigError):
     """The project's env.py cannot run its migrations on the runbook's guarded connection."""
 
 
+class AppMigratedOnLoad(ConfigError):
+    """Loading the project's app moved the database (its factory runs ``flask_migrate.upgrade()``)."""
+
+    def __init__(self, message: str, before: str, after: str) -> None:
+        super().__init__(message)
+        self.before = before
+        self.after = after
+
+
 class DatabaseError(RunbookError):
     """The database cannot be reached, or refused the connection."""
 

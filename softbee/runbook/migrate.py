@@ -7,7 +7,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import sqlalchemy as sa
@@ -50,6 +50,16 @@ from softbee.urls import redact_text
 
 DIRECTIONS = ("upgrade", "downgrade")
 Progress = Callable[[str], None]
+
+
+class StepObserver(Protocol):
+    """Told when each revision of a run starts and ends (``capture.StatementRecorder`` is one)."""
+
+    def step_started(self, connection: Connection, script: Script) -> None:
+        """``script`` is about to run on ``connection``."""
+
+    def step_finished(self, connection: Connection, script: Script) -> None:
+        """``script`` has run (its statements are in the run's transaction)."""
 
 
 @dataclass
@@ -240,10 +250,12 @@ def run_migration(
     confirm: str | None = None,
     production: bool | None = None,
     progress: Progress | None = None,
+    observer: StepObserver | None = None,
 ) -> MigrationResult:
     """Migrate under the lock, in one transaction, refusing data loss unless allowed.
 
-    With ``rehearse=True`` everything runs for real and is then rolled back.
+    With ``rehearse=True`` everything runs for real and is then rolled back. ``observer`` is
+    told when each revision starts and ends (``capture`` records the statements that way).
     """
     say = progress or (lambda _message: None)
     # A rehearsal writes nothing in the end, but it takes the same locks on the same tables.
@@ -262,7 +274,7 @@ def run_migration(
                         project, conn, plan, round_trip, count_mode, allow_data_loss, rehearse,
                         lock_timeout_ms, statement_timeout_ms, say)
                 return _run_locked(project, conn, plan, round_trip, count_mode, allow_data_loss,
-                                   rehearse, lock_timeout_ms, statement_timeout_ms, say)
+                                   rehearse, lock_timeout_ms, statement_timeout_ms, say, observer)
         except sa.exc.DBAPIError as exc:
             # The runbook's own statements under the timeouts (the re-plan, the reset) can hit
             # them too: one actionable line, as for a migration statement, not a traceback.
@@ -317,6 +329,7 @@ def _run_locked(
     lock_timeout_ms: int | None,
     statement_timeout_ms: int | None,
     say: Progress,
+    observer: StepObserver | None = None,
 ) -> MigrationResult:
     transaction = conn.begin()
     steps: list[Step] = []
@@ -324,7 +337,7 @@ def _run_locked(
         before = take_snapshot(conn, count_mode)
         schema_before = schema_of(conn)
         sequences_before = sequence_values(conn) if rehearse else {}
-        steps += _apply(project, conn, plan, say)
+        steps += _apply(project, conn, plan, say, observer)
         checks: list[dict[str, Any]] = []
         if round_trip:
             checks = _round_trip(project, conn, plan, before, schema_before, count_mode, steps, say)
@@ -374,7 +387,9 @@ def _run_locked(
         raise _explain(project, exc, plan, steps, lock_timeout_ms, statement_timeout_ms) from exc
 
 
-def _apply(project: Project, conn: Connection, plan: Plan, say: Progress) -> list[Step]:
+def _apply(
+    project: Project, conn: Connection, plan: Plan, say: Progress, observer: StepObserver | None = None
+) -> list[Step]:
     """Run the plan's scripts one at a time on ``conn``, timing each."""
     steps: list[Step] = []
     total = len(plan.scripts)
@@ -389,6 +404,8 @@ def _apply(project: Project, conn: Connection, plan: Plan, say: Progress) -> lis
                     parents[0] if parents else "base")
             say(f"[{number}/{total}] {plan.direction} {script.revision}: {message}")
             started = time.perf_counter()
+            if observer is not None:
+                observer.step_started(conn, script)
             try:
                 if plan.direction == "upgrade":
                     command.upgrade(config, destination)
@@ -399,6 +416,8 @@ def _apply(project: Project, conn: Connection, plan: Plan, say: Progress) -> lis
                 setattr(exc, "_softbee_script", script)
                 raise
             seconds = round(time.perf_counter() - started, 3)
+            if observer is not None:
+                observer.step_finished(conn, script)
             steps.append(Step(plan.direction, script.revision, message, seconds))
             say(f"      done in {seconds:.3f}s")
     return steps

@@ -1,16 +1,25 @@
-"""The SQL a migration would run, rendered by Alembic's offline mode without touching the database."""
+"""The SQL a migration would run, rendered by Alembic's offline mode without touching the database.
+
+A revision that needs a live connection (it reads ``bind.engine.url``, reads rows with
+``bind.execute(...)``, reflects) cannot be rendered offline: :func:`render_plan` renders
+revision by revision and lists those with the reason, so the others are still shown.
+"""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from alembic import command
 from sqlalchemy.engine import URL, make_url
 
 from softbee.runbook import routing
-from softbee.runbook.errors import RevisionError
+from softbee.runbook.errors import RevisionError, first_line
 from softbee.runbook.project import Project
+from softbee.runbook.state import down_revisions
+from softbee.urls import redact_text
 
 # Offline mode never connects; this URL only picks the dialect that renders the SQL.
 POSTGRESQL_RENDER_URL = "postgresql+psycopg2://offline@localhost/offline"
@@ -59,3 +68,65 @@ def _render(project: Project, direction: str, revision_range: str, dialect: str 
         with routing.rendering(url, config):
             getattr(command, direction)(config, revision_range, sql=True)
     return buffer.getvalue()
+
+
+NEEDS_LIVE = "needs a live connection"
+
+
+@dataclass
+class RenderedRevision:
+    """One revision's offline SQL, or why it cannot be rendered offline."""
+
+    revision: str
+    message: str
+    sql: str | None  # None: the revision needs a live connection
+    reason: str = ""
+
+
+@dataclass
+class RenderedPlan:
+    """A plan's SQL revision by revision, in the order the revisions run."""
+
+    revisions: list[RenderedRevision]
+
+    @property
+    def sql(self) -> str:
+        """The SQL of every revision that rendered, in order."""
+        return "".join(r.sql for r in self.revisions if r.sql)
+
+    @property
+    def needs_live(self) -> list[str]:
+        """Revisions that could not be rendered offline."""
+        return [r.revision for r in self.revisions if r.sql is None]
+
+    def frame(self) -> pd.DataFrame:
+        """Each revision: rendered offline, or needs a live connection and why."""
+        return pd.DataFrame(
+            [{"revision": r.revision, "message": r.message,
+              "offline": "rendered" if r.sql is not None else NEEDS_LIVE, "reason": r.reason}
+             for r in self.revisions],
+            columns=["revision", "message", "offline", "reason"],
+        )
+
+
+def render_plan(project: Project, plan: Any, dialect: str | None = None) -> RenderedPlan:
+    """Render a :class:`~softbee.runbook.migrate.Plan` one revision at a time; failures become "needs a live connection"."""
+    rendered: list[RenderedRevision] = []
+    previous = plan.start
+    for script in plan.scripts:
+        message = (script.doc or "").strip()
+        if plan.direction == "upgrade":
+            revision_range = f"{previous}:{script.revision}" if previous else script.revision
+            previous = script.revision
+        else:
+            parents = down_revisions(script)
+            below = (plan.target or "base") if len(parents) > 1 else (parents[0] if parents else "base")
+            revision_range = f"{script.revision}:{below}"
+        try:
+            sql = _render(project, plan.direction, revision_range, dialect)
+        except Exception as exc:  # noqa: BLE001 - whatever the revision raised offline is the reason
+            reason = redact_text(f"{type(exc).__name__}: {first_line(exc)}")
+            rendered.append(RenderedRevision(script.revision, message, None, reason))
+            continue
+        rendered.append(RenderedRevision(script.revision, message, sql))
+    return RenderedPlan(rendered)

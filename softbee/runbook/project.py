@@ -25,7 +25,13 @@ from flask.cli import NoAppException, locate_app
 from sqlalchemy.engine import URL, Connection, Engine
 
 from softbee.runbook import routing
-from softbee.runbook.errors import ConfigError, DatabaseError, first_line
+from softbee.runbook.compat import (
+    engine_options,
+    engine_stood_in,
+    models_metadata,
+    sqlite_relative_folder,
+)
+from softbee.runbook.errors import AppMigratedOnLoad, ConfigError, DatabaseError, first_line
 from softbee.runbook.secrets import reveal
 from softbee.urls import BadDatabaseURL, parse_url, redact_text, redact_url
 
@@ -42,6 +48,7 @@ class Project:
     engine: Engine
     environment: str = "development"
     _extension: Any = field(default=None, repr=False)
+    load_check: str = ""  # whether loading the app was checked for moving the database, and how
 
     @property
     def dialect(self) -> str:
@@ -71,10 +78,7 @@ class Project:
     @property
     def metadata(self) -> sa.MetaData:
         """The models' metadata as the project's ``env.py`` sees it."""
-        db = self._extension.db
-        if hasattr(db, "metadatas"):
-            return db.metadatas[None]
-        return db.metadata
+        return models_metadata(self._extension.db)
 
     @property
     def configure_args(self) -> dict[str, Any]:
@@ -129,12 +133,8 @@ class Project:
         Flask-SQLAlchemy's engine is replaced by ``engine``, and ``SQLALCHEMY_DATABASE_URI``
         names its URL for env.py files that build their own engine from the app's config.
         """
-        engines = getattr(self._extension.db, "_app_engines", {}).get(self.app)
-        with self.app.app_context():
-            saved = engines.get(None) if engines is not None else None
+        with self.app.app_context(), engine_stood_in(self._extension.db, self.app, engine):
             saved_uri = self.app.config.get("SQLALCHEMY_DATABASE_URI")
-            if engines is not None:
-                engines[None] = engine
             self.app.config["SQLALCHEMY_DATABASE_URI"] = engine.url.render_as_string(
                 hide_password=False)
             # Alembic's INFO lines repeat what the runbooks show; warnings still come through.
@@ -145,8 +145,6 @@ class Project:
                 logging.disable(logging.NOTSET)
                 quiet_alembic()
                 self.app.config["SQLALCHEMY_DATABASE_URI"] = saved_uri
-                if engines is not None:
-                    engines[None] = saved
 
 
 class _BoundEngine:
@@ -226,7 +224,7 @@ def make_engine(url: URL) -> Engine:
             raise ConfigError(
                 f"SQLite file {database!r} is in a folder that does not exist: create it or fix the URL"
             )
-        engine = sa.create_engine(url, isolation_level=None)
+        engine = sa.create_engine(url, isolation_level=None, **engine_options())
         _enable_sqlite_transactions(engine)
         return engine
     connect_args: dict[str, Any] = {}
@@ -235,7 +233,8 @@ def make_engine(url: URL) -> Engine:
     elif url.get_backend_name() in ("mysql", "mariadb"):
         connect_args = {"connect_timeout": 10}  # PyMySQL and mysqlclient alike: seconds
     try:
-        return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True,
+                                **engine_options())
     except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as exc:
         raise ConfigError(f"no driver for {redact_url(url)}: {exc}") from None
 
@@ -295,7 +294,11 @@ def project_root(migrations_dir: str | os.PathLike[str] = "migrations") -> Path:
 
 
 def import_app(app: str, migrations_dir: str | os.PathLike[str] = "migrations") -> Flask:
-    """Import ``module:attribute`` (an app, or a factory called without arguments) from the project root."""
+    """Import ``module:attribute`` from the project root, as ``flask --app`` does.
+
+    The attribute is an app, a factory called without arguments, or a factory call with
+    literal arguments (``pkg:create_app("config.Runbook")``), through Flask's ``locate_app``.
+    """
     if ":" in app:
         module, _, attr = app.partition(":")
     else:
@@ -308,7 +311,8 @@ def import_app(app: str, migrations_dir: str | os.PathLike[str] = "migrations") 
     except NoAppException as exc:
         first = first_line(exc)
         raise ConfigError(
-            f"app {app!r} did not load: {first} (give 'package.module:app' or 'package:create_app')"
+            f"app {app!r} did not load: {first} (give 'package.module:app', 'package:create_app' "
+            "or 'package:create_app(\"config.Name\")')"
         ) from None
     except Exception as exc:  # the app's own import or factory raised
         raise ConfigError(
@@ -356,6 +360,10 @@ def load_project(
             parse_url(database_url)
         except BadDatabaseURL as exc:
             raise ConfigError(str(exc)) from None
+    # The app's factory may migrate the database itself (flask_migrate.upgrade() on start):
+    # read the recorded revision before loading it, when the URL is known before loading.
+    known_url = database_url or os.environ.get("DATABASE_URL") or None
+    before = _recorded_revision(known_url) if known_url else None
     with _environ("DATABASE_URL", database_url or None):
         flask_app = import_app(app, migrations_dir)
     extension = flask_app.extensions.get("migrate")
@@ -372,8 +380,11 @@ def load_project(
     if url.get_backend_name() == "sqlite" and database and database != ":memory:" and not (
         database.startswith("file:") or Path(database).is_absolute()
     ):
-        # Flask-SQLAlchemy (and so `flask db`) reads a relative SQLite path from instance/.
-        url = url.set(database=str(Path(flask_app.instance_path) / database))
+        # Flask-SQLAlchemy (and so `flask db`) reads a relative SQLite path from instance/
+        # (3.x) or from the app's root folder (2.5).
+        folder = sqlite_relative_folder(extension.db, flask_app)
+        url = url.set(database=str(Path(folder) / database))
+    load_check = _check_not_migrated_on_load(app, known_url, before, url)
     environment = str(
         flask_app.config.get("SOFTBEE_ENV") or os.environ.get("FLASK_ENV") or "development"
     ).lower()
@@ -385,4 +396,68 @@ def load_project(
         engine=make_engine(url),
         environment=environment,
         _extension=extension,
+        load_check=load_check,
     )
+
+
+def _recorded_revision(raw_url: str | URL) -> str | None:
+    """The revision(s) ``alembic_version`` records at ``raw_url`` ("base" when none); None when unreadable.
+
+    A SQLite file that does not exist is base, and is not created by looking.
+    """
+    try:
+        url = raw_url if isinstance(raw_url, URL) else parse_url(str(raw_url))
+    except BadDatabaseURL:
+        return None
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite":
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        if not Path(database).is_file():
+            return "base"
+    try:
+        engine = sa.create_engine(url, **engine_options())
+    except Exception:  # noqa: BLE001 - no driver, bad URL: the real load says so in one line
+        return None
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return "base"
+            rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+            return ",".join(sorted(rows)) or "base"
+    except Exception:  # noqa: BLE001 - unreachable now: the runbook's own connect reports it
+        return None
+    finally:
+        engine.dispose()
+
+
+def _check_not_migrated_on_load(
+    app: str, known_url: str | None, before: str | None, url: URL
+) -> str:
+    """Refuse when loading the app moved the database; say what was checked.
+
+    Only a URL known before loading (``database_url`` or ``DATABASE_URL``) can be read before
+    the app's factory runs; a URL that only the app's config knows cannot.
+    """
+    if not known_url:
+        return ("not checked: the database URL comes from the app's config, so it could not be "
+                "read before the app loaded (pass database_url or set DATABASE_URL to check)")
+    try:
+        same = routing.database_identity(parse_url(known_url)) == routing.database_identity(url)
+    except BadDatabaseURL:
+        same = False
+    if not same:
+        return ("not checked: the app's database is not the one database_url/DATABASE_URL names, "
+                "so it was not read before the app loaded")
+    if before is None:
+        return "not checked: the database could not be read before the app loaded"
+    after = _recorded_revision(url)
+    if after is not None and after != before:
+        raise AppMigratedOnLoad(
+            f"the app's factory migrated the database from {before} to {after} while loading "
+            f"app {app!r}, before any guard, count or plan: load it without that (most apps "
+            "have a setting or environment variable that skips flask_migrate.upgrade() on "
+            "start), e.g. app='package:create_app(\"config.Runbook\")'",
+            before, after,
+        )
+    return f"checked: loading the app left the database at {before}"
