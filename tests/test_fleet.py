@@ -132,3 +132,32 @@ def test_postgresql_targets_are_read_and_grouped_by_server(tmp_path, monkeypatch
     finally:
         for url in urls:
             drop_pg_database(url)
+
+
+@pytest.mark.notebook
+def test_the_fleet_runbook_shows_the_table_the_chart_and_the_failures(tmp_path, monkeypatch):
+    from softbee.runbook.archive import append_record
+    from softbee.runbook.execute import run_runbook
+
+    path = targets_file(tmp_path, monkeypatch, {
+        "t-head": stamped_sqlite(tmp_path / "a.db", HEAD),
+        "t-behind": stamped_sqlite(tmp_path / "b.db", VARROA)})
+    archive_dir = tmp_path / "archive"
+    append_record(archive_dir, {
+        "kind": "fleet", "run_id": "f00000000001", "fleet_id": "f00000000001",
+        "runbook": "upgrade_downgrade", "status": "stopped", "stopped": "failure limit reached",
+        "targets": [
+            {"name": "t-head", "stage": "wave 1", "status": "passed", "run_id": "r1",
+             "revision_before": VARROA, "revision_after": HEAD},
+            {"name": "t-behind", "stage": "wave 1", "status": "failed", "run_id": "r2",
+             "revision_before": VARROA, "revision_after": VARROA,
+             "error": "DataLossError: would drop rows", "html": "/archive/r2.html"}]})
+    run = run_runbook("fleet", values={"targets_file": str(path),
+                                       "migrations_dir": str(MIGRATIONS)},
+                      archive_dir=archive_dir, cwd=tmp_path)
+    assert run.passed, run.record.get("error")
+    text = run.notebook.read_text()
+    assert "2 target(s), head " in text and "1 at head, 1 behind" in text
+    assert "Fleet run `f00000000001`" in text
+    assert "DataLossError: would drop rows" in text and "/archive/r2.html" in text
+    assert "image/png" in text

@@ -178,7 +178,13 @@ def fleet_dag(
     **dag_kwargs: Any,
 ) -> Any:
     """Build the Airflow DAG running ``runbook`` on every target of ``targets`` (needs Airflow 3)."""
-    from airflow.sdk import DAG, get_current_context, task
+    try:
+        from airflow.sdk import DAG, get_current_context, task
+    except ImportError:
+        from softbee.runbook.errors import ConfigError
+
+        raise ConfigError("Apache Airflow 3 is not installed here: pip install 'softbee[airflow]'"
+                          ) from None
 
     fleet = load_targets(targets, need="conn_id")
     stages = [(s.label, list(s.targets)) for s in plan(fleet, waves=waves)]
