@@ -10,10 +10,12 @@ connections from us at once.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ STATE_ORDER = (AT_HEAD, BEHIND, AHEAD, SEVERAL, UNKNOWN, UNREACHABLE)
 DEFAULT_WORKERS = 16
 DEFAULT_PER_SERVER = 8
 DEFAULT_CONNECT_TIMEOUT_S = 5
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -224,18 +227,49 @@ def read_revisions(
     url: URL, connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     version_table: str = "alembic_version",
 ) -> tuple[str, ...]:
-    """The revisions one database records: one connection, opened with a timeout, then closed."""
-    connect_args: dict[str, Any] = {}
-    backend = url.get_backend_name()
-    if backend == "postgresql":
-        connect_args = {"connect_timeout": max(1, int(connect_timeout_s)),
-                        "application_name": "softbee-runbook fleet status"}
-    elif backend == "sqlite":
+    """The revisions one database records: one connection, opened with a timeout, then closed.
+
+    PostgreSQL (psycopg2) and SQLite are read with their drivers directly: one connect and
+    one query, without SQLAlchemy's per-engine dialect set-up (five round trips a target).
+    Other databases go through SQLAlchemy and Alembic's ``MigrationContext``.
+    """
+    if not _TABLE_NAME.match(version_table):
+        raise ConfigError(f"version table {version_table!r} is not a plain table name")
+    query = f"SELECT version_num FROM {version_table}"
+    backend, driver = url.get_backend_name(), url.get_driver_name()
+    if backend == "postgresql" and driver == "psycopg2":
+        import psycopg2
+
+        params = {k: v for k, v in {
+            "host": url.host, "port": url.port, "user": url.username,
+            "password": url.password, "dbname": url.database}.items() if v is not None}
+        connection = psycopg2.connect(
+            **params, **dict(url.query), connect_timeout=max(1, int(connect_timeout_s)),
+            application_name="softbee-runbook fleet status")
+        try:
+            with connection.cursor() as cursor:
+                try:
+                    cursor.execute(query)
+                except psycopg2.errors.UndefinedTable:
+                    return ()
+                return tuple(row[0] for row in cursor.fetchall())
+        finally:
+            connection.close()
+    if backend == "sqlite":
+        import sqlite3
+
         database = url.database or ""
         if not database or not Path(database).is_file():  # sqlite would create an empty file
             raise FileNotFoundError(f"no SQLite file at {database!r}")
-        connect_args = {"timeout": connect_timeout_s}
-    engine = sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True,
+                                     timeout=connect_timeout_s)) as connection:
+            try:
+                return tuple(row[0] for row in connection.execute(query))
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return ()
+                raise
+    engine = sa.create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(
