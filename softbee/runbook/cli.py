@@ -23,6 +23,7 @@ from softbee.runbook.catalog import (
     runbooks_dir,
 )
 from softbee.runbook.errors import ArchiveError, CatalogError, ParameterError, RunbookError
+from softbee.runbook.fleet_cli import add_fleet_parser, fleet_command
 
 PROG = "softbee-runbook"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -67,12 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _archive_dir_option(run)
 
+    add_fleet_parser(commands, _archive_dir_option)
+
     group = commands.add_parser("archive", help="the archive of past runs")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     runs = actions.add_parser("list", help="a table of archived runs")
     runs.add_argument("--runbook", metavar="NAME", help="only this runbook's runs")
     runs.add_argument("--status", choices=("passed", "failed"), help="only runs with this status")
     runs.add_argument("--since", type=_date, metavar="DATE", help="only runs started since (UTC)")
+    runs.add_argument("--fleet", metavar="FLEET_ID", help="only the runs of this fleet run")
     _archive_dir_option(runs)
     show = actions.add_parser("show", help="one run's record and the paths of its files")
     show.add_argument("run_id", metavar="RUN_ID", help="a run id (or a unique prefix of one)")
@@ -107,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _run(args, sys.stdout)
             finally:
                 signal.signal(signal.SIGTERM, previous)
+        if args.command == "fleet":
+            return fleet_command(args, sys.stdout)
         return _archive(args, sys.stdout)
     except _USAGE_ERRORS as exc:
         return _fail(EXIT_USAGE, str(exc))
@@ -256,6 +262,8 @@ def _print_summary(record: dict[str, Any], out: TextIO) -> None:
 
 def _archive(args: argparse.Namespace, out: TextIO) -> int:
     directory = archive.archive_dir(args.archive_dir)
+    if args.action == "list" and args.fleet:
+        return _fleet_list(directory, args.fleet, out)
     if args.action == "list":
         runs = archive.list_runs(
             directory, runbook=args.runbook, status=args.status, since=args.since
@@ -269,18 +277,20 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
             return EXIT_OK
         rows = [("RUN ID", "STARTED (UTC)", "RUNBOOK", "STATUS", "SECONDS", "REVISION", "DATABASE")]
         for record in runs:
+            fleet = record.get("kind") == "fleet"
             rows.append(
                 (
                     str(record.get("run_id")),
                     str(record.get("started_at", ""))[:19].replace("T", " "),
-                    str(record.get("runbook")),
+                    f"{record.get('runbook')} (fleet)" if fleet else str(record.get("runbook")),
                     str(record.get("status")),
                     str(record.get("duration_s")),
                     (
                         f"{record.get('revision_before') or '-'} -> "
                         f"{record.get('revision_after') or '-'}"
                     ),
-                    auditpage.database_label(record.get("database")) or "-",
+                    (f"{len(record.get('targets') or [])} targets" if fleet
+                     else auditpage.database_label(record.get("database")) or "-"),
                 )
             )
         _table(rows, out)
@@ -292,6 +302,8 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
                 continue
             shown = value if isinstance(value, str) or value is None else json.dumps(value)
             print(f"{key + ':':17}{shown}", file=out)
+        if run.record.get("kind") == "fleet":
+            return EXIT_OK
         print(f"{'notebook path:':17}{run.notebook}", file=out)
         print(f"{'html path:':17}{run.html}", file=out)
         return EXIT_OK
@@ -318,6 +330,27 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
         f"archive OK: {count} run(s), every file and record matches the index ({directory})",
         file=out,
     )
+    return EXIT_OK
+
+
+def _fleet_list(directory: Path, fleet_id: str, out: TextIO) -> int:
+    from softbee.runbook.fleet_run import fleet_runs
+
+    fleet, runs = fleet_runs(directory, fleet_id)
+    counts = ", ".join(f"{n} {s}" for s, n in (fleet.get("counts") or {}).items())
+    print(f"fleet {fleet.get('fleet_id')}  {fleet.get('runbook')}  {fleet.get('status')}  "
+          f"{str(fleet.get('started_at', ''))[:19].replace('T', ' ')}  {counts}"
+          + (f"  ({fleet['stopped']})" if fleet.get("stopped") else ""), file=out)
+    rows = [("TARGET", "STATUS", "RUN ID", "REVISION", "HTML")]
+    linked = {r.get("run_id"): r for r in runs}
+    for target in fleet.get("targets") or []:
+        run = linked.get(target.get("run_id")) or {}
+        rows.append((str(target.get("name")), str(target.get("status")),
+                     str(target.get("run_id") or "-"),
+                     (f"{run.get('revision_before') or '-'} -> {run.get('revision_after') or '-'}"
+                      if run else "-"),
+                     str(directory / run["html"]) if run.get("html") else "-"))
+    _table(rows, out)
     return EXIT_OK
 
 
