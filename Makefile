@@ -79,7 +79,9 @@ AIRFLOW_CACHE ?= $(HOME)/.cache/softbee
 AIRFLOW_KEY := $(shell sha256sum requirements/airflow.txt 2>/dev/null | cut -c1-12)
 AIRFLOW_VENV ?= $(AIRFLOW_CACHE)/venv-airflow-$(AIRFLOW_KEY)
 
-$(AIRFLOW_VENV)/.installed: requirements/airflow.txt
+# No prerequisite: the venv's name already follows the file's content, and a fresh checkout's
+# newer requirements file must not make an up-to-date cache look stale.
+$(AIRFLOW_VENV)/.installed:
 	rm -rf $(AIRFLOW_VENV)
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
