@@ -146,9 +146,9 @@ def archive_run(
     day.mkdir(parents=True, exist_ok=True)
     if not stylesheet_path.is_file():  # content-addressed: written by the first run that needs it
         stylesheet_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(stylesheet_path, rendered.stylesheet, mode=0o644)
-    _write_atomic(notebook_path, notebook_bytes)
-    _write_atomic(html_path, rendered.html)
+        write_atomic(stylesheet_path, rendered.stylesheet, mode=0o644)
+    write_atomic(notebook_path, notebook_bytes)
+    write_atomic(html_path, rendered.html)
 
     facts = read_summary(nb)
     record: dict[str, Any] = {
@@ -207,7 +207,7 @@ def append_record(directory: Path, record: Mapping[str, Any]) -> dict[str, Any]:
             index.write(line)
             index.flush()
             os.fsync(index.fileno())
-            _write_atomic(
+            write_atomic(
                 directory / HEAD_NAME,
                 canonical_json({"runs": runs + 1, "hash": chained["hash"]}) + b"\n",
                 mode=os.fstat(index.fileno()).st_mode & 0o777,
@@ -605,7 +605,8 @@ def _archived_files(directory: Path, since: dt.datetime | None = None) -> Iterat
                               if e.name.endswith(".css") and e.is_file())
 
 
-def _write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``path`` whole or not at all (temp file, fsync, rename); ``mode`` else 0600."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         if mode is not None:  # mkstemp makes 0600 files

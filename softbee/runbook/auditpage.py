@@ -24,14 +24,19 @@ import fcntl
 import functools
 import html
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from softbee.runbook.archive import ARCHIVE_DIR_ENV, INDEX_NAME, read_index, unreadable_lines
+from softbee.runbook.archive import (
+    ARCHIVE_DIR_ENV,
+    INDEX_NAME,
+    read_index,
+    unreadable_lines,
+    write_atomic,
+)
 from softbee.runbook.errors import ArchiveError
 from softbee.urls import redact_text
 
@@ -74,7 +79,7 @@ def write_index_page(directory: Path) -> IndexPage:
             generated=dt.datetime.now(dt.UTC),
         )
         path = directory / PAGE_NAME
-        _write_atomic(path, page.encode("utf-8"), _page_mode(directory))
+        write_atomic(path, page.encode("utf-8"), _page_mode(directory))
     finally:
         os.close(fd)  # releases the lock
     failed = sum(1 for record in records if record.get("status") == "failed")
@@ -247,20 +252,6 @@ def _page_mode(directory: Path) -> int:
         return os.stat(directory / INDEX_NAME).st_mode & 0o777
     except OSError:
         return 0o644
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 _STYLE = """
