@@ -73,3 +73,24 @@ def test_counts_bars_draws_each_count_as_a_bar_scaled_to_the_largest():
 def test_counts_table_says_so_when_there_are_no_tables_yet():
     assert counts_table({}).data == "No tables yet."
     assert counts_table({"users": 3}).to_dict() == {"rows": {"users": 3}}
+
+
+def test_counts_bars_fall_back_to_the_plain_table_when_pandas_styler_cannot_load(monkeypatch) -> None:
+    """pandas 3's Styler needs Jinja2 >= 3.1.6; a project pinning an older one still gets its table."""
+    import builtins
+
+    import pandas as pd
+
+    from softbee.runbook.counts import compare_counts, counts_bars
+
+    real_import = builtins.__import__
+
+    def no_styler(name, *args, **kwargs):
+        if name == "pandas.io.formats.style":
+            raise ImportError("Pandas requires version '3.1.6' or newer of 'jinja2'")
+        return real_import(name, *args, **kwargs)
+
+    frame = compare_counts({"users": 3}, {"users": 5})
+    monkeypatch.setattr(builtins, "__import__", no_styler)
+    shown = counts_bars(frame)
+    assert isinstance(shown, pd.DataFrame) and shown.equals(frame)

@@ -126,8 +126,12 @@ def counts_bars(frame: pd.DataFrame, color: str = "#6a9fd4") -> Any:
     data = frame.copy()
     bars = [column for column in ("before", "after") if column in data]
     high = float(data[bars].max(skipna=True).max()) if bars and len(data) else 0.0
-    from pandas.io.formats.style import Styler
-
+    try:
+        from pandas.io.formats.style import Styler
+    except ImportError:
+        # pandas' Styler needs a newer Jinja2 than some projects pin (pandas 3: Jinja2 >= 3.1.6,
+        # while Flask 2.1 projects often pin 3.1.2): the same table, without the bars.
+        return frame
     return (
         Styler(data, cell_ids=False)  # ids only on the cells with bars
         .bar(subset=bars, color=color, vmin=0, vmax=high or 1, height=70)
