@@ -256,7 +256,7 @@ def list_runs(
         if status is not None and record.get("status") != status:
             continue
         if since is not None:
-            started = _parse_iso(record.get("started_at"))
+            started = parse_iso(record.get("started_at"))
             if started is None or started < since:
                 continue
         runs.append(record)
@@ -519,7 +519,7 @@ def _read_head(directory: Path) -> tuple[int, str] | None:
 
 
 def _started_since(record: Mapping[str, Any], since: dt.datetime) -> bool:
-    started = _parse_iso(record.get("started_at"))
+    started = parse_iso(record.get("started_at"))
     return started is None or started >= since  # an unreadable date is checked, not skipped
 
 
@@ -640,7 +640,8 @@ def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _parse_iso(text: Any) -> dt.datetime | None:
+def parse_iso(text: Any) -> dt.datetime | None:
+    """An ISO time from a record (naive means UTC), or None when it is not one."""
     if not isinstance(text, str):
         return None
     try:

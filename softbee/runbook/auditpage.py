@@ -33,6 +33,7 @@ from urllib.parse import quote
 from softbee.runbook.archive import (
     ARCHIVE_DIR_ENV,
     INDEX_NAME,
+    parse_iso,
     read_index,
     unreadable_lines,
     write_atomic,
@@ -225,13 +226,8 @@ def _escaped(text: str) -> str:
 
 
 def _parse_time(text: Any) -> dt.datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    moment = parse_iso(text)
+    return moment.astimezone(dt.UTC) if moment else None
 
 
 def _time(moment: dt.datetime | None) -> str:
