@@ -10,9 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.errors import ParameterError
+from softbee.runbook.phases import PHASE_TABLE
 
 COUNT_MODES = ("exact", "estimate")
-SKIPPED_TABLES = frozenset({"alembic_version"})
+# Alembic's version table, and the runbook's record of online phases, which exists only
+# while an online revision is in progress.
+SKIPPED_TABLES = frozenset({"alembic_version", PHASE_TABLE})
 
 
 def user_tables(connection: Connection) -> list[str]:
@@ -21,11 +24,13 @@ def user_tables(connection: Connection) -> list[str]:
     return sorted(name for name in names if name not in SKIPPED_TABLES)
 
 
-def row_counts(connection: Connection, mode: str = "exact") -> dict[str, int]:
-    """Rows per table: ``exact`` counts, ``estimate`` reads pg_class (PostgreSQL only)."""
+def row_counts(
+    connection: Connection, mode: str = "exact", tables: list[str] | None = None
+) -> dict[str, int]:
+    """Rows per table (all user tables, or ``tables``): ``exact`` counts, ``estimate`` reads pg_class."""
     if mode not in COUNT_MODES:
         raise ParameterError(f"count_mode {mode!r} is not one of {', '.join(COUNT_MODES)}")
-    tables = user_tables(connection)
+    tables = user_tables(connection) if tables is None else tables
     estimates: dict[str, int] = {}
     if mode == "estimate" and connection.dialect.name == "postgresql":
         estimates = _pg_estimates(connection)

@@ -33,6 +33,8 @@ class Dialect:
     name: ClassVar[str] = "default"
     label: ClassVar[str] = "other databases"
     transactional_ddl: ClassVar[bool] = False
+    # Online revisions (online.run_phases) run in phases outside the transaction (phases.py).
+    online_phases: ClassVar[bool] = False
     lock_kind: ClassVar[str] = "none"
     lock_timeout_setting: ClassVar[str] = "none"
     statement_timeout_setting: ClassVar[str] = "none"
@@ -65,6 +67,7 @@ class PostgreSQL(Dialect):
     name = "postgresql"
     label = "PostgreSQL"
     transactional_ddl = True
+    online_phases = True
     lock_kind = "pg_advisory_lock"
     lock_timeout_setting = "`lock_timeout`"
     statement_timeout_setting = "`statement_timeout`"
@@ -241,9 +244,17 @@ def guarantees_table() -> str:
     """The README's per-database table of what a run guarantees, made from the facts above."""
     header = ["", *(d.label for d in DIALECTS_IN_ORDER)]
     facts = {
-        "a run is atomic (one transaction)": lambda d: "yes" if d.transactional_ddl else
-        "no: each revision commits on its own; a failure says what it left applied",
+        "a run is atomic (one transaction)": lambda d: (
+            "yes, unless it holds an online revision (next row)" if d.online_phases
+            else "yes" if d.transactional_ddl
+            else "no: each revision commits on its own; a failure says what it left applied"),
+        "online revisions (`online.run_phases`)": lambda d: (
+            "in phases: each revision commits on its own, its DDL under the guard, the online "
+            "work outside any transaction; a killed run resumes" if d.online_phases
+            else "the plain forms, inside the run's transaction" if d.transactional_ddl
+            else "the plain forms, inside the revision's step"),
         "data-loss guard": lambda d: "after the migration, in its transaction: a loss is rolled back"
+        + ("; online: per revision, on the tables it touches" if d.online_phases else "")
         if d.transactional_ddl else "before: predicted from the revisions' SQL and refused",
         "rehearsal": lambda d: "the real run, rolled back" if d.transactional_ddl
         else "on a scratch copy of the database",

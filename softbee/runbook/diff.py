@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
+from softbee.runbook.phases import PHASE_TABLE
 from softbee.runbook.sqltypes import type_narrowing
 from softbee.runbook.project import Project
 
@@ -36,8 +37,18 @@ def raw_diffs(project: Project, connection: Connection | None = None) -> list[An
     args = project.configure_args
     opts = {key: args[key] for key in _COMPARE_OPTS if key in args}
     opts.setdefault("compare_type", True)
+    opts["include_name"] = _without_phase_table(opts.get("include_name"))
     context = MigrationContext.configure(connection, opts=opts)
     return list(compare_metadata(context, project.metadata))
+
+
+def _without_phase_table(include_name: Any) -> Any:
+    """The project's ``include_name``, also leaving out the runbook's phase record."""
+    def include(name: str | None, type_: str, parent_names: Any) -> bool:
+        if type_ == "table" and name == PHASE_TABLE:
+            return False
+        return include_name(name, type_, parent_names) if include_name else True
+    return include
 
 
 def model_diff(project: Project, connection: Connection | None = None) -> pd.DataFrame:

@@ -342,7 +342,10 @@ class Snapshot:
 
 
 def take_snapshot(
-    connection: Connection, count_mode: str = "exact", baseline: Snapshot | None = None
+    connection: Connection,
+    count_mode: str = "exact",
+    baseline: Snapshot | None = None,
+    tables: list[str] | None = None,
 ) -> Snapshot:
     """Rows per table (by ``count_mode``) and non-null values per column.
 
@@ -350,11 +353,12 @@ def take_snapshot(
     ``count_mode="estimate"`` on PostgreSQL a snapshot taken after ``baseline`` in the
     same transaction adds the inserts and deletes made since (``pg_stat_xact_user_tables``),
     and every table is checked for emptiness with a cheap ``EXISTS``: a truncated or
-    emptied table is never mistaken for an unchanged one.
+    emptied table is never mistaken for an unchanged one. ``tables`` limits it to those.
     """
-    rows = row_counts(connection, count_mode)
+    rows = row_counts(connection, count_mode, tables)
     if count_mode != "estimate":
-        return Snapshot(rows=rows, values=column_value_counts(connection, user_tables(connection)))
+        return Snapshot(rows=rows, values=column_value_counts(
+            connection, user_tables(connection) if tables is None else tables))
     changes: dict[str, int] = {}
     if connection.dialect.name == "postgresql":
         changes = _session_row_changes(connection)

@@ -42,6 +42,7 @@ from typing import Any
 
 import pandas as pd
 
+from softbee.runbook.phases import guarded_sql
 from softbee.runbook.sqltext import Statement, one_line, split_sql
 from softbee.runbook.sqltypes import compatible, narrowing, parse_type
 
@@ -71,13 +72,15 @@ _FIX = {
     "instead of drop_column + add_column.",
     "not-null-without-default": "Add the column nullable (or with server_default=...), backfill "
     "it, then alter_column(..., nullable=False).",
-    "set-not-null": "Backfill NULLs with op.execute('UPDATE ...') in the same revision, before "
-    "alter_column(..., nullable=False).",
-    "set-not-null-after-backfill": "Make sure the backfill UPDATE covers every row "
-    "(e.g. WHERE col IS NULL).",
-    "create-index-not-concurrently": "Put op.create_index(..., postgresql_concurrently=True) "
-    "in its own revision inside `with op.get_context().autocommit_block():` and apply that "
-    "revision with `flask db upgrade` (the runbook's guarded transaction refuses it).",
+    "set-not-null": "Backfill NULLs in the same revision first; on a large table use "
+    "online.backfill(...) then online.set_not_null(...) (README: Online revisions).",
+    "set-not-null-after-backfill": "Make sure the backfill covers every row "
+    "(e.g. WHERE col IS NULL); on a large table use online.set_not_null(...), which validates "
+    "without blocking writes (README: Online revisions).",
+    "full-table-update": "Use online.backfill(table, values, where=<rows not yet done>): short "
+    "keyset batches the application can write between (README: Online revisions).",
+    "create-index-not-concurrently": "Use online.create_index(...) in online.run_phases(...): "
+    "CREATE INDEX CONCURRENTLY, outside the migration's transaction (README: Online revisions).",
     "alter-column-type": "Check existing values fit the new type; on a large table add a new "
     "column, backfill it, then switch.",
     "narrowing-type": "Check existing values fit first (e.g. SELECT max(length(col)) ...), or "
@@ -133,7 +136,12 @@ def lint_sql(
     row_counts: Mapping[str, int] | None = None,
     large_table_rows: int = 100_000,
 ) -> pd.DataFrame:
-    """Findings from squawk and Soft-Bee's checks on offline (``--sql``) PostgreSQL SQL."""
+    """Findings from squawk and Soft-Bee's checks on offline (``--sql``) PostgreSQL SQL.
+
+    The statements of online phases (``online.run_phases``) are left out: they are the
+    online forms these checks point to, run outside the migration's transaction.
+    """
+    sql = guarded_sql(sql)
     statements = split_sql(sql)
     rows = _Rows(row_counts)
     checks = _SqlChecks(rows, large_table_rows)
@@ -385,6 +393,11 @@ class _SqlChecks:
             table, verb = _ident(m["table"]), m["verb"].upper()
             if verb.startswith("UPDATE"):
                 self.backfilled.add((st.revision, table))
+                rows = self.rows.get(table)
+                if rows is not None and rows >= self.large:
+                    self.add("warning", "full-table-update", st, table,
+                             f"updates {table} ({rows:,} rows) in one statement: every row it "
+                             "touches stays locked until the migration commits")
             elif not verb.startswith("DELETE"):
                 self.rows.populated(table)
 
@@ -412,7 +425,12 @@ class _SqlChecks:
             fails = self.rows.fails_if(table, null=True)
             if self.added_with_default.get((table, column)) or not fails:
                 return
-            if key in self.backfilled:
+            rows = self.rows.get(table)
+            if key in self.backfilled and rows is not None and rows >= self.large:
+                self.add("warning", "set-not-null-after-backfill", st, obj, f"sets {obj} NOT NULL "
+                         f"on {table} ({rows:,} rows): scans every row under an ACCESS EXCLUSIVE "
+                         "lock, and fails if any NULL is left")
+            elif key in self.backfilled:
                 self.add("info", "set-not-null-after-backfill", st, obj, f"sets {obj} NOT NULL "
                          f"after an UPDATE of {table} in this revision: fails if any NULL is left")
             else:

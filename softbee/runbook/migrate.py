@@ -27,6 +27,8 @@ from softbee.runbook.errors import (
     RunbookError,
     first_line,
 )
+from softbee.runbook.online_run import is_online, run_online_plan
+from softbee.runbook.phases import PHASE_TABLE
 from softbee.runbook.guards import (
     Snapshot,
     blockers_of,
@@ -113,6 +115,7 @@ class MigrationResult:
     sequences_moved: list[dict[str, Any]] = field(default_factory=list)
     rehearsal: bool = False
     committed: bool = False
+    phases: list[dict[str, Any]] = field(default_factory=list)
 
     def counts_frame(self) -> pd.DataFrame:
         """Rows per table before, after and the difference."""
@@ -129,6 +132,11 @@ class MigrationResult:
         """Tables and columns added, removed or changed between before and after."""
         return schema_changes(self.schema_before, self.schema_after)
 
+    def phases_frame(self) -> pd.DataFrame:
+        """Each phase of the online revisions: where it ran, its time and rows (empty when none)."""
+        return pd.DataFrame(self.phases, columns=["revision", "phase", "phases", "name", "runs",
+                                                  "seconds", "rows", "skipped"])
+
     def losses_frame(self) -> pd.DataFrame:
         """What the data-loss guard found (empty when nothing was lost)."""
         return pd.DataFrame(self.losses, columns=["kind", "object", "lost", "detail"])
@@ -139,6 +147,9 @@ class MigrationResult:
         shown: list[tuple[str, pd.DataFrame | None]] = [
             ("**Schema changes:**", schema) if not schema.empty else ("No schema change.", None)
         ]
+        if self.phases:
+            shown.append(("**Phases of the online revisions** (each committed on its own; "
+                          "a re-run skips the finished ones):", self.phases_frame()))
         if self.losses:
             title = ("**Data this would lose:**" if self.rehearsal
                      else "**Data lost (allowed by `allow_data_loss=True`)**")
@@ -273,12 +284,29 @@ def run_migration(
                     return _run_without_transactional_ddl(
                         project, conn, plan, round_trip, count_mode, allow_data_loss, rehearse,
                         lock_timeout_ms, statement_timeout_ms, say)
+                if runs_online(conn, plan, rehearse, round_trip, say):
+                    return run_online_plan(
+                        project, conn, plan, count_mode, allow_data_loss, say,
+                        lambda exc, at, steps: _explain(project, exc, at, steps, lock_timeout_ms,
+                                                        statement_timeout_ms), observer)
                 return _run_locked(project, conn, plan, round_trip, count_mode, allow_data_loss,
                                    rehearse, lock_timeout_ms, statement_timeout_ms, say, observer)
         except sa.exc.DBAPIError as exc:
             # The runbook's own statements under the timeouts (the re-plan, the reset) can hit
             # them too: one actionable line, as for a migration statement, not a traceback.
             raise _explain(project, exc, first, [], lock_timeout_ms, statement_timeout_ms) from exc
+
+
+def runs_online(conn: Connection, plan: Plan, rehearse: bool, round_trip: bool, say: Progress) -> bool:
+    """True when the plan runs in phases: PostgreSQL, an online revision, no rollback needed at the end."""
+    online = [s.revision for s in plan.scripts if is_online(s, plan.direction)]
+    if not online or conn.dialect.name != "postgresql":
+        return False
+    if rehearse or round_trip:
+        say(f"{', '.join(online)}: online phases run in their plain form inside the "
+            f"{'rehearsal' if rehearse else 'round trip'}'s one transaction, so it can roll back")
+        return False
+    return True
 
 
 def _run_without_transactional_ddl(
@@ -474,7 +502,7 @@ def schema_of(connection: Connection) -> dict[str, dict[str, str]]:
     inspector = sa.inspect(connection)
     schema: dict[str, dict[str, str]] = {}
     for table in sorted(inspector.get_table_names()):
-        if table in SKIPPED_TABLES and not has_rows(connection, table):
+        if table == PHASE_TABLE or (table in SKIPPED_TABLES and not has_rows(connection, table)):
             continue  # an empty version table is base, as no version table is
         columns = {
             col["name"]: f"{col['type']}{'' if col['nullable'] else ' NOT NULL'}"

@@ -16,6 +16,7 @@ from alembic import command
 from sqlalchemy.engine import URL, make_url
 
 from softbee.runbook import routing
+from softbee.runbook.phases import phases_in_sql
 from softbee.runbook.errors import RevisionError, first_line
 from softbee.runbook.project import Project
 from softbee.runbook.state import down_revisions
@@ -98,6 +99,14 @@ class RenderedPlan:
     def needs_live(self) -> list[str]:
         """Revisions that could not be rendered offline."""
         return [r.revision for r in self.revisions if r.sql is None]
+
+    def phases_frame(self) -> pd.DataFrame:
+        """The phases of the online revisions (``online.run_phases``), before anything runs."""
+        return pd.DataFrame(
+            [{"revision": r.revision, **phase} for r in self.revisions if r.sql
+             for phase in phases_in_sql(r.sql)],
+            columns=["revision", "phase", "of", "runs", "name"],
+        )
 
     def frame(self) -> pd.DataFrame:
         """Each revision: rendered offline, or needs a live connection and why."""

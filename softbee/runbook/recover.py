@@ -16,6 +16,7 @@ from softbee.runbook.diff import model_diff
 from softbee.runbook.errors import RecoveryError, RevisionError, RunbookError, first_line
 from softbee.runbook.guards import migration_lock, require_confirmation, session_timeouts
 from softbee.runbook.migrate import schema_changes, schema_of
+from softbee.runbook.phases import in_progress
 from softbee.runbook.project import Project, make_engine
 from softbee.runbook.scratch import scratch_copy
 from softbee.runbook.secrets import reveal
@@ -32,6 +33,7 @@ class Diagnosis:
     unknown: tuple[str, ...]
     heads: tuple[str, ...]
     diff: pd.DataFrame
+    in_progress: tuple[str, ...] = ()
 
     def frame(self) -> pd.DataFrame:
         """The diagnosis as a two-column table."""
@@ -41,6 +43,8 @@ class Diagnosis:
             ("scripts' head(s)", ", ".join(self.heads)),
             ("at head", "yes" if set(self.recorded) == set(self.heads) else "no"),
             ("models differ from database", f"{len(self.diff)} difference(s)"),
+            *(("online revision in progress (re-run upgrade_downgrade to resume)", line)
+              for line in self.in_progress),
         ]
         return pd.DataFrame(rows, columns=["check", "finding"])
 
@@ -50,7 +54,8 @@ def diagnose(project: Project) -> Diagnosis:
     with project.connect() as conn:
         state = get_state(project, conn)
         diff = model_diff(project, conn)
-    return Diagnosis(recorded=state.current, unknown=state.unknown, heads=state.heads, diff=diff)
+    return Diagnosis(recorded=state.current, unknown=state.unknown, heads=state.heads, diff=diff,
+                     in_progress=state.in_progress)
 
 
 def load_fix_sql(fix_sql: str | None) -> str:
@@ -86,6 +91,7 @@ class Verification:
     ok: bool
     differences: pd.DataFrame
     method: str
+    in_progress: tuple[str, ...] = ()  # online revisions a run left half-way (phases.py)
 
     @property
     def message(self) -> str:
@@ -93,8 +99,11 @@ class Verification:
         where = self.revision or "base"
         if self.ok:
             return f"verified: the schema matches revision {where} ({self.method})"
+        half_way = "".join(f"; the difference is an online revision half-way ({line}): run "
+                           "upgrade_downgrade again to resume it rather than stamping"
+                           for line in self.in_progress)
         return (f"NOT verified: the schema differs from revision {where} in "
-                f"{len(self.differences)} place(s) ({self.method})")
+                f"{len(self.differences)} place(s) ({self.method}){half_way}")
 
 
 @dataclass
@@ -283,7 +292,8 @@ def verify(project: Project, conn: Connection, revision: str | None) -> Verifica
     actual = {t: c for t, c in schema_of(conn).items() if t != "alembic_version"}
     changes = schema_changes(expected, actual)
     return Verification(revision, changes.empty, changes,
-                        "scratch database upgraded to that revision vs database")
+                        "scratch database upgraded to that revision vs database",
+                        tuple(in_progress(conn)))
 
 
 def expected_schema(project: Project, revision: str | None) -> dict[str, dict[str, str]]:

@@ -82,6 +82,14 @@ def check_versions(project: Project, connection: Connection | None = None) -> li
             f"run recover_stamp with purge=True and {stamp}",
             blocks_plan=True,
         ))
+    for line in state.in_progress:
+        findings.append(Finding(
+            "warning",
+            f"an online revision is half-way: {line}; alembic_version still records the "
+            "revision before it",
+            "run upgrade_downgrade again: it skips the finished phases and resumes there "
+            "(a stamp would hide the unfinished work)",
+        ))
     if len(state.heads) > 1 and not branched:
         findings.append(Finding(
             "error",

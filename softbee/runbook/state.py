@@ -11,6 +11,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.errors import RevisionError
+from softbee.runbook.phases import in_progress
 from softbee.runbook.project import Project
 
 
@@ -21,6 +22,8 @@ class State:
     current: tuple[str, ...]
     heads: tuple[str, ...]
     unknown: tuple[str, ...]
+    # Online revisions a run left half-way, one line each from the phase record (phases.py).
+    in_progress: tuple[str, ...] = ()
 
     @property
     def at_head(self) -> bool:
@@ -53,10 +56,14 @@ def current_revisions(project: Project, connection: Connection | None = None) ->
 
 def get_state(project: Project, connection: Connection | None = None) -> State:
     """Current revision(s), heads, and recorded revisions missing from the scripts."""
+    if connection is None:
+        with project.connect() as conn:
+            return get_state(project, conn)
     script = project.script()
     current = current_revisions(project, connection)
     unknown = tuple(rev for rev in current if _lookup(script, rev) is None)
-    return State(current=current, heads=tuple(script.get_heads()), unknown=unknown)
+    return State(current=current, heads=tuple(script.get_heads()), unknown=unknown,
+                 in_progress=tuple(in_progress(connection)))
 
 
 def _lookup(script: ScriptDirectory, revision: str) -> Script | None:
@@ -201,5 +208,6 @@ def state_frame(state: State) -> pd.DataFrame:
             {"what": "database (current)", "revision": state.label},
             {"what": "scripts (head)", "revision": ",".join(state.heads) or "none"},
             {"what": "at head", "revision": "yes" if state.at_head else "no"},
+            *({"what": "in progress", "revision": line} for line in state.in_progress),
         ]
     )

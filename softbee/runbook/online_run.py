@@ -1,0 +1,250 @@
+"""Runs a plan that holds online revisions (PostgreSQL): short guarded transactions, online work between.
+
+A plan is run this way when one of its revisions calls ``online.run_phases`` (and it is
+not a rehearsal or a round trip, which need one transaction to roll back). Then:
+
+- **Each revision is its own transaction**, or several when it has online phases: the
+  DDL before an online phase is checked and committed (:class:`~softbee.runbook.phases.Phasing`),
+  the online phase runs in autocommit under the migration's advisory lock, and the rest
+  of the revision, with its ``alembic_version``, is one more transaction.
+- **The data-loss guard counts only the tables a revision's guarded SQL touches** (read
+  from its offline SQL, online phases left out). When every guarded statement can only
+  add (a new table, column, index or constraint, NOT NULL, rows inserted), counting holds
+  no lock of the migration's: rows are counted before its transaction and after its
+  commit. Otherwise the touched tables are counted inside the transaction, rows and
+  values, and a loss rolls that transaction back.
+- **A failure says where the database is**: the revision ``alembic_version`` records (the
+  revisions before the failing one are committed) and the failing revision's recorded
+  phases, and that a re-run resumes there.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from alembic import command
+from sqlalchemy.engine import Connection
+
+from softbee.runbook.counts import row_counts, user_tables
+from softbee.runbook.dialects import rollback_fully
+from softbee.runbook.errors import DataLossError, RunbookError
+from softbee.runbook.guards import Snapshot, find_losses, take_snapshot
+from softbee.runbook.phases import PhaseTiming, Phasing, guarded_sql, in_progress, phased
+from softbee.runbook.project import Project
+from softbee.runbook.sqltext import split_sql
+from softbee.runbook.state import current_revisions, down_revisions
+
+if TYPE_CHECKING:
+    from alembic.script import Script
+
+    from softbee.runbook.migrate import MigrationResult, Plan, Progress, Step, StepObserver
+
+_ADDITIVE = re.compile(
+    r"^\s*(CREATE\s+(UNIQUE\s+)?INDEX|CREATE\s+TABLE|CREATE\s+SEQUENCE|CREATE\s+TYPE|COMMENT\s+ON"
+    r"|INSERT\s+INTO|UPDATE\s+alembic_version|ALTER\s+TABLE\s+\S+\s+(ADD|VALIDATE\s+CONSTRAINT"
+    r"|DROP\s+CONSTRAINT|ALTER\s+COLUMN\s+\S+\s+(SET\s+NOT\s+NULL|SET\s+DEFAULT|DROP\s+DEFAULT)))",
+    re.IGNORECASE,
+)
+_NOT_ADDITIVE = re.compile(r"\bDROP\s+COLUMN\b|\bTYPE\b|\bRENAME\b|\bUSING\b", re.IGNORECASE)
+_TOUCHED = re.compile(
+    r"^\s*(?:ALTER\s+TABLE(?:\s+ONLY)?|UPDATE|DELETE\s+FROM|INSERT\s+INTO|TRUNCATE(?:\s+TABLE)?"
+    r"|DROP\s+TABLE(?:\s+IF\s+EXISTS)?)\s+\"?(\w+)\"?", re.IGNORECASE)
+
+
+def is_online(script: Script, direction: str = "upgrade") -> bool:
+    """True when the revision's ``upgrade()`` (or ``downgrade()``) calls ``run_phases``."""
+    try:
+        with open(script.path, encoding="utf-8") as source:
+            tree = ast.parse(source.read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == direction:
+            return any(isinstance(call, ast.Call) and _called_name(call.func) == "run_phases"
+                       for call in ast.walk(node))
+    return False
+
+
+def _called_name(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else None
+
+
+class GuardPlan:
+    """What the data-loss guard must count for one revision, and whether it may count outside."""
+
+    def __init__(self, sql: str | None, existing: list[str]) -> None:
+        if sql is None:  # its SQL cannot be rendered offline: count everything, inside
+            self.tables, self.additive = list(existing), False
+            return
+        statements = [st.code for st in split_sql(guarded_sql(sql))]
+        touched = {m[1].lower() for st in statements if (m := _TOUCHED.match(st))}
+        self.tables = sorted(t for t in existing if t.lower() in touched)
+        self.additive = all(_ADDITIVE.match(st) and not _NOT_ADDITIVE.search(st)
+                            for st in statements if st.strip())
+
+
+def run_online_plan(
+    project: Project,
+    conn: Connection,
+    plan: Plan,
+    count_mode: str,
+    allow_data_loss: bool,
+    say: Progress,
+    explain: Any,
+    observer: StepObserver | None = None,
+) -> MigrationResult:
+    """Run ``plan`` revision by revision, committing each, the online phases between (see module)."""
+    from softbee.runbook.migrate import MigrationResult, schema_of
+    from softbee.runbook.stepwise import step_sql
+
+    rows_before = row_counts(conn, count_mode)  # for the report: no lock of the migration's
+    schema_before = schema_of(conn)
+    conn.commit()
+    steps: list[Step] = []
+    timings: list[PhaseTiming] = []
+    losses: list[dict[str, Any]] = []
+    for number, script in enumerate(plan.scripts, start=1):
+        try:
+            sql: str | None = step_sql(project, plan.direction, script)
+        except Exception:  # noqa: BLE001 - it needs a live connection: guard it the careful way
+            sql = None
+        guard = GuardPlan(sql, user_tables(conn))
+        conn.commit()
+        say(f"[{number}/{len(plan.scripts)}] {plan.direction} {script.revision}: "
+            f"{(script.doc or '').strip()}")
+        try:
+            steps.append(_run_revision(project, conn, plan, script, guard, count_mode,
+                                       allow_data_loss, say, timings, losses, observer))
+        except RunbookError as exc:
+            rollback_fully(conn)
+            exc.args = (_where_now(project, conn, str(exc)), *exc.args[1:])
+            raise
+        except Exception as exc:
+            rollback_fully(conn)
+            recorded = current_revisions(project, conn)
+            conn.commit()
+            # "rolled back, database still at X": X is where the committed revisions left it
+            error = explain(exc, replace(plan, start=recorded[0] if recorded else None), steps)
+            raise type(error)(_where_now(project, conn, str(error))) from exc
+    rows_after = row_counts(conn, count_mode)
+    schema_after = schema_of(conn)
+    end = current_revisions(project, conn)
+    conn.commit()
+    result = MigrationResult(
+        plan=plan, end=end[0] if end else None, steps=steps,
+        before=Snapshot(rows=rows_before, values={}), after=Snapshot(rows=rows_after, values={}),
+        schema_before=schema_before, schema_after=schema_after, losses=losses, committed=True,
+    )
+    result.phases = [vars(timing) for timing in timings]
+    return result
+
+
+def _run_revision(
+    project: Project,
+    conn: Connection,
+    plan: Plan,
+    script: Script,
+    guard: GuardPlan,
+    count_mode: str,
+    allow_data_loss: bool,
+    say: Progress,
+    timings: list[PhaseTiming],
+    losses: list[dict[str, Any]],
+    observer: StepObserver | None,
+) -> Step:
+    from softbee.runbook.migrate import Step
+
+    segment: dict[str, Snapshot] = {}
+
+    def count() -> Snapshot:
+        existing = set(user_tables(conn)) if guard.tables else set()
+        tables = [t for t in guard.tables if t in existing]  # a dropped table shows as missing
+        if not tables:
+            return Snapshot(rows={}, values={})
+        if guard.additive:  # rows only: an additive statement cannot drop or null a value
+            rows = row_counts(conn, count_mode, tables)
+            return Snapshot(rows=rows, values={t: {} for t in rows})
+        return take_snapshot(conn, count_mode, tables=tables)
+
+    def begin_segment() -> None:
+        if guard.additive:
+            segment["before"] = count()
+            conn.commit()  # counted before the migration's locks
+        conn.begin()
+        if not guard.additive:
+            segment["before"] = count()  # inside: the rollback below must cover what it checks
+
+    def checkpoint() -> None:
+        before = segment["before"]
+        if guard.additive:
+            conn.commit()
+            after = count()
+            conn.commit()
+        else:
+            after = count()
+        found = find_losses(before, after)
+        if found and guard.additive:
+            losses.extend(found)  # cannot happen by construction; never hidden if it does
+            raise DataLossError(
+                f"{script.revision} lost data ({'; '.join(f['detail'] for f in found)}) although "
+                "its SQL only adds: it is COMMITTED, not rolled back; restore from the backup",
+                found)
+        if found and not allow_data_loss:
+            conn.rollback()
+            raise DataLossError(
+                f"{script.revision} would lose data ({'; '.join(f['detail'] for f in found)}): "
+                "its transaction was rolled back; back the data up and pass allow_data_loss=True "
+                "if this loss is intended", found)
+        losses.extend(found)
+        if not guard.additive:
+            conn.commit()
+
+    def leave_for_online_phase() -> None:
+        checkpoint()  # the DDL so far, checked and committed
+        segment["before"] = count()  # the baseline of what follows the online phase
+        conn.commit()
+
+    started = time.perf_counter()
+    begin_segment()
+    phasing = Phasing(conn, leave_for_online_phase, say, timings)
+    destination = script.revision
+    if plan.direction == "downgrade":
+        parents = down_revisions(script)
+        destination = (plan.target or "base") if len(parents) > 1 else (parents[0] if parents else "base")
+    if observer is not None:
+        observer.step_started(conn, script)
+    with project.bound(conn) as config, phased(phasing):
+        try:
+            if plan.direction == "upgrade":
+                command.upgrade(config, destination)
+            else:
+                command.downgrade(config, destination)
+        except Exception as exc:
+            exc.add_note(f"softbee-runbook: while running {script.revision}")
+            setattr(exc, "_softbee_script", script)
+            raise
+    if observer is not None:
+        observer.step_finished(conn, script)
+    checkpoint()
+    seconds = round(time.perf_counter() - started, 3)
+    say(f"      done in {seconds:.3f}s")
+    return Step(plan.direction, script.revision, (script.doc or "").strip(), seconds)
+
+
+def _where_now(project: Project, conn: Connection, message: str) -> str:
+    """``message`` with where the database really is now: its revision and recorded phases."""
+    recorded = current_revisions(project, conn)
+    phases = in_progress(conn)
+    conn.commit()
+    at = ", ".join(recorded) or "base"
+    now = f"the database is at revision {at} (committed)"
+    if phases:
+        now += "; " + "; ".join(phases)
+    return f"{message} — {now}: fix the cause and run upgrade_downgrade again to resume from there"
+
