@@ -131,7 +131,7 @@ def assert_one_clear_line(result: subprocess.CompletedProcess[str], *needles: st
     """Non-zero exit, no traceback, and exactly one ``softbee-runbook:`` line naming the problem."""
     assert result.returncode != 0, result.stdout
     output = result.stdout + result.stderr
-    assert "Traceback" not in output
+    assert "Traceback" not in output, output
     lines = [line for line in result.stderr.splitlines() if line.startswith("softbee-runbook:")]
     assert len(lines) == 1, result.stderr
     for needle in needles:

@@ -27,8 +27,6 @@ from softbee.runbook.errors import (
     RunbookError,
     first_line,
 )
-from softbee.runbook.online_run import is_online, run_online_plan
-from softbee.runbook.phases import PHASE_TABLE
 from softbee.runbook.guards import (
     Snapshot,
     blockers_of,
@@ -38,6 +36,8 @@ from softbee.runbook.guards import (
     session_timeouts,
     take_snapshot,
 )
+from softbee.runbook.online_run import is_online, run_online_plan
+from softbee.runbook.phases import PHASE_TABLE
 from softbee.runbook.project import Project
 from softbee.runbook.state import (
     State,
@@ -424,31 +424,37 @@ def _apply(
     with project.bound(conn) as config:
         for number, script in enumerate(plan.scripts, start=1):
             message = (script.doc or "").strip()
-            destination = script.revision
-            if plan.direction == "downgrade":
-                parents = down_revisions(script)
-                # below a merge point, go straight to the target; elsewhere one step down
-                destination = (plan.target or "base") if len(parents) > 1 else (
-                    parents[0] if parents else "base")
             say(f"[{number}/{total}] {plan.direction} {script.revision}: {message}")
             started = time.perf_counter()
             if observer is not None:
                 observer.step_started(conn, script)
-            try:
-                if plan.direction == "upgrade":
-                    command.upgrade(config, destination)
-                else:
-                    command.downgrade(config, destination)
-            except Exception as exc:
-                exc.add_note(f"softbee-runbook: while running {script.revision} ({message})")
-                setattr(exc, "_softbee_script", script)
-                raise
+            migrate_one(config, plan, script)
             seconds = round(time.perf_counter() - started, 3)
             if observer is not None:
                 observer.step_finished(conn, script)
             steps.append(Step(plan.direction, script.revision, message, seconds))
             say(f"      done in {seconds:.3f}s")
     return steps
+
+
+def migrate_one(config: Any, plan: Plan, script: Script) -> None:
+    """Run one script of ``plan`` with Alembic; a failure carries the script it happened in."""
+    destination = script.revision
+    if plan.direction == "downgrade":
+        parents = down_revisions(script)
+        # below a merge point, go straight to the target; elsewhere one step down
+        destination = (plan.target or "base") if len(parents) > 1 else (
+            parents[0] if parents else "base")
+    try:
+        if plan.direction == "upgrade":
+            command.upgrade(config, destination)
+        else:
+            command.downgrade(config, destination)
+    except Exception as exc:
+        exc.add_note(f"softbee-runbook: while running {script.revision} "
+                     f"({(script.doc or '').strip()})")
+        setattr(exc, "_softbee_script", script)
+        raise
 
 
 def _round_trip(

@@ -141,10 +141,7 @@ class _SetNotNull(Phase):
         return f"ck_{self.table}_{self.column}_not_null"[:63]
 
     def plain(self) -> None:
-        context = op.get_context()
-        if context.dialect.name == "postgresql" and context.as_sql:
-            for statement in self._statements():
-                op.execute(statement)
+        if _shown_as_postgresql_sql(self._statements()):
             return
         with op.batch_alter_table(self.table) as batch:
             batch.alter_column(self.column, existing_type=self.existing_type, nullable=False)
@@ -189,9 +186,7 @@ class _CreateIndex(Phase):
         self.online = True
 
     def plain(self) -> None:
-        context = op.get_context()
-        if context.dialect.name == "postgresql" and context.as_sql:
-            op.execute(self._statement())
+        if _shown_as_postgresql_sql([self._statement()]):
             return
         op.create_index(self.index, self.table, list(self.columns), unique=self.unique)
 
@@ -233,10 +228,7 @@ class _AddForeignKey(Phase):
         self.online = True
 
     def plain(self) -> None:
-        context = op.get_context()
-        if context.dialect.name == "postgresql" and context.as_sql:
-            for statement in self._statements():
-                op.execute(statement)
+        if _shown_as_postgresql_sql(self._statements()):
             return
         with op.batch_alter_table(self.source) as batch:
             batch.create_foreign_key(self.constraint, self.referent, list(self.local),
@@ -276,6 +268,16 @@ def add_foreign_key(
 def run_phases(revision: str, *phases: Phase, direction: str = "upgrade") -> None:
     """Run ``phases`` of ``revision`` in order, skipping the ones an interrupted run finished."""
     runner_for(op.get_context(), revision, direction).run(list(phases))
+
+
+def _shown_as_postgresql_sql(statements: list[str]) -> bool:
+    """Offline on PostgreSQL, write the online form's statements (what ``inspect_diff`` shows)."""
+    context = op.get_context()
+    if context.dialect.name != "postgresql" or not context.as_sql:
+        return False
+    for statement in statements:
+        op.execute(statement)
+    return True
 
 
 def _constraint_exists(connection: Connection, table: str, name: str) -> bool:

@@ -26,7 +26,6 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from alembic import command
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.counts import row_counts, user_tables
@@ -36,7 +35,7 @@ from softbee.runbook.guards import Snapshot, find_losses, take_snapshot
 from softbee.runbook.phases import PhaseTiming, Phasing, guarded_sql, in_progress, phased
 from softbee.runbook.project import Project
 from softbee.runbook.sqltext import split_sql
-from softbee.runbook.state import current_revisions, down_revisions
+from softbee.runbook.state import current_revisions
 
 if TYPE_CHECKING:
     from alembic.script import Script
@@ -158,7 +157,7 @@ def _run_revision(
     losses: list[dict[str, Any]],
     observer: StepObserver | None,
 ) -> Step:
-    from softbee.runbook.migrate import Step
+    from softbee.runbook.migrate import Step, migrate_one
 
     segment: dict[str, Snapshot] = {}
 
@@ -213,22 +212,10 @@ def _run_revision(
     started = time.perf_counter()
     begin_segment()
     phasing = Phasing(conn, leave_for_online_phase, say, timings)
-    destination = script.revision
-    if plan.direction == "downgrade":
-        parents = down_revisions(script)
-        destination = (plan.target or "base") if len(parents) > 1 else (parents[0] if parents else "base")
     if observer is not None:
         observer.step_started(conn, script)
     with project.bound(conn) as config, phased(phasing):
-        try:
-            if plan.direction == "upgrade":
-                command.upgrade(config, destination)
-            else:
-                command.downgrade(config, destination)
-        except Exception as exc:
-            exc.add_note(f"softbee-runbook: while running {script.revision}")
-            setattr(exc, "_softbee_script", script)
-            raise
+        migrate_one(config, plan, script)
     if observer is not None:
         observer.step_finished(conn, script)
     checkpoint()
