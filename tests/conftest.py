@@ -2,12 +2,16 @@
 
 Two parametrised fixtures, on purpose:
 
-- ``database_url``: SQLite and PostgreSQL, the databases whose runbook guarantees
-  (transactional DDL, data-loss guard after the fact, rehearsal by rollback) the runbook and
-  guard tests check. MySQL/MariaDB runbook semantics are not settled yet, so a new runbook
-  test must not pick MariaDB up by default.
-- ``any_database_url``: SQLite, PostgreSQL and MariaDB, for tests about Soft-Bee's own
-  migration history and seed data, which must work on every database the app supports.
+- ``database_url``: SQLite and PostgreSQL, the databases with transactional DDL, for tests
+  of what is promised with one transaction (a loss or a round trip rolled back after the
+  fact, a timeout that rolls everything back, a rehearsal by rollback). Where MariaDB keeps
+  a different promise (README, "What each database guarantees": the loss refused before
+  anything runs, a half-applied revision reported, a rehearsal on a scratch copy), such a
+  test has a MariaDB counterpart (``mysql_url``) asserting that promise.
+- ``any_database_url``: SQLite, PostgreSQL and MariaDB, for every test whose promise holds on
+  all three: Soft-Bee's migration history and seed data, and the runbook and guard tests
+  whose outcome is the same everywhere (a refused loss changes nothing, a lock holder is
+  named, a rehearsal leaves the database as it was).
 
 The parameter lists are the constants ``RUNBOOK_DATABASES`` and ``ALL_DATABASES``.
 """
@@ -229,14 +233,14 @@ def mysql_url() -> Iterator[str]:
 
 @pytest.fixture(params=RUNBOOK_DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: once on SQLite, once on PostgreSQL (the runbook databases)."""
+    """A fresh, empty database: once on SQLite, once on PostgreSQL (transactional DDL)."""
     with fresh_database(request.param, tmp_path) as url:
         yield url
 
 
 @pytest.fixture(params=ALL_DATABASES)
 def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database on SQLite, PostgreSQL and MariaDB: for the history and seed."""
+    """A fresh, empty database on SQLite, PostgreSQL and MariaDB: for promises kept on all three."""
     with fresh_database(request.param, tmp_path) as url:
         yield url
 

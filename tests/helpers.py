@@ -70,8 +70,18 @@ def snapshot(url: str) -> dict[str, Any]:
 
 
 def dump(url: str) -> bytes:
-    """A byte-exact dump: ``pg_dump`` for PostgreSQL, ``iterdump`` for SQLite."""
+    """A byte-exact dump: ``pg_dump`` for PostgreSQL, ``mariadb-dump`` for MySQL, ``iterdump`` for SQLite."""
     parsed = make_url(url)
+    if parsed.get_backend_name() in ("mysql", "mariadb"):
+        binary = shutil.which("mariadb-dump") or shutil.which("mysqldump")
+        assert binary, "mariadb-dump or mysqldump is needed to compare MySQL/MariaDB databases"
+        env = {**os.environ, **({"MYSQL_PWD": parsed.password} if parsed.password else {})}
+        return subprocess.run(
+            [binary, "--skip-dump-date", "--skip-comments", "--protocol=tcp",
+             "-h", parsed.host or "127.0.0.1", "-P", str(parsed.port or 3306),
+             "-u", parsed.username or "root", parsed.database],
+            check=True, capture_output=True, env=env,
+        ).stdout
     if parsed.get_backend_name() == "postgresql":
         assert shutil.which("pg_dump"), "pg_dump is needed to compare PostgreSQL databases"
         out = subprocess.run(

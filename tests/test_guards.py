@@ -1,4 +1,12 @@
-"""Each guard rail stopping the harm it exists for, checked on the database."""
+"""Each guard rail stopping the harm it exists for, checked on the database.
+
+A guard whose promise holds on every database runs on SQLite, PostgreSQL and MariaDB
+(``any_database_url``). A promise made with one transaction (a loss or a round trip rolled
+back after the fact, a timeout that rolls everything back) runs on SQLite and PostgreSQL
+(``database_url``), and MariaDB has a counterpart asserting what is promised there (README,
+"What each database guarantees"): the loss refused before anything runs, a revision whose first
+statement timed out named in one line with nothing changed, the round trip's end state told.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ from softbee.runbook.errors import (
     LockHeld,
     MigrationFailed,
     ParameterError,
+    PartiallyApplied,
     RoundTripMismatch,
 )
 from softbee.runbook.guards import find_losses, Snapshot
@@ -36,6 +45,23 @@ from tests.helpers import (
     revision_of,
     snapshot,
 )
+
+
+def is_mysql(url: str) -> bool:
+    """True for a MySQL/MariaDB URL: DDL commits as it runs there."""
+    return sa.engine.make_url(url).get_backend_name() in ("mysql", "mariadb")
+
+
+def scratch_databases(url: str) -> list[str]:
+    """Rehearsal copies left on the MySQL/MariaDB server of ``url`` (there should be none)."""
+    name = sa.engine.make_url(url).database
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text("SHOW DATABASES LIKE :name"),
+                                     {"name": f"{name}_rehearsal_%"}).scalars())
+    finally:
+        engine.dispose()
 
 
 def _upgrade_in_thread(url: str, entered: threading.Event, release: threading.Event) -> dict:
@@ -60,7 +86,8 @@ def _upgrade_in_thread(url: str, entered: threading.Event, release: threading.Ev
     return outcome
 
 
-def test_second_concurrent_upgrade_fails_naming_the_lock_holder(database_url: str) -> None:
+def test_second_concurrent_upgrade_fails_naming_the_lock_holder(any_database_url: str) -> None:
+    database_url = any_database_url
     project_at(database_url, INSPECTIONS, rows=100)
     entered, release = threading.Event(), threading.Event()
     first = _upgrade_in_thread(database_url, entered, release)
@@ -68,12 +95,17 @@ def test_second_concurrent_upgrade_fails_naming_the_lock_holder(database_url: st
     try:
         with pytest.raises(LockHeld) as caught:
             run_migration(load_project(database_url=database_url), "upgrade", "head")
+        recorded_while_held = revision_of(database_url)
     finally:
         release.set()
         first["thread"].join(timeout=HUNG_AFTER_S)
     assert "another migration holds the lock" in str(caught.value)
     assert caught.value.holder.get("pid"), caught.value.holder
     assert "softbee-runbook" in str(caught.value)
+    if is_mysql(database_url):  # GET_LOCK's holder: its connection id, user and client
+        user = sa.engine.make_url(database_url).username
+        assert f"pid {caught.value.holder['pid']}, user {user}, client " in str(caught.value)
+    assert recorded_while_held == INSPECTIONS, "the refused run changed nothing"
     assert "error" not in first, first.get("error")
     assert [s.revision for s in first["result"].steps][-1] == HEAD
     assert revision_of(database_url) == HEAD
@@ -106,6 +138,28 @@ def test_lock_wait_lets_the_second_run_go_after_the_first(
     assert revision_of(database_url) == HEAD
 
 
+@pytest.mark.mysql
+def test_lock_wait_on_mariadb_waits_in_get_lock_until_the_first_run_ends(mysql_url: str) -> None:
+    """GET_LOCK waits on the server (no polling): the second run goes once the first lets go."""
+    project_at(mysql_url, INSPECTIONS)
+    entered, release = threading.Event(), threading.Event()
+    first = _upgrade_in_thread(mysql_url, entered, release)
+    assert entered.wait(timeout=HUNG_AFTER_S), "first upgrade never started"
+    releaser = threading.Timer(1.0, release.set)  # the first run goes on while the second waits
+    releaser.start()
+    try:
+        second = run_migration(load_project(database_url=mysql_url), "upgrade", "head",
+                               lock_wait_s=HUNG_AFTER_S)
+    finally:
+        release.set()
+        releaser.cancel()
+        first["thread"].join(timeout=HUNG_AFTER_S)
+    assert "error" not in first, first.get("error")
+    assert [s.revision for s in first["result"].steps][-1] == HEAD
+    assert second.steps == [], "the second run found the database already at head"
+    assert revision_of(mysql_url) == HEAD
+
+
 @pytest.mark.postgres
 def test_lock_timeout_fails_fast_naming_the_blocking_session(postgres_url: str) -> None:
     project_at(postgres_url, HIVE_HEALTH, rows=50)
@@ -126,6 +180,57 @@ def test_lock_timeout_fails_fast_naming_the_blocking_session(postgres_url: str) 
     assert snapshot(postgres_url) == before
 
 
+@pytest.mark.mysql
+def test_lock_wait_timeout_on_mariadb_names_the_open_transaction_and_changes_nothing(
+    mysql_url: str,
+) -> None:
+    """The ALTER waits for the reader's metadata lock: one line, the reader named, nothing ran."""
+    project_at(mysql_url, HIVE_HEALTH, rows=50)
+    before = snapshot(mysql_url)
+    reader = sa.create_engine(mysql_url)
+    with reader.connect() as conn:
+        conn.execute(sa.text("SELECT count(*) FROM users"))  # holds a metadata lock until rollback
+        reader_pid = conn.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one()
+        with pytest.raises(MigrationFailed) as caught:
+            run_migration(load_project(database_url=mysql_url), "upgrade", FULL_NAME,
+                          lock_timeout_ms=300)
+        conn.rollback()
+    reader.dispose()
+    message = str(caught.value)
+    assert not isinstance(caught.value, PartiallyApplied), message
+    assert "\n" not in message
+    assert "lock_wait_timeout (1 s) reached" in message and "ALTER TABLE users" in message
+    assert f"pid {reader_pid} (user " in message and "transaction open since" in message
+    assert f"nothing of it ran, database still at {HIVE_HEALTH}" in message
+    assert snapshot(mysql_url) == before
+
+
+@pytest.mark.mysql
+def test_a_lock_wait_timeout_in_the_runbooks_own_count_on_mariadb_is_one_line(
+    mysql_url: str,
+) -> None:
+    """Counting rows before the first revision waits on LOCK TABLES: named, database unchanged."""
+    project_at(mysql_url, INSPECTIONS, rows=10)
+    before = snapshot(mysql_url)
+    locker = sa.create_engine(mysql_url)
+    with locker.connect() as conn:
+        conn.exec_driver_sql("LOCK TABLES inspections WRITE")
+        locker_pid = conn.execute(sa.text("SELECT CONNECTION_ID()")).scalar_one()
+        try:
+            with pytest.raises(MigrationFailed) as caught:
+                run_migration(load_project(database_url=mysql_url), "upgrade", "head",
+                              lock_timeout_ms=1000)
+        finally:
+            conn.exec_driver_sql("UNLOCK TABLES")
+    locker.dispose()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "lock_wait_timeout (1 s) reached" in message and "inspections" in message
+    assert f"pid {locker_pid} (user " in message
+    assert f"database still at {INSPECTIONS}" in message and "rolled back" not in message
+    assert snapshot(mysql_url) == before
+
+
 @pytest.mark.postgres
 def test_statement_timeout_stops_a_slow_migration(postgres_url: str, tmp_path) -> None:
     # A revision that is slow by construction: the timeout must stop it, whatever the machine's
@@ -141,6 +246,28 @@ def test_statement_timeout_stops_a_slow_migration(postgres_url: str, tmp_path) -
     with project.engine.connect() as conn:  # the pooled session got its timeouts reset
         assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
         assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "0"
+
+
+@pytest.mark.mysql
+def test_max_statement_time_on_mariadb_stops_a_slow_revision_in_one_line(
+    mysql_url: str, tmp_path
+) -> None:
+    migrations = migrations_with_extra_revision(
+        tmp_path, "51000e000002", HEAD, upgrade='op.execute("SELECT SLEEP(600)")')
+    project = project_at(mysql_url, HEAD, rows=50, migrations_dir=migrations)
+    before = snapshot(mysql_url)
+    with pytest.raises(MigrationFailed) as caught:
+        run_migration(project, "upgrade", "head", statement_timeout_ms=2000)
+    message = str(caught.value)
+    assert not isinstance(caught.value, PartiallyApplied), message
+    assert "\n" not in message
+    assert "max_statement_time (2 s) reached by 'SELECT SLEEP(600)'" in message
+    assert f"nothing of it ran, database still at {HEAD}" in message
+    assert snapshot(mysql_url) == before
+    with project.engine.connect() as conn:  # the pooled session got its timeouts reset
+        assert conn.exec_driver_sql("SELECT @@SESSION.max_statement_time").scalar() == 0
+        assert conn.exec_driver_sql(
+            "SELECT @@SESSION.lock_wait_timeout = @@GLOBAL.lock_wait_timeout").scalar() == 1
 
 
 @pytest.mark.postgres
@@ -182,17 +309,24 @@ def test_a_timeout_in_the_runbooks_own_statements_is_one_line_too(
     assert revision_of(postgres_url) == INSPECTIONS
 
 
-def test_downgrade_dropping_a_column_with_values_is_refused_and_changes_nothing(database_url: str) -> None:
+def test_downgrade_dropping_a_column_with_values_is_refused_and_changes_nothing(
+    any_database_url: str,
+) -> None:
+    """Rolled back after the fact on SQLite and PostgreSQL; predicted and refused first on MariaDB."""
+    database_url = any_database_url
     project = project_at(database_url, FULL_NAME, rows=100)
     before = snapshot(database_url)
     with pytest.raises(DataLossError) as caught:
         run_migration(project, "downgrade", "-1")
     assert [loss["object"] for loss in caught.value.losses] == ["users.full_name"]
     assert "allow_data_loss=True" in str(caught.value)
+    if is_mysql(database_url):
+        assert "nothing was run" in str(caught.value) and "rolled back" not in str(caught.value)
     assert snapshot(database_url) == before
 
 
-def test_downgrade_with_allow_data_loss_applies_and_records_the_loss(database_url: str) -> None:
+def test_downgrade_with_allow_data_loss_applies_and_records_the_loss(any_database_url: str) -> None:
+    database_url = any_database_url
     project = project_at(database_url, FULL_NAME, rows=100)
     users = snapshot(database_url)["users"]["rows"]
     result = run_migration(project, "downgrade", "-1", allow_data_loss=True)
@@ -203,7 +337,8 @@ def test_downgrade_with_allow_data_loss_applies_and_records_the_loss(database_ur
     assert "full_name" not in [c[0] for c in snapshot(database_url)["users"]["columns"]]
 
 
-def test_downgrade_to_base_with_rows_needs_allow_data_loss(database_url: str) -> None:
+def test_downgrade_to_base_with_rows_needs_allow_data_loss(any_database_url: str) -> None:
+    database_url = any_database_url
     project = project_at(database_url, HEAD, rows=60)
     before = snapshot(database_url)
     with pytest.raises(DataLossError) as caught:
@@ -212,7 +347,9 @@ def test_downgrade_to_base_with_rows_needs_allow_data_loss(database_url: str) ->
     assert snapshot(database_url) == before
 
 
-def test_rehearsal_leaves_schema_and_data_byte_for_byte_equal(database_url: str) -> None:
+def test_rehearsal_leaves_schema_and_data_byte_for_byte_equal(any_database_url: str) -> None:
+    """Rolled back on SQLite and PostgreSQL; on MariaDB run on a scratch copy, then dropped."""
+    database_url = any_database_url
     project = project_at(database_url, INSPECTIONS, rows=200)
     before = dump(database_url)
     result = run_migration(project, "upgrade", "head", rehearse=True, round_trip=True)
@@ -224,17 +361,30 @@ def test_rehearsal_leaves_schema_and_data_byte_for_byte_equal(database_url: str)
     assert not result.schema_frame().empty
     if project.dialect == "postgresql":
         assert {"relation": "users", "mode": "AccessExclusiveLock"} in result.locks
+    if is_mysql(database_url):
+        assert scratch_databases(database_url) == []
+        outcome = result.summary()["outcome"]
+        assert "scratch copy" in outcome and "rolled back" not in outcome, outcome
 
 
-def test_rehearsed_downgrade_reports_the_loss_without_raising_or_changing(database_url: str) -> None:
+def test_rehearsed_downgrade_reports_the_loss_without_raising_or_changing(
+    any_database_url: str,
+) -> None:
+    database_url = any_database_url
     project = project_at(database_url, FULL_NAME, rows=40)
     before = dump(database_url)
     result = run_migration(project, "downgrade", "-1", rehearse=True)
     assert [loss["object"] for loss in result.losses] == ["users.full_name"]
+    assert result.rehearsal and not result.committed
     assert dump(database_url) == before
+    if is_mysql(database_url):
+        assert scratch_databases(database_url) == []
 
 
-def test_production_without_confirm_is_refused(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_without_confirm_is_refused(
+    any_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database_url = any_database_url
     project_at(database_url, INSPECTIONS)
     project = production_project(database_url, monkeypatch)
     assert project.environment == "production"
@@ -322,10 +472,11 @@ def test_estimated_counts_catch_a_truncated_table(postgres_url: str, tmp_path) -
     ids=["from-base", "from-the-middle", "from-head"],
 )
 def test_round_trip_passes_from_base_the_middle_and_head(
-    database_url: str, start: str | None, direction: str, target: str
+    any_database_url: str, start: str | None, direction: str, target: str
 ) -> None:
     """The guide's first check: up and down both ways. An empty alembic_version after going
     down to base is the same state as none, so a round trip from base comes back equal."""
+    database_url = any_database_url
     project = project_at(database_url, start, rows=0)
     result = run_migration(project, direction, target, round_trip=True)
     assert result.committed and [c["check"] for c in result.checks if not c["ok"]] == []
@@ -342,6 +493,26 @@ def test_round_trip_that_does_not_come_back_is_rolled_back(database_url: str, tm
         run_migration(project, "upgrade", "head", round_trip=True)
     assert not all(check["ok"] for check in caught.value.checks)
     assert snapshot(database_url) == before
+
+
+@pytest.mark.mysql
+def test_round_trip_that_does_not_come_back_on_mariadb_says_where_it_left_the_database(
+    mysql_url: str, tmp_path
+) -> None:
+    """No rollback there: the mismatch is reported with the revision and tables really left."""
+    migrations = migrations_with_extra_revision(
+        tmp_path, "0eefa11ed002", HEAD, upgrade='op.execute("CREATE TABLE IF NOT EXISTS scales (id integer)")')
+    project = project_at(mysql_url, HEAD, rows=20, migrations_dir=migrations)
+    rows_before = {t: len(v["rows"]) for t, v in snapshot(mysql_url).items() if t != "alembic_version"}
+    with pytest.raises(RoundTripMismatch, match="schema back at start") as caught:
+        run_migration(project, "upgrade", "head", round_trip=True)
+    message = str(caught.value)
+    assert "NOT rolled back" in message and "the database is at 0eefa11ed002" in message
+    assert "rolled back, nothing changed" not in message
+    after = snapshot(mysql_url)
+    assert revision_of(mysql_url) == "0eefa11ed002" and "scales" in after
+    assert {t: len(v["rows"]) for t, v in after.items()
+            if t not in ("alembic_version", "scales")} == rows_before
 
 
 @pytest.mark.postgres
@@ -386,7 +557,9 @@ def test_lock_wait_must_be_a_finite_number_of_seconds(sqlite_url: str, wait: flo
     assert revision_of(sqlite_url) == INSPECTIONS
 
 
-def test_column_dropped_and_re_added_under_its_name_is_loss(database_url: str, tmp_path) -> None:
+def test_column_dropped_and_re_added_under_its_name_is_loss(any_database_url: str, tmp_path) -> None:
+    """Seen after the fact as values lost; on MariaDB predicted from the DROP COLUMN, before."""
+    database_url = any_database_url
     migrations = migrations_with_extra_revision(
         tmp_path, "d20bada00001", HEAD,
         upgrade='op.drop_column("users", "username"); op.add_column("users", sa.Column("username", sa.String(80)))')
@@ -394,15 +567,19 @@ def test_column_dropped_and_re_added_under_its_name_is_loss(database_url: str, t
     before = snapshot(database_url)
     with pytest.raises(DataLossError) as caught:
         run_migration(project, "upgrade", "head")
-    assert [(loss["kind"], loss["object"]) for loss in caught.value.losses] == [("values lost", "users.username")]
+    kind = "column dropped" if is_mysql(database_url) else "values lost"
+    assert [(loss["kind"], loss["object"]) for loss in caught.value.losses] == [(kind, "users.username")]
     assert snapshot(database_url) == before
 
 
-def test_renamed_table_and_column_are_not_loss(database_url: str, tmp_path) -> None:
+def test_renamed_table_and_column_are_not_loss(any_database_url: str, tmp_path) -> None:
+    database_url = any_database_url
+    # MySQL's CHANGE restates the column, so Alembic needs its type and nullability there.
     migrations = migrations_with_extra_revision(
         tmp_path, "5e1ea5e00001", HEAD,
         upgrade='op.rename_table("treatments", "hive_treatments"); '
-                'op.alter_column("users", "username", new_column_name="handle")')
+                'op.alter_column("users", "username", new_column_name="handle", '
+                'existing_type=sa.String(80), existing_nullable=False)')
     project = project_at(database_url, HEAD, rows=100, migrations_dir=migrations)
     result = run_migration(project, "upgrade", "head")
     assert result.committed and result.losses == []

@@ -326,6 +326,90 @@ def test_alter_column_type_is_a_warning() -> None:
     assert "alter-column-type" not in rules(set_default)
 
 
+# --- MySQL's SQL (dialect="mysql"): our checks alone, reading MODIFY and CHANGE ----------------
+
+# What `alembic upgrade --sql` renders for MySQL from Soft-Bee's full_name revision.
+MYSQL_BACKFILL = """-- Running upgrade b1 -> c2
+
+ALTER TABLE users ADD COLUMN full_name VARCHAR(200);
+
+UPDATE users SET full_name=(concat(users.first_name, ' ', users.last_name));
+
+ALTER TABLE users MODIFY full_name VARCHAR(200) NOT NULL;
+
+UPDATE alembic_version SET version_num='c2' WHERE alembic_version.version_num = 'b1';
+"""
+# The live definitions, as migrate.schema_of reads them from MariaDB.
+LIVE_USERS = {"users": {"id": "INTEGER NOT NULL", "email": "VARCHAR(255) NOT NULL",
+                        "username": "VARCHAR(80) NOT NULL", "nickname": "VARCHAR(40)",
+                        "index uq_users_email": "email"}}
+
+
+def test_mysql_sql_skips_squawk_with_a_note_instead_of_reporting_syntax_errors() -> None:
+    findings = lint_sql(MYSQL_BACKFILL, row_counts=SMALL, dialect="mysql")
+    assert rules(findings, "squawk") == {"squawk-skipped"}
+    skipped = only(findings, "squawk-skipped")
+    assert skipped["severity"] == "info" and "PostgreSQL only" in skipped["message"]
+    assert lint_sql("", dialect="mysql").empty  # nothing to lint: nothing to say either
+
+
+def test_mysql_backfill_then_modify_not_null_is_the_guides_pattern_as_on_postgresql() -> None:
+    findings = lint_sql(MYSQL_BACKFILL, row_counts=SMALL, dialect="mysql", columns=LIVE_USERS)
+    assert rules(findings) == {"set-not-null-after-backfill"}
+    assert only(findings, "set-not-null-after-backfill")["object"] == "users.full_name"
+    assert not has_errors(findings)
+
+
+@pytest.mark.parametrize(
+    ("statement", "rule", "severity"),
+    [
+        ("ALTER TABLE users MODIFY email VARCHAR(50) NOT NULL", "narrowing-type", "error"),
+        ("ALTER TABLE users MODIFY email VARCHAR(400) NOT NULL", "alter-column-type", "warning"),
+        ("ALTER TABLE users MODIFY nickname VARCHAR(40) NOT NULL", "set-not-null", "error"),
+    ],
+    ids=["narrowed", "widened", "made-not-null"],
+)
+def test_mysql_modify_is_read_against_the_live_definition(statement: str, rule: str, severity: str) -> None:
+    finding = only(lint_sql(f"{statement};", row_counts=SMALL, dialect="mysql", columns=LIVE_USERS), rule)
+    assert finding["severity"] == severity and finding["source"] == "softbee"
+
+
+def test_mysql_modify_restating_the_same_definition_is_no_finding() -> None:
+    sql = "ALTER TABLE users MODIFY email VARCHAR(255) NOT NULL DEFAULT '';"
+    assert rules(lint_sql(sql, row_counts=SMALL, dialect="mysql", columns=LIVE_USERS)) == set()
+
+
+def test_mysql_modify_without_the_live_definition_warns_and_never_errors() -> None:
+    findings = lint_sql("ALTER TABLE users MODIFY email VARCHAR(50) NOT NULL;", row_counts=SMALL,
+                        dialect="mysql")
+    assert only(findings, "set-not-null")["severity"] == "warning"
+    assert "not known here" in only(findings, "set-not-null")["message"]
+    assert not has_errors(findings)
+
+
+def test_mysql_change_with_a_new_name_is_a_rename() -> None:
+    sql = "ALTER TABLE users CHANGE username handle VARCHAR(80) NOT NULL;"
+    findings = lint_sql(sql, row_counts=SMALL, dialect="mysql", columns=LIVE_USERS)
+    assert rules(findings) == {"rename-column"}
+    assert only(findings, "rename-column")["object"] == "users.username"
+
+
+@pytest.mark.parametrize("action", ["DROP INDEX uq_users_email", "DROP KEY uq_users_email",
+                                    "DROP FOREIGN KEY fk_users_x", "ADD INDEX ix (email)"])
+def test_mysql_index_and_key_clauses_are_not_columns(action: str) -> None:
+    """``DROP INDEX`` (MySQL's drop of a unique constraint) is no column drop, nor a data loss."""
+    sql = f"ALTER TABLE users {action};"
+    assert rules(lint_sql(sql, row_counts=SMALL, dialect="mysql")) == set()
+    assert lint.destructive_statements(sql) == []
+
+
+def test_mysql_index_builds_are_not_asked_for_concurrently() -> None:
+    """InnoDB builds a secondary index without blocking writes; CONCURRENTLY is PostgreSQL's."""
+    sql = "CREATE INDEX ix_users_email ON users (email);"
+    assert "create-index-not-concurrently" not in rules(lint_sql(sql, row_counts=LARGE, dialect="mysql"))
+    assert "create-index-not-concurrently" in rules(lint_sql(sql, row_counts=LARGE))
+
+
 # --- autogenerate diff -------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The four runbooks, executed with papermill on a fresh SQLite and a fresh PostgreSQL database.
+"""The four runbooks, executed with papermill on fresh SQLite, PostgreSQL and MariaDB databases.
 
 Each test brings its database to a known revision in-process (plain Alembic through
 the Soft-Bee app, plus seeded rows), runs one runbook as an engineer would, and then
@@ -10,6 +10,12 @@ showed (the facts it recorded, its tables, the error it stopped on).
 A refusal decided before any SQL runs (an unknown target, a vague message, a
 database behind head, a destructive diff) runs on SQLite only: the suite stays
 near 35 notebook executions of 3-5 s each.
+
+MariaDB, where DDL commits as it runs, runs three notebooks, the ones that prove the
+runbooks themselves work there: upgrade_downgrade from base with a round trip, a data-loss
+downgrade refused before anything runs, and inspect_diff showing and linting MySQL's own
+SQL. What the other runs promise is proved on MariaDB by the library's tests
+(``tests/test_guards.py``, ``tests/test_stepwise.py``), a few seconds each instead of a kernel.
 """
 
 from __future__ import annotations
@@ -117,9 +123,14 @@ def recorded_revision(url: str) -> str | None:
 def row_counts(url: str) -> dict[str, int]:
     """Rows per table, ``alembic_version`` left out."""
     with connected(url) as conn:
+        quote = conn.dialect.identifier_preparer.quote_identifier  # "t" is a string on MySQL
         tables = [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
-        return {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar_one()
+        return {t: conn.execute(sa.text(f"SELECT count(*) FROM {quote(t)}")).scalar_one()
                 for t in tables}
+
+
+def is_mysql(url: str) -> bool:
+    return sa.engine.make_url(url).get_backend_name() in ("mysql", "mariadb")
 
 
 def table_names(url: str) -> set[str]:
@@ -242,6 +253,31 @@ def test_round_trip_ends_at_head_with_every_check_ok(database_url: str, tmp_path
     assert read_summary(nb)["revision_after"] == HEAD
 
 
+@pytest.mark.mysql
+def test_upgrade_from_base_with_a_round_trip_on_mariadb_ends_at_head_with_every_check_ok(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    """The notebook on a database whose DDL commits as it runs: revision by revision, both ways."""
+    url = mysql_url
+
+    nb = run_runbook("upgrade_downgrade", tmp_path, database_url=url, round_trip=True)
+
+    assert recorded_revision(url) == HEAD
+    assert table_names(url) == {"alembic_version", "users", "apiaries", "hives", "inspections",
+                                "treatments"}
+    assert "full_name" in column_names(url, "users")
+    assert VARROA_INDEX in index_names(url, "inspections")
+    assert set(row_counts(url).values()) == {0}
+    summary = read_summary(nb)
+    assert (summary["revision_before"], summary["revision_after"]) == ("base", HEAD)
+    assert summary["data_loss"] == [] and summary["rehearsal"] is False
+    steps = table_rows(shown(step_outputs(nb, "## 3. Migrate"), "text/html")[0])
+    assert [s["revision"] for s in steps] == REVISIONS + REVISIONS[::-1] + REVISIONS
+    checks = [text for text in shown(step_outputs(nb, "## 5."), "text/plain")
+              if "schema back at start" in text]
+    assert len(checks) == 1 and "False" not in checks[0]
+
+
 def test_downgrade_without_target_goes_one_step_down(database_url: str, tmp_path: Path) -> None:
     migrate_to(database_url, VARROA)
     before = seed(database_url)
@@ -293,8 +329,10 @@ def test_rehearsal_leaves_revision_schema_and_rows_as_they_were(
 
 
 def test_downgrade_dropping_full_name_with_values_is_refused(
-    database_url: str, tmp_path: Path
+    any_database_url: str, tmp_path: Path
 ) -> None:
+    """Rolled back after the fact on SQLite and PostgreSQL; on MariaDB refused before it runs."""
+    database_url = any_database_url
     migrate_to(database_url, FULL_NAME)
     seed(database_url)
     before = snapshot(database_url)
@@ -305,7 +343,11 @@ def test_downgrade_dropping_full_name_with_values_is_refused(
     assert error.ename == "DataLossError"
     assert "users.full_name" in error.evalue
     assert error_output(nb).ename == "DataLossError"
+    assert failed_step(nb).startswith("## 3. Migrate")
+    if is_mysql(database_url):
+        assert "nothing was run" in error.evalue and "rolled back" not in error.evalue
     assert snapshot(database_url) == before
+    assert recorded_revision(database_url) == FULL_NAME
     assert "full_name" in column_names(database_url, "users")
 
 
@@ -332,8 +374,11 @@ def test_downgrade_dropping_full_name_applies_with_allow_data_loss_and_lists_the
 
 
 def test_inspect_diff_changes_nothing_and_shows_pending_revisions_sql_and_lint(
-    database_url: str, tmp_path: Path
+    any_database_url: str, tmp_path: Path
 ) -> None:
+    """PostgreSQL's SQL linted by squawk and our checks on SQLite and PostgreSQL; MySQL's own SQL
+    by our checks alone on MariaDB, where squawk cannot parse it."""
+    database_url = any_database_url
     migrate_to(database_url, MIDDLE)
     seed(database_url)
     before = snapshot(database_url)
@@ -348,13 +393,24 @@ def test_inspect_diff_changes_nothing_and_shows_pending_revisions_sql_and_lint(
     plan = step_outputs(nb, "## 2. Pending revisions")
     assert any(f": {pending} revision(s)" in text for text in shown(plan, "text/markdown"))
     assert all(rev in "".join(shown(plan, "text/html")) for rev in REVISIONS[-pending:])
-    # Rendered for PostgreSQL whatever the database, so the SQL is the same on both.
     sql = "".join(shown(step_outputs(nb, "## 4. The SQL that will run"), "text/markdown"))
     assert "ALTER TABLE users ADD COLUMN full_name" in sql
     assert "CREATE TABLE treatments" in sql
-    findings = shown(step_outputs(nb, "## 5. Lint findings"), "text/html")
-    assert findings, "no lint findings table"
-    assert "severity" in findings[0]
+    findings = table_rows(shown(step_outputs(nb, "## 5. Lint findings"), "text/html")[0])
+    backfill = [(f["rule"], f["object"]) for f in findings if f["severity"] != "info"
+                or f["rule"] == "set-not-null-after-backfill"]
+    if is_mysql(database_url):
+        # MySQL's own SQL, what will run: concat() and MODIFY, not PostgreSQL's || and SET NOT NULL
+        assert "Rendered for **mysql**" in sql
+        assert "concat(users.first_name" in sql and "MODIFY full_name VARCHAR(200) NOT NULL" in sql
+        assert "SET NOT NULL" not in sql and "||" not in sql
+        assert [f["rule"] for f in findings if f["source"] == "squawk"] == ["squawk-skipped"]
+        assert backfill == [("set-not-null-after-backfill", "users.full_name")]
+    else:
+        # Rendered for PostgreSQL on SQLite too (its batch revisions cannot render offline).
+        assert "Rendered for **postgresql**" in sql and "SET NOT NULL" in sql
+        assert "squawk-skipped" not in {f["rule"] for f in findings}
+        assert ("set-not-null-after-backfill", "users.full_name") in backfill
 
 
 def test_inspect_diff_lints_the_pending_sql_and_recognises_the_backfill_pattern(

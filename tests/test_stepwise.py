@@ -12,13 +12,19 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from softbee.runbook.errors import DataLossError, LockHeld, PartiallyApplied
+from softbee.runbook.capture import capture_plan
+from softbee.runbook.errors import DataLossError, LockHeld, MigrationFailed, PartiallyApplied
 from softbee.runbook.guards import migration_lock
-from softbee.runbook.migrate import run_migration
+from softbee.runbook.lint import lint_sql
+from softbee.runbook.migrate import plan_to, run_migration
 from softbee.runbook.recover import recover
 from tests.helpers import (
+    BEEYARD_REVISIONS,
     FULL_NAME,
     HEAD,
+    LIVE_ONLY,
+    add_hives,
+    dump,
     migrations_with_extra_revision,
     project_at,
     revision_of,
@@ -34,6 +40,27 @@ def columns(url: str, table: str) -> set[str]:
     engine = sa.create_engine(url)
     try:
         return {c["name"] for c in sa.inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def scratch_databases(url: str) -> list[str]:
+    """Rehearsal copies of ``url``'s database left on the server (there should be none)."""
+    name = sa.engine.make_url(url).database
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text("SHOW DATABASES LIKE :name"),
+                                     {"name": f"{name}_rehearsal_%"}).scalars())
+    finally:
+        engine.dispose()
+
+
+def first_names(url: str) -> list[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return sorted(conn.execute(sa.text("SELECT first_name FROM users")).scalars())
     finally:
         engine.dispose()
 
@@ -102,6 +129,71 @@ def test_the_recovery_drill_undoes_the_applied_part_then_the_upgrade_keeps_every
     assert revision_of(mysql_url) == HALF and "weight_kg" in columns(mysql_url, "hives")
     assert {t: len(v["rows"]) for t, v in snapshot(mysql_url).items() if t != "alembic_version"} == {
         t: n for t, n in rows_before.items() if t != "alembic_version"}
+
+
+def test_a_revision_whose_first_statement_fails_left_nothing_and_says_so(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    """Not PartiallyApplied: nothing of it ran, so there is nothing to undo or stamp."""
+    migrations = migrations_with_extra_revision(
+        tmp_path, "0ba1f0000002", HEAD, upgrade='op.execute("UPDATE no_such_table SET x = 1")')
+    project = project_at(mysql_url, HEAD, rows=20, migrations_dir=migrations)
+    before = snapshot(mysql_url)
+
+    with pytest.raises(MigrationFailed) as failure:
+        run_migration(project, "upgrade", "head")
+
+    message = str(failure.value)
+    assert not isinstance(failure.value, PartiallyApplied), message
+    assert "no_such_table" in message and f"nothing of it ran, database still at {HEAD}" in message
+    assert "recover_stamp" not in message and "\n" not in message
+    assert snapshot(mysql_url) == before
+
+
+def test_statements_that_ran_before_the_failing_one_are_named_when_the_schema_did_not_change(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    """An UPDATE committed by the failing DDL's implicit commit is applied: PartiallyApplied says so."""
+    migrations = migrations_with_extra_revision(
+        tmp_path, "0ba1f0000003", HEAD,
+        upgrade="op.execute(\"UPDATE users SET first_name = concat(first_name, '!')\"); "
+                'op.execute("ALTER TABLE no_such_table ADD COLUMN x INT")')
+    project = project_at(mysql_url, HEAD, rows=20, migrations_dir=migrations)
+    names = first_names(mysql_url)
+
+    with pytest.raises(PartiallyApplied) as failure:
+        run_migration(project, "upgrade", "head")
+
+    assert "no schema change, but 1 statement(s) before it ran and committed" in str(failure.value)
+    assert "UPDATE users SET first_name" in str(failure.value)
+    assert revision_of(mysql_url) == HEAD
+    assert first_names(mysql_url) == sorted(f"{name}!" for name in names)
+
+
+def test_capture_records_each_revisions_statements_on_the_scratch_copy(mysql_url: str, beeyard) -> None:
+    """capture=True on MariaDB: the rehearsal runs on a copy, and every revision's statements are kept."""
+    project = beeyard(mysql_url)
+    run_migration(project, "upgrade", BEEYARD_REVISIONS[1])
+    add_hives(mysql_url)
+    unchanged = dump(mysql_url)
+
+    captured = capture_plan(project, plan_to(project, "head"))
+
+    assert [r.revision for r in captured.revisions] == list(LIVE_ONLY)
+    fill, index = captured.revisions
+    ran = [s.sql for s in fill.statements]
+    assert "UPDATE hives SET yard = 'north' WHERE id = 1" in ran
+    assert "UPDATE hives SET yard = 'home' WHERE id = 3" in ran
+    assert any(s.sql.startswith("CREATE INDEX ix_hives_yard ON hives") for s in index.statements)
+    # Alembic's look at its version table (DESCRIBE on MySQL) is bookkeeping, left out
+    assert not [s for s in captured.sql().splitlines() if s.startswith(("DESCRIBE", "SHOW"))]
+    assert captured.result.rehearsal and not captured.result.committed
+    assert captured.result.end == LIVE_ONLY[-1]
+    findings = lint_sql(captured.sql(LIVE_ONLY), {"hives": 3}, dialect="mysql")
+    assert set(findings["rule"]) == {"squawk-skipped"}, findings
+    # the real database: untouched, and the copy is gone
+    assert dump(mysql_url) == unchanged and revision_of(mysql_url) == BEEYARD_REVISIONS[1]
+    assert scratch_databases(mysql_url) == []
 
 
 def test_a_predicted_loss_is_refused_before_anything_runs(mysql_url: str) -> None:

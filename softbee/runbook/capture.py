@@ -26,8 +26,9 @@ from softbee.runbook.project import Project
 from softbee.urls import redact_text
 
 
-# Alembic reading its own version table before each step: bookkeeping, not the revision's SQL.
-_VERSION_READ = re.compile(r"\s*(PRAGMA|SELECT)\b[^;]*alembic_version",
+# Alembic reading its own version table before each step (MySQL: DESCRIBE, to see it exists):
+# bookkeeping, not the revision's SQL.
+_VERSION_READ = re.compile(r"\s*(PRAGMA|SELECT|DESCRIBE|SHOW)\b[^;]*alembic_version",
                            re.IGNORECASE)
 
 

@@ -10,6 +10,7 @@ on ``dialect.name``.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +28,23 @@ def check_timeouts(lock_timeout_ms: int | None, statement_timeout_ms: int | None
             raise ParameterError(f"{name} must be a whole number of milliseconds, not {value!r}")
 
 
+@dataclass(frozen=True)
+class TimeoutReached:
+    """A statement stopped by one of the run's timeouts: which kind, and the setting as set."""
+
+    kind: str  # "lock" or "statement"
+    setting: str  # how the message names it, e.g. "lock_timeout (300 ms)"
+
+
+def _error_code(error: BaseException) -> Any:
+    """The driver's error code: PostgreSQL's SQLSTATE, MySQL's error number (None if none)."""
+    orig = getattr(error, "orig", None) or error
+    if (code := getattr(orig, "pgcode", None)) is not None:
+        return code
+    args = getattr(orig, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
 class Dialect:
     """A database the runbooks know nothing special about: no lock, no timeouts."""
 
@@ -38,6 +56,16 @@ class Dialect:
     lock_kind: ClassVar[str] = "none"
     lock_timeout_setting: ClassVar[str] = "none"
     statement_timeout_setting: ClassVar[str] = "none"
+    # The dialect a review renders the pending SQL in and lints (squawk reads PostgreSQL only).
+    # PostgreSQL's rendering stands in where the database's own cannot be rendered offline
+    # (SQLite's batch migrations reflect the table) or is not known to the checks.
+    review_sql: ClassVar[str] = "postgresql"
+
+    def timeout_reached(
+        self, error: BaseException, lock_timeout_ms: int | None, statement_timeout_ms: int | None
+    ) -> TimeoutReached | None:
+        """The timeout that stopped ``error``'s statement, or None when it was something else."""
+        return None
 
     def set_timeouts(
         self, connection: Connection, lock_timeout_ms: int | None, statement_timeout_ms: int | None
@@ -85,6 +113,16 @@ class PostgreSQL(Dialect):
         connection.exec_driver_sql("RESET statement_timeout")  # first: nothing after it times out
         connection.exec_driver_sql("RESET lock_timeout")
 
+    def timeout_reached(
+        self, error: BaseException, lock_timeout_ms: int | None, statement_timeout_ms: int | None
+    ) -> TimeoutReached | None:
+        code = _error_code(error)
+        if code == "55P03":
+            return TimeoutReached("lock", f"lock_timeout ({lock_timeout_ms} ms)")
+        if code == "57014":
+            return TimeoutReached("statement", f"statement_timeout ({statement_timeout_ms} ms)")
+        return None
+
     def connect_params(
         self, driver: str, lock_timeout_ms: int | None, statement_timeout_ms: int | None
     ) -> dict[str, Any]:
@@ -117,6 +155,14 @@ class SQLite(Dialect):
 
     def reset_timeouts(self, connection: Connection) -> None:
         connection.exec_driver_sql(f"PRAGMA busy_timeout = {self.DRIVER_DEFAULT_TIMEOUT_MS}")
+
+    def timeout_reached(
+        self, error: BaseException, lock_timeout_ms: int | None, statement_timeout_ms: int | None
+    ) -> TimeoutReached | None:
+        orig = getattr(error, "orig", None) or error
+        if "database is locked" in str(orig):
+            return TimeoutReached("lock", f"lock timeout ({lock_timeout_ms} ms)")
+        return None
 
     def connect_params(
         self, driver: str, lock_timeout_ms: int | None, statement_timeout_ms: int | None
@@ -157,6 +203,12 @@ class MySQL(Dialect):
     lock_kind = "get_lock"
     lock_timeout_setting = "`lock_wait_timeout` (whole seconds)"
     statement_timeout_setting = "`max_statement_time` (MariaDB), `max_execution_time` (MySQL, SELECT only)"
+    review_sql = "mysql"  # what will run is MySQL's SQL (CHANGE, MODIFY, concat()...)
+    LOCK_WAIT_TIMEOUT: ClassVar[int] = 1205  # lock_wait_timeout and innodb_lock_wait_timeout
+    STATEMENT_TIMEOUTS: ClassVar[dict[int, str]] = {
+        1969: "max_statement_time",  # MariaDB
+        3024: "max_execution_time",  # MySQL
+    }
 
     def set_timeouts(
         self, connection: Connection, lock_timeout_ms: int | None, statement_timeout_ms: int | None
@@ -178,6 +230,18 @@ class MySQL(Dialect):
             "SET SESSION lock_wait_timeout = DEFAULT, innodb_lock_wait_timeout = DEFAULT")
         statement = "max_statement_time" if is_mariadb(connection) else "max_execution_time"
         connection.exec_driver_sql(f"SET SESSION {statement} = DEFAULT")
+
+    def timeout_reached(
+        self, error: BaseException, lock_timeout_ms: int | None, statement_timeout_ms: int | None
+    ) -> TimeoutReached | None:
+        code = _error_code(error)
+        if code == self.LOCK_WAIT_TIMEOUT:
+            waited = f"{_whole_seconds(lock_timeout_ms)} s" if lock_timeout_ms else "the server's"
+            return TimeoutReached("lock", f"lock_wait_timeout ({waited})")
+        if code in self.STATEMENT_TIMEOUTS:
+            limit = f"{statement_timeout_ms / 1000:g} s" if statement_timeout_ms else "the server's"
+            return TimeoutReached("statement", f"{self.STATEMENT_TIMEOUTS[code]} ({limit})")
+        return None
 
     def connect_params(
         self, driver: str, lock_timeout_ms: int | None, statement_timeout_ms: int | None

@@ -20,7 +20,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.counts import column_value_counts, has_rows, row_counts, user_tables
-from softbee.runbook.dialects import Dialect, check_timeouts, dialect_for, rollback_fully
+from softbee.runbook.dialects import (
+    Dialect,
+    check_timeouts,
+    dialect_for,
+    dialect_named,
+    rollback_fully,
+)
 from softbee.runbook.errors import ConfirmationRequired, LockHeld, ParameterError
 from softbee.runbook.project import APPLICATION_NAME, Project
 from softbee.runbook.routing import timeouts_for_new_sessions
@@ -157,8 +163,8 @@ def _mysql_lock(connection: Connection, wait_s: float) -> Iterator[LockInfo]:
     if got != 1:
         holder = mysql_lock_holder(connection, name)
         raise LockHeld(
-            f"another migration holds the lock on this database: {describe_holder(holder)}; "
-            f"waited {wait_s:g}s (raise lock_wait_s to wait longer)",
+            f"another migration holds the lock on this database (GET_LOCK {name!r}): "
+            f"{describe_holder(holder)}; waited {wait_s:g}s (raise lock_wait_s to wait longer)",
             holder,
         )
     try:
@@ -198,6 +204,10 @@ def describe_holder(holder: Mapping[str, Any]) -> str:
     parts = [f"pid {holder.get('pid')}"]
     if holder.get("application"):
         parts.append(f"application {holder['application']!r}")
+    if holder.get("user"):
+        parts.append(f"user {holder['user']}")
+    if holder.get("client"):
+        parts.append(f"client {holder['client']}")
     if holder.get("host"):
         parts.append(f"host {holder['host']}")
     if holder.get("since"):
@@ -300,7 +310,14 @@ def _reset_timeouts(connection: Connection, dialect: Dialect) -> None:
 
 
 def blockers_of(project: Project, statement: str) -> list[dict[str, Any]]:
-    """Sessions holding locks on the tables ``statement`` names (looked up from a new connection)."""
+    """Sessions holding locks on the tables ``statement`` names (looked up from a new connection).
+
+    MySQL and MariaDB do not say who holds a metadata lock (without performance_schema or the
+    METADATA_LOCK_INFO plugin): there the sessions of this database with an open transaction,
+    the ones that can hold one, are listed (:func:`mysql_open_transactions`).
+    """
+    if dialect_named(project.dialect).lock_kind == "get_lock":
+        return mysql_open_transactions(project)
     tables = _table_names(statement)
     if not tables or project.dialect != "postgresql":
         return []
@@ -316,6 +333,35 @@ def blockers_of(project: Project, statement: str) -> list[dict[str, Any]]:
             {"tables": tables},
         ).mappings()
         return [dict(row) for row in rows]
+
+
+def mysql_open_transactions(project: Project) -> list[dict[str, Any]]:
+    """Other sessions of this MySQL/MariaDB database with an open transaction, oldest first."""
+    with project.engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT p.ID AS pid, p.USER AS user, p.HOST AS client, p.COMMAND AS command, "
+            "LEFT(p.INFO, 120) AS query, t.trx_started AS since "
+            "FROM information_schema.INNODB_TRX t "
+            "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+            "WHERE p.ID <> CONNECTION_ID() AND p.DB = DATABASE() "
+            "ORDER BY t.trx_started LIMIT 5")).mappings()
+        return [dict(row) for row in rows]
+
+
+def describe_blockers(project: Project, statement: str) -> str:
+    """One phrase naming the sessions that hold what ``statement`` waited for."""
+    blockers = blockers_of(project, statement)
+    if dialect_named(project.dialect).lock_kind == "get_lock":
+        return "; ".join(
+            f"pid {b['pid']} (user {b['user']}, client {b['client']}, "
+            f"{'idle' if b['command'] == 'Sleep' else b['command']}, transaction open since "
+            f"{b['since']}" + (f", query {b['query']!r}" if b["query"] else "") + ")"
+            for b in blockers
+        ) or "a session that has since let go (SHOW PROCESSLIST lists the sessions)"
+    return "; ".join(
+        f"pid {b['pid']} ({b['application_name'] or 'no application name'}, {b['mode']} on "
+        f"{b['relname']}, state {b['state']}, query {b['query']!r})" for b in blockers
+    ) or "a session that has since let go"
 
 
 _TABLE_AFTER = re.compile(

@@ -3,10 +3,13 @@
 Both entry points return a DataFrame with :data:`FINDING_COLUMNS`, errors first, then warnings,
 then info; within a severity, in the order the statements or diff rows come.
 
-:func:`lint_sql` reads PostgreSQL SQL as ``alembic upgrade --sql`` renders it: statements ending
-in ``;``, each revision introduced by ``-- Running upgrade X -> Y``. A finding's ``revision`` is
-``Y`` (for ``-- Running downgrade X -> Y`` it is ``X``: the script whose code runs), or None
-before the first such comment. Statements on ``alembic_version`` and BEGIN/COMMIT are ignored.
+:func:`lint_sql` reads SQL as ``alembic upgrade --sql`` renders it: statements ending in ``;``,
+each revision introduced by ``-- Running upgrade X -> Y``. PostgreSQL's SQL goes through squawk
+and our checks; MySQL's (``dialect="mysql"``: ``MODIFY``, ``CHANGE``, backquotes) through our
+checks only, since squawk parses PostgreSQL alone (an info finding says so). A finding's
+``revision`` is ``Y`` (for ``-- Running downgrade X -> Y`` it is ``X``: the script whose code
+runs), or None before the first such comment. Statements on ``alembic_version`` and
+BEGIN/COMMIT are ignored.
 
 :func:`lint_diff` reads an autogenerate diff table with columns ``operation``, ``table``,
 ``column``, ``detail``, ``destructive``. The ``detail`` formats it relies on:
@@ -89,6 +92,8 @@ _FIX = {
     "archive it first.",
     "squawk-unavailable": "Install squawk-cli in the runbook's virtualenv "
     "(pip install squawk-cli).",
+    "squawk-skipped": "Nothing to do: Soft-Bee's checks read this SQL; squawk lints the "
+    "PostgreSQL rendering (render_plan(..., dialect='postgresql')) if you want it too.",
 }
 # Squawk rules one of our checks also reports, with row counts and a migration-level fix:
 # squawk's finding is dropped when ours covers the same revision and object.
@@ -135,19 +140,30 @@ def lint_sql(
     sql: str,
     row_counts: Mapping[str, int] | None = None,
     large_table_rows: int = 100_000,
+    dialect: str = "postgresql",
+    columns: Mapping[str, Mapping[str, str]] | None = None,
 ) -> pd.DataFrame:
-    """Findings from squawk and Soft-Bee's checks on offline (``--sql``) PostgreSQL SQL.
+    """Findings from squawk and Soft-Bee's checks on offline (``--sql``) SQL of ``dialect``.
 
-    The statements of online phases (``online.run_phases``) are left out: they are the
-    online forms these checks point to, run outside the migration's transaction.
+    ``columns`` (table -> column -> ``"TYPE [NOT NULL]"``, as ``migrate.schema_of`` gives)
+    are the live definitions a MySQL ``MODIFY``/``CHANGE`` restates: with them a restated
+    type or ``NOT NULL`` is told apart from a changed one. The statements of online phases
+    (``online.run_phases``) are left out: they are the online forms these checks point to,
+    run outside the migration's transaction.
     """
     sql = guarded_sql(sql)
     statements = split_sql(sql)
     rows = _Rows(row_counts)
-    checks = _SqlChecks(rows, large_table_rows)
+    checks = _SqlChecks(rows, large_table_rows, dialect, columns)
     for statement in statements:
         checks.visit(statement)
     own = checks.finish()
+    if dialect != "postgresql":
+        if not statements:
+            return _frame(own)
+        note = (f"squawk parses PostgreSQL only and this SQL is rendered for {dialect}: only "
+                "Soft-Bee's operation checks ran")
+        return _frame([*own, _finding("info", "squawk", "squawk-skipped", None, None, note)])
     covered = {(f["revision"], f["object"], f["rule"]) for f in own}
     squawk = [
         f
@@ -304,9 +320,28 @@ _SET_NOT_NULL = re.compile(r"^SET\s+NOT\s+NULL\b", re.I)
 _SET_TYPE = re.compile(
     r"^(?:SET\s+DATA\s+)?TYPE\s+(?P<type>.+?)(?:\s+(?:USING|COLLATE)\b.*)?$", re.I
 )
+# MySQL restates the whole column: MODIFY col <definition>, CHANGE old new <definition>
+_MODIFY_COLUMN = re.compile(
+    rf"^MODIFY\s+(?P<kw>COLUMN\s+)?(?P<column>{_IDENT})\s+(?P<rest>.+)$", re.I
+)
+_CHANGE_COLUMN = re.compile(
+    rf"^CHANGE\s+(?P<kw>COLUMN\s+)?(?P<column>{_IDENT})\s+(?P<new>{_IDENT})\s+(?P<rest>.+)$", re.I
+)
 _TRUNCATE = re.compile(rf"^TRUNCATE\s+(?:TABLE\s+)?(?P<table>{_NAME})", re.I)
-_NOT_COLUMNS = {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "EXCLUDE"}
-_COLUMN_ACTIONS = (_ADD_COLUMN, _DROP_COLUMN, _RENAME_COLUMN, _ALTER_COLUMN)
+# Words after ADD/DROP that name no column (MySQL: DROP INDEX ix, DROP KEY k, ADD FULLTEXT...)
+_NOT_COLUMNS = {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "EXCLUDE", "INDEX", "KEY",
+                "FULLTEXT", "SPATIAL"}
+_COLUMN_ACTIONS = (_ADD_COLUMN, _DROP_COLUMN, _RENAME_COLUMN, _ALTER_COLUMN, _MODIFY_COLUMN,
+                   _CHANGE_COLUMN)
+_AFTER_TYPE = re.compile(
+    r"\s+(?:NOT\s+NULL|NULL|DEFAULT|AUTO_INCREMENT|COMMENT|COLLATE|CHARACTER\s+SET|PRIMARY|"
+    r"UNIQUE|REFERENCES|GENERATED|CHECK)\b", re.I)
+_NOT_NULL = re.compile(r"\bNOT\s+NULL\b", re.I)
+
+
+def _type_of(definition: str) -> str:
+    """The type a column definition starts with: ``VARCHAR(200) NOT NULL`` -> ``VARCHAR(200)``."""
+    return _AFTER_TYPE.split(definition, maxsplit=1)[0].strip()
 
 
 def _ident(name: str) -> str:
@@ -353,9 +388,20 @@ def _statement_object(st: Statement | None) -> tuple[str | None, str | None]:
 class _SqlChecks:
     """Soft-Bee's own checks, fed the statements in the order they run."""
 
-    def __init__(self, rows: _Rows, large_table_rows: int) -> None:
+    def __init__(
+        self, rows: _Rows, large_table_rows: int, dialect: str = "postgresql",
+        columns: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         self.rows = rows
         self.large = large_table_rows
+        # InnoDB builds an index without blocking writes: CONCURRENTLY is PostgreSQL's concern.
+        self.blocking_index_builds = dialect != "mysql"
+        # Each column's definition as the statements so far leave it (MySQL's MODIFY compares).
+        self.defined: dict[tuple[str, str], str] = {
+            (str(table).lower(), str(column).lower()): definition
+            for table, cols in (columns or {}).items() for column, definition in cols.items()
+            if not str(column).startswith("index ")
+        }
         self.findings: list[dict[str, Any]] = []
         self.added_with_default: dict[tuple[str, str], bool] = {}
         self.backfilled: set[tuple[str | None, str]] = set()
@@ -385,7 +431,8 @@ class _SqlChecks:
                              f"{_ident(r['new'])}: running code using the old name breaks")
         elif m := _CREATE_INDEX.match(st.code):
             table, rows = _ident(m["table"]), self.rows.get(_ident(m["table"]))
-            if not m["concurrently"] and rows is not None and rows >= self.large:
+            if (self.blocking_index_builds and not m["concurrently"] and rows is not None
+                    and rows >= self.large):
                 self.add("warning", "create-index-not-concurrently", st, table,
                          f"builds an index without CONCURRENTLY on {table} ({rows:,} rows): "
                          "writes to it are blocked until it is built")
@@ -404,9 +451,12 @@ class _SqlChecks:
     def _column(self, st: Statement, table: str, kind: re.Pattern[str], m: re.Match[str]) -> None:
         column, key = _ident(m["column"]), (st.revision, table)
         obj = f"{table}.{column}"
-        if kind is _ADD_COLUMN:
+        if kind in (_MODIFY_COLUMN, _CHANGE_COLUMN):
+            self._redefine(st, table, column, m)
+        elif kind is _ADD_COLUMN:
             default = re.search(r"\b(?:DEFAULT|GENERATED|(?:SMALL|BIG)?SERIAL)\b", m["rest"], re.I)
             self.added_with_default[(table, column)] = bool(default)
+            self.defined[(table.lower(), column.lower())] = m["rest"]
             self.added.setdefault(key, []).append(column)
             fails = self.rows.fails_if(table)
             if re.search(r"\bNOT\s+NULL\b", m["rest"], re.I) and not default and fails:
@@ -422,24 +472,62 @@ class _SqlChecks:
             self.add("warning", "rename-column", st, obj, f"renames {obj} to {_ident(m['new'])}: "
                      "running code using the old name breaks")
         elif _SET_NOT_NULL.match(m["rest"]):
-            fails = self.rows.fails_if(table, null=True)
-            if self.added_with_default.get((table, column)) or not fails:
-                return
-            rows = self.rows.get(table)
-            if key in self.backfilled and rows is not None and rows >= self.large:
-                self.add("warning", "set-not-null-after-backfill", st, obj, f"sets {obj} NOT NULL "
-                         f"on {table} ({rows:,} rows): scans every row under an ACCESS EXCLUSIVE "
-                         "lock, and fails if any NULL is left")
-            elif key in self.backfilled:
-                self.add("info", "set-not-null-after-backfill", st, obj, f"sets {obj} NOT NULL "
-                         f"after an UPDATE of {table} in this revision: fails if any NULL is left")
-            else:
-                self.add(fails[0], "set-not-null", st, obj,
-                         f"sets {obj} NOT NULL with no backfill in this revision: {fails[1]}")
+            self._not_null(st, table, column)
         elif t := _SET_TYPE.match(m["rest"]):
             self.add("warning", "alter-column-type", st, obj, f"changes {obj} to {t['type']}: may "
                      "rewrite the table under an ACCESS EXCLUSIVE lock, and fails or truncates "
                      "if it narrows")
+
+    def _not_null(self, st: Statement, table: str, column: str, known: bool = True) -> None:
+        """A column made NOT NULL: fails on NULLs unless backfilled or defaulted when added."""
+        obj, fails = f"{table}.{column}", self.rows.fails_if(table, null=True)
+        if self.added_with_default.get((table, column)) or not fails:
+            return
+        rows = self.rows.get(table)
+        if (st.revision, table) in self.backfilled and rows is not None and rows >= self.large:
+            self.add("warning", "set-not-null-after-backfill", st, obj, f"sets {obj} NOT NULL "
+                     f"on {table} ({rows:,} rows): scans every row under an ACCESS EXCLUSIVE "
+                     "lock, and fails if any NULL is left")
+            return
+        if (st.revision, table) in self.backfilled:
+            self.add("info", "set-not-null-after-backfill", st, obj, f"sets {obj} NOT NULL "
+                     f"after an UPDATE of {table} in this revision: fails if any NULL is left")
+            return
+        severity = fails[0] if known else "warning"  # unknown: it may have been NOT NULL already
+        unknown = "" if known else " (if it allowed NULL before: its definition is not known here)"
+        self.add(severity, "set-not-null", st, obj,
+                 f"sets {obj} NOT NULL with no backfill in this revision: {fails[1]}{unknown}")
+
+    def _redefine(self, st: Statement, table: str, column: str, m: re.Match[str]) -> None:
+        """MySQL's MODIFY/CHANGE: a rename, a new type or a new NOT NULL, against the old one."""
+        obj, definition = f"{table}.{column}", m["rest"]
+        new_name = _ident(m["new"]) if "new" in m.groupdict() and m["new"] else column
+        if new_name != column:
+            self.add("warning", "rename-column", st, obj, f"renames {obj} to {new_name}: "
+                     "running code using the old name breaks")
+        old = self.defined.pop((table.lower(), column.lower()), None)
+        self.defined[(table.lower(), new_name.lower())] = definition
+        if self.rows.get(table) == 0:
+            return  # an empty table: nothing to convert, nothing NULL
+        old_type, new_type = _type_of(old or ""), _type_of(definition)
+        if old is None:
+            if not _NOT_NULL.search(definition):
+                self.add("warning", "alter-column-type", st, obj, f"redefines {obj} as "
+                         f"{new_type}: its current type is not known here; check its values fit")
+        elif parse_type(old_type) != parse_type(new_type) or (
+            parse_type(new_type) is None
+            and one_line(old_type).upper() != one_line(new_type).upper()
+        ):
+            before, after = parse_type(old_type), parse_type(new_type)
+            if before and after and (reason := narrowing(before, after)):
+                self.add("error", "narrowing-type", st, obj, f"changes {obj} {old_type} -> "
+                         f"{new_type}: narrowing ({reason})")
+            else:
+                self.add("warning", "alter-column-type", st, obj, f"changes {obj} {old_type} -> "
+                         f"{new_type}: MySQL may copy the table to convert it, blocking writes "
+                         "meanwhile")
+        if _NOT_NULL.search(definition) and not (old and _NOT_NULL.search(old)):
+            self._not_null(st, table, new_name, known=old is not None)
 
     def finish(self) -> list[dict[str, Any]]:
         """Our findings, plus drop+add pairs per table and revision (seen only at the end)."""

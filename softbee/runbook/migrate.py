@@ -29,7 +29,7 @@ from softbee.runbook.errors import (
 )
 from softbee.runbook.guards import (
     Snapshot,
-    blockers_of,
+    describe_blockers,
     find_losses,
     migration_lock,
     require_confirmation,
@@ -72,12 +72,19 @@ class Plan:
     start: str | None
     target: str | None
     scripts: list[Script]
+    # False where DDL commits as it runs (MySQL, MariaDB): a rehearsal runs on a scratch copy.
+    transactional_ddl: bool = True
 
     def headline(self, rehearse: bool = False) -> str:
         """One Markdown line: direction, from, to, how many revisions, and whether it rehearses."""
         line = (f"**{self.direction}** from `{self.start or 'base'}` to `{self.target or 'base'}`: "
                 f"{len(self.scripts)} revision(s)")
-        return line + (" — **rehearsal: everything will be rolled back**" if rehearse else "")
+        if not rehearse:
+            return line
+        if self.transactional_ddl:
+            return line + " — **rehearsal: everything will be rolled back**"
+        return line + (" — **rehearsal on a scratch copy of the database** (dropped afterwards: "
+                       "the database is not touched)")
 
     def frame(self) -> pd.DataFrame:
         """The scripts to run, in the order they run."""
@@ -177,7 +184,10 @@ class MigrationResult:
 
     def summary(self) -> dict[str, Any]:
         """Facts for the run record: revisions before and after, row deltas, outcome."""
-        if self.rehearsal:
+        if self.rehearsal and not self.plan.transactional_ddl:
+            outcome = (f"rehearsal: would end at {self.end or 'base'}; it ran on a scratch copy, "
+                       "dropped: the database is as it was")
+        elif self.rehearsal:
             outcome = f"rehearsal: would end at {self.end or 'base'}; everything was rolled back"
         else:
             outcome = f"{self.plan.direction} {self.plan.start or 'base'} -> {self.end or 'base'}"
@@ -233,7 +243,8 @@ def plan_migration(
                 "use direction='upgrade'"
             )
         scripts = list(reversed(path_between(project, goal, start)))
-    return Plan(direction=direction, start=start, target=goal, scripts=scripts)
+    return Plan(direction=direction, start=start, target=goal, scripts=scripts,
+                transactional_ddl=dialect_named(project.dialect).transactional_ddl)
 
 
 def plan_to(project: Project, target: str = "head") -> Plan:
@@ -267,6 +278,8 @@ def run_migration(
 
     With ``rehearse=True`` everything runs for real and is then rolled back. ``observer`` is
     told when each revision starts and ends (``capture`` records the statements that way).
+    Where DDL cannot be rolled back (MySQL, MariaDB) the run is ``stepwise.run_stepwise``:
+    revision by revision, the loss predicted first, a rehearsal on a scratch copy.
     """
     say = progress or (lambda _message: None)
     # A rehearsal writes nothing in the end, but it takes the same locks on the same tables.
@@ -283,7 +296,7 @@ def run_migration(
                 if not dialect_for(conn).transactional_ddl:
                     return _run_without_transactional_ddl(
                         project, conn, plan, round_trip, count_mode, allow_data_loss, rehearse,
-                        lock_timeout_ms, statement_timeout_ms, say)
+                        lock_timeout_ms, statement_timeout_ms, say, observer)
                 if runs_online(conn, plan, rehearse, round_trip, say):
                     return run_online_plan(
                         project, conn, plan, count_mode, allow_data_loss, say,
@@ -320,27 +333,35 @@ def _run_without_transactional_ddl(
     lock_timeout_ms: int | None,
     statement_timeout_ms: int | None,
     say: Progress,
+    observer: StepObserver | None = None,
 ) -> MigrationResult:
     """MySQL/MariaDB: revision by revision, the loss predicted first; a rehearsal on a copy."""
     from softbee.runbook.scratch import scratch_copy
-    from softbee.runbook.stepwise import run_stepwise
+    from softbee.runbook.stepwise import outcome_after_failure, run_stepwise
 
     def run(target: Project, connection: Connection, allow_loss: bool) -> MigrationResult:
         try:
             return run_stepwise(target, connection, plan, round_trip=round_trip,
-                                count_mode=count_mode, allow_data_loss=allow_loss, say=say)
+                                count_mode=count_mode, allow_data_loss=allow_loss, say=say,
+                                observer=observer, lock_timeout_ms=lock_timeout_ms,
+                                statement_timeout_ms=statement_timeout_ms)
         except RunbookError:
             raise
         except Exception as exc:
             rollback_fully(connection)
-            raise _explain(target, exc, plan, [], lock_timeout_ms, statement_timeout_ms) from exc
+            outcome = ("the rehearsal ran on a scratch copy, dropped: the database is as it was"
+                       if rehearse else outcome_after_failure(target, connection, plan))
+            raise _explain(target, exc, plan, [], lock_timeout_ms, statement_timeout_ms,
+                           outcome) from exc
 
     if not rehearse:
         return run(project, conn, allow_data_loss)
     with scratch_copy(project, conn) as copy, copy.connect() as scratch_conn:
         say(f"rehearsal on a scratch copy of the database ({copy.url.database}): "
             f"{project.dialect} cannot roll DDL back")
-        result = run(copy, scratch_conn, True)  # a copy: show the loss rather than refuse it
+        # The copy's session gets the run's timeouts too: a rehearsal waits no longer than a run.
+        with session_timeouts(scratch_conn, lock_timeout_ms, statement_timeout_ms):
+            result = run(copy, scratch_conn, True)  # a copy: show the loss rather than refuse it
     result.rehearsal, result.committed = True, False
     say("rehearsal finished: the scratch copy was dropped, the database is as it was")
     return result
@@ -582,8 +603,12 @@ def _explain(
     steps: list[Step],
     lock_timeout_ms: int | None,
     statement_timeout_ms: int | None,
+    outcome: str | None = None,
 ) -> RunbookError:
-    """Turn a failure inside a migration into one actionable line."""
+    """Turn a failure inside a migration into one actionable line.
+
+    ``outcome`` says what became of the database (default: rolled back, still at the start).
+    """
     script = getattr(exc, "_softbee_script", None)
     where = f"revision {script.revision} ({(script.doc or '').strip()})" if script else plan.direction
     start = plan.start or "base"
@@ -597,34 +622,31 @@ def _explain(
             " in a quiet window, then come back to the runbook"
         )
     orig = getattr(exc, "orig", None)
-    code = getattr(orig, "pgcode", None)
     statement = " ".join(str(getattr(exc, "statement", "") or "").split())[:200]
     reason = redact_text(first_line(orig if orig is not None else exc))
-    if code == "55P03":
-        holders = blockers_of(project, statement)
-        held_by = "; ".join(
-            f"pid {b['pid']} ({b['application_name'] or 'no application name'}, {b['mode']} on "
-            f"{b['relname']}, state {b['state']}, query {b['query']!r})" for b in holders
-        ) or "a session that has since let go"
+    outcome = outcome or f"rolled back, database still at {start}"
+    timeout = dialect_named(project.dialect).timeout_reached(exc, lock_timeout_ms,
+                                                             statement_timeout_ms)
+    if timeout is not None and timeout.kind == "lock" and project.dialect == "sqlite":
         return MigrationFailed(
-            f"{where}: lock_timeout ({lock_timeout_ms} ms) reached: statement {statement!r} waited "
-            f"for a lock held by {held_by}; rolled back, database still at {start}: retry when "
-            "that session ends, or raise lock_timeout_ms"
+            f"{where}: {timeout.setting} reached: the SQLite file is locked by "
+            f"{_describe_file_holders(project)}; {outcome}: retry when that process lets go of "
+            "it, or raise lock_timeout_ms"
         )
-    if project.dialect == "sqlite" and "database is locked" in reason:
+    if timeout is not None and timeout.kind == "lock":
         return MigrationFailed(
-            f"{where}: lock timeout ({lock_timeout_ms} ms) reached: the SQLite file is locked by "
-            f"{_describe_file_holders(project)}; rolled back, database still at {start}: retry "
-            "when that process lets go of it, or raise lock_timeout_ms"
+            f"{where}: {timeout.setting} reached: statement {statement!r} waited for a lock held "
+            f"by {describe_blockers(project, statement)}; {outcome}: retry when that session "
+            "ends, or raise lock_timeout_ms"
         )
-    if code == "57014":
+    if timeout is not None:
         return MigrationFailed(
-            f"{where}: statement_timeout ({statement_timeout_ms} ms) reached by {statement!r}; "
-            f"rolled back, database still at {start}: raise statement_timeout_ms or batch the work"
+            f"{where}: {timeout.setting} reached by {statement!r}; {outcome}: raise "
+            "statement_timeout_ms or batch the work"
         )
     return MigrationFailed(
-        f"{where} failed: {type(orig or exc).__name__}: {reason}; rolled back, database still at "
-        f"{start}: fix the script, or fix the database by hand and run recover_stamp"
+        f"{where} failed: {type(orig or exc).__name__}: {reason}; {outcome}: fix the script, or "
+        "fix the database by hand and run recover_stamp"
     )
 
 

@@ -16,8 +16,9 @@ from alembic import command
 from sqlalchemy.engine import URL, make_url
 
 from softbee.runbook import routing
-from softbee.runbook.phases import phases_in_sql
+from softbee.runbook.dialects import dialect_named
 from softbee.runbook.errors import RevisionError, first_line
+from softbee.runbook.phases import phases_in_sql
 from softbee.runbook.project import Project
 from softbee.runbook.state import down_revisions
 from softbee.urls import redact_text
@@ -36,10 +37,23 @@ class _UrlOnlyEngine:
         raise RevisionError("offline rendering tried to connect: the project's env.py is not offline-safe")
 
 
+def review_dialect(project: Project) -> str:
+    """The dialect a review shows and lints the pending SQL in (``dialects.Dialect.review_sql``).
+
+    The database's own where lint reads it (PostgreSQL; MySQL and MariaDB, whose ``MODIFY``,
+    ``CHANGE`` and ``concat()`` are what will run), else PostgreSQL's (SQLite's batch
+    revisions cannot be rendered offline).
+    """
+    return dialect_named(project.dialect).review_sql
+
+
 def upgrade_sql(
     project: Project, start: str | None, target: str | None, dialect: str | None = None
 ) -> str:
-    """The SQL of upgrading ``start`` to ``target``; ``dialect='postgresql'`` renders for PostgreSQL."""
+    """The SQL of upgrading ``start`` to ``target``, rendered for the project's own database.
+
+    ``dialect='postgresql'`` renders it for PostgreSQL instead (any other value: the project's).
+    """
     if target is None or start == target:
         return ""
     return _render(project, "upgrade", f"{start}:{target}" if start else target, dialect)
