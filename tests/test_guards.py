@@ -180,6 +180,26 @@ def test_lock_timeout_fails_fast_naming_the_blocking_session(postgres_url: str) 
     assert snapshot(postgres_url) == before
 
 
+@pytest.mark.postgres
+def test_a_session_holding_the_version_table_stops_even_the_first_read_within_lock_timeout(
+    postgres_url: str,
+) -> None:
+    """Before the timeouts covered it, the plan's first read of alembic_version waited forever."""
+    project_at(postgres_url, HIVE_HEALTH, rows=5)
+    before = snapshot(postgres_url)
+    holder = sa.create_engine(postgres_url, connect_args={"application_name": "version-holder"})
+    with holder.connect() as conn:
+        conn.execute(sa.text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
+        with pytest.raises(MigrationFailed) as caught:
+            run_migration(load_project(database_url=postgres_url), "upgrade", FULL_NAME,
+                          lock_timeout_ms=300)
+        conn.rollback()
+    holder.dispose()
+    message = str(caught.value)
+    assert "lock_timeout (300 ms)" in message and "version-holder" in message, message
+    assert snapshot(postgres_url) == before
+
+
 @pytest.mark.mysql
 def test_lock_wait_timeout_on_mariadb_names_the_open_transaction_and_changes_nothing(
     mysql_url: str,

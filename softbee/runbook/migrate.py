@@ -285,9 +285,13 @@ def run_migration(
     # A rehearsal writes nothing in the end, but it takes the same locks on the same tables.
     require_confirmation(project, confirm, production)
     with project.connect() as conn:
-        first = plan_migration(project, direction, target, conn)  # fail fast, before the lock
-        conn.commit()
+        first = Plan(direction, None, None, [])
         try:
+            # Fail fast, before the lock; under the timeouts already: a session holding
+            # alembic_version must not make even this first read wait forever.
+            with session_timeouts(conn, lock_timeout_ms, statement_timeout_ms):
+                first = plan_migration(project, direction, target, conn)
+                conn.commit()
             with migration_lock(project, conn, lock_wait_s), session_timeouts(
                 conn, lock_timeout_ms, statement_timeout_ms
             ):

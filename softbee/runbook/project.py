@@ -31,6 +31,7 @@ from softbee.runbook.compat import (
     models_metadata,
     sqlite_relative_folder,
 )
+from softbee.runbook.dialects import dialect_for
 from softbee.runbook.errors import AppMigratedOnLoad, ConfigError, DatabaseError, first_line
 from softbee.runbook.secrets import reveal
 from softbee.urls import BadDatabaseURL, parse_url, redact_text, redact_url
@@ -400,6 +401,9 @@ def load_project(
     )
 
 
+RECORDED_REVISION_LOCK_TIMEOUT_MS = 2000
+
+
 def _recorded_revision(raw_url: str | URL) -> str | None:
     """The revision(s) ``alembic_version`` records at ``raw_url`` ("base" when none); None when unreadable.
 
@@ -421,6 +425,9 @@ def _recorded_revision(raw_url: str | URL) -> str | None:
         return None
     try:
         with engine.connect() as conn:
+            # A session holding the version table must not make loading the project wait:
+            # past the bound the revision is unknown here, and the run's own read names it.
+            dialect_for(conn).set_timeouts(conn, RECORDED_REVISION_LOCK_TIMEOUT_MS, None)
             if not sa.inspect(conn).has_table("alembic_version"):
                 return "base"
             rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
