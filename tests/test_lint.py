@@ -304,7 +304,6 @@ def test_create_index_on_a_large_table_without_concurrently_is_a_warning() -> No
     sql = "CREATE INDEX ix_users_email ON users (email);"
     finding = only(lint_sql(sql, row_counts=LARGE), "create-index-not-concurrently")
     assert finding["severity"] == "warning" and "online.create_index" in finding["fix"]
-    assert "autocommit_block" in finding["fix"]
 
 
 def test_create_index_concurrently_or_on_a_small_table_is_fine() -> None:

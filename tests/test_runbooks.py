@@ -405,12 +405,13 @@ def test_inspect_diff_changes_nothing_and_shows_pending_revisions_sql_and_lint(
         assert "concat(users.first_name" in sql and "MODIFY full_name VARCHAR(200) NOT NULL" in sql
         assert "SET NOT NULL" not in sql and "||" not in sql
         assert [f["rule"] for f in findings if f["source"] == "squawk"] == ["squawk-skipped"]
-        assert backfill == [("set-not-null-after-backfill", "users.full_name")]
     else:
         # Rendered for PostgreSQL on SQLite too (its batch revisions cannot render offline).
         assert "Rendered for **postgresql**" in sql and "SET NOT NULL" in sql
         assert "squawk-skipped" not in {f["rule"] for f in findings}
-        assert ("set-not-null-after-backfill", "users.full_name") in backfill
+    # The full_name fill and NOT NULL are online phases, listed as such: the forms lint asks for.
+    assert backfill == []
+    assert "-- softbee-runbook phase 2/3 (online on PostgreSQL): backfill users.full_name" in sql
 
 
 def test_inspect_diff_lints_the_pending_sql_and_recognises_the_backfill_pattern(
