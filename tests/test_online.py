@@ -458,3 +458,25 @@ def test_the_runbooks_show_a_half_done_revision_and_upgrade_downgrade_resumes_it
     text = json.dumps(upgraded)
     assert "done by an earlier run, skipped" in text and "Phases of the online revisions" in text
     assert revision_of(postgres_url) == HEAD and users_ok(postgres_url) == (USERS, USERS, True)
+
+
+def test_the_guard_counts_outside_the_locks_only_for_revisions_that_only_add(postgres_url: str) -> None:
+    from softbee.runbook.counts import user_tables
+    from softbee.runbook.online_run import GuardPlan
+    from softbee.runbook.state import get_script
+    from softbee.runbook.stepwise import step_sql
+
+    project = project_at(postgres_url, HEAD)
+    with project.connect() as conn:
+        tables = user_tables(conn)
+
+    def guard(direction: str, revision: str) -> tuple[list[str], bool]:
+        plan = GuardPlan(step_sql(project, direction, get_script(project, revision)), tables)
+        return plan.tables, plan.additive
+
+    # Its ADD COLUMN only adds (BEGIN/COMMIT aside); the fill and NOT NULL are online phases.
+    assert guard("upgrade", FULL_NAME) == (["users"], True)
+    assert guard("upgrade", VARROA) == (["inspections"], True)
+    assert guard("upgrade", HEAD) == ([], True)  # a new table: nothing there to lose
+    assert guard("downgrade", FULL_NAME) == (["users"], False)  # DROP COLUMN: counted inside
+    assert GuardPlan(None, tables).tables == tables and not GuardPlan(None, tables).additive

@@ -48,6 +48,7 @@ _ADDITIVE = re.compile(
     r"|DROP\s+CONSTRAINT|ALTER\s+COLUMN\s+\S+\s+(SET\s+NOT\s+NULL|SET\s+DEFAULT|DROP\s+DEFAULT)))",
     re.IGNORECASE,
 )
+_TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|START\s+TRANSACTION)\b", re.IGNORECASE)
 _NOT_ADDITIVE = re.compile(r"\bDROP\s+COLUMN\b|\bTYPE\b|\bRENAME\b|\bUSING\b", re.IGNORECASE)
 _TOUCHED = re.compile(
     r"^\s*(?:ALTER\s+TABLE(?:\s+ONLY)?|UPDATE|DELETE\s+FROM|INSERT\s+INTO|TRUNCATE(?:\s+TABLE)?"
@@ -81,11 +82,12 @@ class GuardPlan:
         if sql is None:  # its SQL cannot be rendered offline: count everything, inside
             self.tables, self.additive = list(existing), False
             return
-        statements = [st.code for st in split_sql(guarded_sql(sql))]
+        statements = [st.code for st in split_sql(guarded_sql(sql))
+                      if st.code.strip() and not _TRANSACTION_CONTROL.match(st.code)]
         touched = {m[1].lower() for st in statements if (m := _TOUCHED.match(st))}
         self.tables = sorted(t for t in existing if t.lower() in touched)
         self.additive = all(_ADDITIVE.match(st) and not _NOT_ADDITIVE.search(st)
-                            for st in statements if st.strip())
+                            for st in statements)
 
 
 def run_online_plan(
