@@ -3,6 +3,9 @@
 Exit status: 0 success; 1 the runbook failed (it is archived) or ``archive
 verify`` found something off; 2 bad input (unknown runbook or parameter, wrong
 type, unusable archive directory...), with nothing executed and nothing archived.
+
+Each command imports what it uses when it runs: ``--help``, ``list`` and ``fleet
+status`` never import papermill, nbconvert, pandas or Flask (tests/test_runbook_cli.py).
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from softbee.runbook import archive, auditpage
 from softbee.runbook.catalog import (
     Runbook,
     list_runbooks,
@@ -216,6 +219,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _print_summary(record: dict[str, Any], out: TextIO) -> None:
+    from softbee.runbook import auditpage
+
     print(
         f"run:      {record.get('run_id')}  {record.get('runbook')}  {record.get('status')} "
         f"in {record.get('duration_s')} s",
@@ -261,6 +266,8 @@ def _print_summary(record: dict[str, Any], out: TextIO) -> None:
 
 
 def _archive(args: argparse.Namespace, out: TextIO) -> int:
+    from softbee.runbook import archive, auditpage
+
     directory = archive.archive_dir(args.archive_dir)
     if args.action == "list" and args.fleet:
         return _fleet_list(directory, args.fleet, out)
