@@ -35,9 +35,9 @@ def test_library_imports_names_what_the_cells_import_from_the_library_in_order()
 
 def test_only_ipykernels_own_launcher_is_replaced():
     assert with_launcher(["python", "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f",
-                          "c.json"]) == ["python", "-Xfrozen_modules=off", "-m",
-                                         "softbee.runbook.kernel_launch", "-f", "c.json"]
-    other = ["/opt/kernel", "--connection", "c.json"]
+                          "c.json"]) == ["python", "-m", "softbee.runbook.kernel_launch", "-f",
+                                         "c.json"]  # no debugger: frozen modules may stay on
+    other = ["/opt/kernel", "-Xfrozen_modules=off", "--connection", "c.json"]
     assert with_launcher(other) == other
 
 
@@ -158,3 +158,14 @@ def test_the_launcher_is_ipykernels_own_with_the_preload_between(monkeypatch):
     assert calls[0][:2] == ("preload", ["softbee.runbook.summary"]) and calls[0][2] != ""
     assert calls[1:] == [("debugger",), ("kernel",), ("exit", "app")]
     assert kernel_launch.PRELOAD_ENV not in os.environ
+
+
+def test_the_kernelspec_found_is_the_one_jupyter_clients_own_search_finds():
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from softbee.runbook.kernel import KERNEL_NAME, _manager_class
+
+    ours = _manager_class()(kernel_name=KERNEL_NAME).kernel_spec
+    theirs = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+
+    assert (ours.resource_dir, ours.argv) == (theirs.resource_dir, theirs.argv)
