@@ -272,4 +272,6 @@ class WorkerProcess:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from softbee.runbook.cli import exit_now
+
+    exit_now(main())
