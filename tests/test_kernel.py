@@ -169,3 +169,14 @@ def test_the_kernelspec_found_is_the_one_jupyter_clients_own_search_finds():
     theirs = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
 
     assert (ours.resource_dir, ours.argv) == (theirs.resource_dir, theirs.argv)
+
+
+@pytest.mark.notebook
+def test_a_kernel_that_ran_nothing_is_discarded_at_once_even_while_it_starts():
+    kernel = RunKernel.start(cwd=REPO_ROOT, environ=dict(os.environ),
+                             preload=library_imports([LIBRARY_CELL]))
+    pid, connection_file = kernel.pid, Path(kernel.manager.connection_file)
+
+    kernel.discard()
+
+    assert not _alive(pid) and not connection_file.exists()

@@ -122,7 +122,7 @@ class _Worker:
         if spare is not None and spare[0] == target:
             return spare[1]
         if spare is not None:
-            spare[1].shutdown()
+            spare[1].discard()
         return start_kernel(self.prepared, {**os.environ, "DATABASE_URL": url})
 
     def run(self, message: Mapping[str, Any]) -> None:
@@ -159,7 +159,7 @@ class _Worker:
     def close(self) -> None:
         spare, self.spare = self.spare, None
         if spare is not None:
-            spare[1].shutdown()
+            spare[1].discard()
 
 
 # -- the fleet's side -------------------------------------------------------------------------

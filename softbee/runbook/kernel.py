@@ -139,6 +139,25 @@ class RunKernel:
         except Exception:  # noqa: BLE001 - shutdown() below kills it if it did not hear
             pass
 
+    def discard(self) -> None:
+        """Stop a kernel that ran no cell (a fleet's spare): killed, it holds nothing to keep.
+
+        Asking would mean waiting for it to finish starting (it cannot hear before), and
+        interrupting it would print a traceback of whatever import it was in.
+        """
+        import signal
+
+        from jupyter_core.utils import run_sync
+
+        if self._stopping or not self.manager.has_kernel:
+            return self.shutdown()
+        self._stopping = True
+        try:
+            run_sync(self.manager.signal_kernel)(signal.SIGKILL)
+        except Exception:  # noqa: BLE001, S110 - already gone: shutdown() below tidies up
+            pass
+        return self.shutdown()
+
     def shutdown(self) -> None:
         """Stop the kernel and release its sockets and files; bounded, never raises.
 
