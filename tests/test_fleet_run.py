@@ -174,7 +174,8 @@ def test_sigterm_mid_fleet_lets_the_running_target_finish_and_records_the_rest(
 def test_a_worker_reuses_no_kernel_and_no_target_finds_what_the_previous_one_left(
         tmp_path, monkeypatch):
     """One worker, three targets in a row, each kernel started while the previous target ran."""
-    path = fleet_file(tmp_path, monkeypatch, [(f"t{n}", 1, db(tmp_path, f"t{n}")) for n in range(3)])
+    path = fleet_file(tmp_path, monkeypatch,
+                      [(f"t{n}", 1, db(tmp_path, f"t{n}")) for n in range(3)])
     archive_dir = tmp_path / "archive"
 
     result = run_fleet("toy_isolation", load_targets(path), parallel=1, archive_dir=archive_dir,
@@ -217,7 +218,8 @@ def test_the_auditors_page_is_written_once_the_fleet_ends_with_every_run_in_it(
     real = auditpage.write_index_page
     monkeypatch.setattr(auditpage, "write_index_page",
                         lambda directory: written.append(directory) or real(directory))
-    path = fleet_file(tmp_path, monkeypatch, [(f"p{n}", 1, db(tmp_path, f"p{n}")) for n in range(2)])
+    path = fleet_file(tmp_path, monkeypatch,
+                      [(f"p{n}", 1, db(tmp_path, f"p{n}")) for n in range(2)])
     archive_dir = tmp_path / "archive"
 
     result = run_fleet("toy_fleet", load_targets(path), parallel=2, archive_dir=archive_dir,

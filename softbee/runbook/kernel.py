@@ -1,4 +1,4 @@
-"""The kernel a headless run executes in: launched early, warm, and stopped while the run is archived.
+"""A headless run's kernel: launched early, warm, and stopped while the run is archived.
 
 Most of a run's fixed cost is its kernel: a Python process that imports IPython, then
 the runbook library (Flask, SQLAlchemy, Alembic, pandas) in its first cells. Three

@@ -1,4 +1,4 @@
-"""``python -m softbee.runbook.kernel_launch -f FILE``: ipykernel, with the runbook's library imported.
+"""``python -m softbee.runbook.kernel_launch -f FILE``: ipykernel, the runbook library imported.
 
 :class:`softbee.runbook.kernel.RunKernel` launches a headless run's kernel with this
 module in place of ``ipykernel_launcher`` (same interpreter, same arguments). Before

@@ -13,7 +13,10 @@ __all__ = ["candidate_roots", "find_project_root", "project_root"]
 
 
 def candidate_roots(start: Path | None = None) -> list[Path]:
-    """Where a project root may be: ``SOFTBEE_PROJECT_ROOT`` alone when set, else the cwd and every folder above it."""
+    """Where a project root may be.
+
+    ``SOFTBEE_PROJECT_ROOT`` alone when set, else the cwd and every folder above it.
+    """
     override = os.environ.get("SOFTBEE_PROJECT_ROOT")
     if override:
         return [Path(override).resolve()]
@@ -22,7 +25,10 @@ def candidate_roots(start: Path | None = None) -> list[Path]:
 
 
 def find_project_root(migrations_dir: str | os.PathLike[str] = "migrations") -> Path | None:
-    """The nearest folder at or above the cwd holding ``<migrations_dir>/env.py``, as git finds ``.git``."""
+    """The nearest folder at or above the cwd holding ``<migrations_dir>/env.py``.
+
+    As git finds ``.git``.
+    """
     for folder in candidate_roots():
         if (folder / migrations_dir / "env.py").is_file():
             return folder
