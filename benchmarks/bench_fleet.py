@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/bench_fleet.py [--status N] [--run N] [--parallel P] [--skip-run]
 
+(``benchmarks/bench_run_cost.py`` runs this after its no-op run figure: all three at once.)
+
 Creates the databases from one template migrated to head (CREATE DATABASE ... TEMPLATE),
 times the CLI as an operator runs it (wall clock, Python start-up included), prints the
 figures, and drops every database it made. Needs PostgreSQL (TEST_DATABASE_URL's
@@ -114,18 +116,28 @@ def main() -> int:
             seconds, done = timed([*cli, "fleet", "run", "upgrade_downgrade", str(run_file),
                                    "--parallel", str(args.parallel), "--max-failures", "1",
                                    "--archive-dir", str(archive_dir)], env)
-            from softbee.runbook.archive import read_index
+            from softbee.runbook.archive import read_index, verify_archive
 
             records = read_index(archive_dir)
             runs = [r for r in records if r.get("kind") != "fleet"]
+            fleets = [r for r in records if r.get("kind") == "fleet"]
+            passed = sum(r["status"] == "passed" for r in runs)
+            problems = verify_archive(archive_dir)
+            complete = (len(runs) == passed == args.run and len(fleets) == 1 and not problems)
             print(f"fleet run upgrade_downgrade over {args.run} databases at head, --parallel "
                   f"{args.parallel}: {seconds:.1f} s ({seconds / max(1, len(runs)):.2f} s per "
-                  f"target; target <= 100 s), exit {done.returncode}, {len(runs)} runs archived, "
-                  f"{sum(r['status'] == 'passed' for r in runs)} passed, "
-                  f"{len(records) - len(runs)} fleet record")
-            if done.returncode != 0:
-                print(done.stdout[-3000:], done.stderr[-3000:])
-            return done.returncode
+                  f"target; target <= 100 s), exit {done.returncode}")
+            print(f"  archive: {len(runs)} runs ({passed} passed), {len(fleets)} fleet record, "
+                  f"verify: {len(problems)} problem(s) -> "
+                  f"{'every run archived' if complete else 'INCOMPLETE'}")
+            if done.returncode != 0 or not complete:
+                failed = [line for line in done.stdout.splitlines() if " failed " in line]
+                print(*failed[:10], done.stderr[-1500:], *problems[:10], sep="\n")
+                for record in runs:
+                    if record["status"] != "passed":
+                        print(f"  {record['run_id']}: {record.get('error')}")
+                return done.returncode or 1
+            return 0
     finally:
         drop_databases(made or [f"{prefix}_tmpl"])
 

@@ -1,17 +1,24 @@
-"""Soft-Bee API: the app factory. ``FLASK_APP=softbee`` makes ``flask db ...`` work."""
+"""Soft-Bee API: the app factory. ``FLASK_APP=softbee`` makes ``flask db ...`` work.
+
+Flask is imported by :func:`create_app`, not here: ``softbee.runbook`` lives in this
+package, and its archive and fleet commands never need Flask.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dotenv import load_dotenv
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 __all__ = ["create_app"]
 
 
 def create_app(config_name: str | None = None, **overrides: Any) -> Flask:
     """Build the Flask app for ``config_name`` (default: ``FLASK_ENV`` or development)."""
+    from dotenv import load_dotenv
+    from flask import Flask
+
     from softbee import cli, db
     from softbee.config import config_for
 

@@ -1,18 +1,26 @@
-"""Database URLs: normalise them for psycopg2 or PyMySQL and never show their passwords."""
+"""Database URLs: normalise them for psycopg2 or PyMySQL and never show their passwords.
+
+SQLAlchemy is imported only to parse a URL: masking passwords in text (archive,
+redaction, the CLI's output) needs nothing but the regular expressions below.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
-from urllib.parse import urlsplit
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 # scheme://user:password@host  ->  scheme://user:***@host
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:)(?P<pw>[^\s@'\"]+)(?P<at>@)")
 
 MASK = "***"
+
+# The start of SQLAlchemy's own URL pattern (``sqlalchemy.engine.url._parse_url``, the same
+# in 1.4 and 2.x), enough to find the password it would: redaction needs no SQLAlchemy import.
+_SQLALCHEMY_URL = re.compile(r"(?P<name>[\w\+]+)://(?:(?P<username>[^:/]*)(?::(?P<password>[^@]*))?@)?")
 
 
 class BadDatabaseURL(ValueError):
@@ -43,6 +51,9 @@ def normalise_url(url: str) -> str:
 
 def parse_url(url: str) -> URL:
     """Parse and normalise ``url``; raise :class:`BadDatabaseURL` with a one-line reason."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(normalise_url(url))
     except (ArgumentError, ValueError) as exc:
@@ -55,7 +66,7 @@ def parse_url(url: str) -> URL:
 
 def redact_url(url: str | URL) -> str:
     """Return ``url`` as text with any password replaced by ``***``."""
-    if isinstance(url, URL):
+    if not isinstance(url, str):  # a SQLAlchemy URL
         return url.render_as_string(hide_password=True)
     return redact_text(url)
 
@@ -79,12 +90,9 @@ def url_passwords(text: str) -> set[str]:
     found = {m.group("pw") for m in _URL_PASSWORD.finditer(text)}
     stripped = text.strip()
     if "://" in stripped and not any(c.isspace() for c in stripped):
-        try:
-            password = make_url(stripped).password
-        except Exception:  # noqa: BLE001 - not a URL SQLAlchemy understands
-            password = None
+        password = sqlalchemy_password(stripped)
         if password:
-            found.add(str(password))
+            found.add(password)
         try:
             password = urlsplit(stripped).password
         except ValueError:
@@ -92,3 +100,11 @@ def url_passwords(text: str) -> set[str]:
         if password:
             found.add(password)
     return found
+
+
+def sqlalchemy_password(url: str) -> str | None:
+    """The password SQLAlchemy's ``make_url(url)`` would find (decoded), without importing it."""
+    match = _SQLALCHEMY_URL.match(url)
+    if match is None or match.group("password") is None:
+        return None
+    return unquote(match.group("password"))

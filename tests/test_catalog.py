@@ -287,3 +287,36 @@ def test_the_real_runbooks_in_the_repository_can_all_be_read(monkeypatch):
     runbooks = catalog.list_runbooks()
 
     assert all(r.problem is None for r in runbooks), [r.problem for r in runbooks if r.problem]
+
+
+def test_parameters_read_with_ast_are_what_papermill_reads_where_it_can(monkeypatch):
+    """The catalog no longer asks papermill (seconds to import): on every runbook it agrees."""
+    from papermill import inspect_notebook
+
+    monkeypatch.delenv(RUNBOOKS_DIR_ENV)
+    for runbook in catalog.list_runbooks():
+        ours = {p.name: p for p in runbook.parameters}
+        theirs = catalog._papermill_parameters(runbook.path)
+        assert set(theirs) <= set(ours), runbook.name
+        for name, (type_name, default, help_text) in theirs.items():
+            expected = catalog._make_parameter(name, type_name, default, help_text)
+            assert ours[name] == expected, (runbook.name, name)
+        assert inspect_notebook(str(runbook.path)).keys() == theirs.keys()
+
+
+def test_a_parameters_cell_that_is_not_python_is_read_by_papermills_pattern(tmp_path):
+    _write_runbook(tmp_path, "odd", "count: int = 3  # how many\nthis is not python\n")
+
+    [count] = find_runbook("odd", tmp_path).parameters
+
+    assert (count.name, count.kind, count.default, count.help) == ("count", "int", "3", "how many")
+
+
+def test_listing_runbooks_imports_neither_nbformat_nor_papermill(tmp_path):
+    import subprocess
+
+    probe = ("import sys; from softbee.runbook.catalog import list_runbooks; list_runbooks(); "
+             "print([m for m in ('nbformat', 'papermill') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, cwd=tmp_path)
+    assert done.stdout.strip() == "[]"

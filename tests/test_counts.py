@@ -94,3 +94,15 @@ def test_counts_bars_fall_back_to_the_plain_table_when_pandas_styler_cannot_load
     monkeypatch.setattr(builtins, "__import__", no_styler)
     shown = counts_bars(frame)
     assert isinstance(shown, pd.DataFrame) and shown.equals(frame)
+
+
+def test_counts_bars_show_the_plain_table_when_no_count_changed():
+    """Nothing to compare: no bars, and pandas' Styler (and its templates) is not loaded."""
+    import pandas as pd
+
+    unchanged = compare_counts({"hives": 10, "users": 5}, {"hives": 10, "users": 5})
+    created = compare_counts({"hives": 10}, {"hives": 10, "treatments": 0})
+
+    assert isinstance(counts_bars(unchanged), pd.DataFrame)
+    assert counts_bars(unchanged).equals(unchanged)
+    assert not isinstance(counts_bars(created), pd.DataFrame)  # a table appeared: bars

@@ -169,3 +169,62 @@ def test_sigterm_mid_fleet_lets_the_running_target_finish_and_records_the_rest(
     assert [t["status"] for t in fleet["targets"]] == [PASSED, NOT_STARTED]
     assert len(list(markers.iterdir())) == 1
     assert archive.verify_archive(archive_dir) == []
+
+
+def test_a_worker_reuses_no_kernel_and_no_target_finds_what_the_previous_one_left(
+        tmp_path, monkeypatch):
+    """One worker, three targets in a row, each kernel started while the previous target ran."""
+    path = fleet_file(tmp_path, monkeypatch,
+                      [(f"t{n}", 1, db(tmp_path, f"t{n}")) for n in range(3)])
+    archive_dir = tmp_path / "archive"
+
+    result = run_fleet("toy_isolation", load_targets(path), parallel=1, archive_dir=archive_dir,
+                       cwd=REPO_ROOT)
+
+    assert result.status == PASSED, [t.error for t in result.targets]
+    runs = {r["run_id"]: r for r in read_index(archive_dir) if r.get("kind") != "fleet"}
+    facts = [runs[t.run_id]["extra_facts"] for t in result.targets]
+    assert [f["seen_database"] for f in facts] == ["t0.db", "t1.db", "t2.db"]  # its own URL
+    for fact in facts:  # nothing of the target before: no variable, variable or module state
+        assert fact["found"] == {"variables": [], "environment": None, "preloaded": True,
+                                 "module_state": None}, fact
+    assert len({f["kernel_pid"] for f in facts}) == 3  # a kernel each, never reused
+    assert all(runs[t.run_id]["database"]["database"].endswith(f"{t.name}.db")
+               for t in result.targets)
+
+
+def test_a_target_past_its_timeout_is_archived_as_failed_and_the_next_one_still_runs(
+        tmp_path, monkeypatch):
+    path = fleet_file(tmp_path, monkeypatch, [("slow", 1, db(tmp_path, "slow")),
+                                              ("after", 1, db(tmp_path, "after"))])
+    archive_dir = tmp_path / "archive"
+
+    result = run_fleet("toy_isolation", load_targets(path), texts={"slow_database": "slow.db"},
+                       parallel=1, max_failures=2, archive_dir=archive_dir, cwd=REPO_ROOT,
+                       target_timeout_s=8)
+
+    slow, after = result.targets
+    assert (slow.status, after.status) == (FAILED, PASSED)
+    assert "timed out after 8 s" in (slow.error or "")
+    assert slow.run_id and Path(slow.html).is_file()  # it archived itself as it stopped
+    assert verify_archive(archive_dir) == []
+
+
+def test_the_auditors_page_is_written_once_the_fleet_ends_with_every_run_in_it(
+        tmp_path, monkeypatch):
+    from softbee.runbook import auditpage
+
+    written = []
+    real = auditpage.write_index_page
+    monkeypatch.setattr(auditpage, "write_index_page",
+                        lambda directory: written.append(directory) or real(directory))
+    path = fleet_file(tmp_path, monkeypatch,
+                      [(f"p{n}", 1, db(tmp_path, f"p{n}")) for n in range(2)])
+    archive_dir = tmp_path / "archive"
+
+    result = run_fleet("toy_fleet", load_targets(path), parallel=2, archive_dir=archive_dir,
+                       cwd=REPO_ROOT)
+
+    page = (archive_dir / "index.html").read_text()
+    assert written == [archive_dir]  # the workers' runs leave it to the fleet
+    assert all(t.run_id in page for t in result.targets)

@@ -659,3 +659,25 @@ def test_rehearsal_names_the_sequences_it_advanced(postgres_url: str, tmp_path) 
     result = run_migration(project, "upgrade", "head", rehearse=True)
     assert [moved["sequence"] for moved in result.sequences_moved] == ["users_id_seq"]
     assert revision_of(postgres_url) == HEAD
+
+
+def test_a_run_with_nothing_to_do_neither_routes_env_py_nor_counts_twice(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At head, nothing runs in the transaction: the counts and schema taken once are the answer."""
+    from softbee.runbook import guards, migrate, routing
+
+    project = project_at(database_url, HEAD, rows=5)
+    before = dump(database_url)
+    probes, snapshots = [], []
+    real_probe, real_snapshot = routing.probe, guards.take_snapshot
+    monkeypatch.setattr(routing, "probe", lambda *a, **k: probes.append(1) or real_probe(*a, **k))
+    monkeypatch.setattr(migrate, "take_snapshot",
+                        lambda *a, **k: snapshots.append(1) or real_snapshot(*a, **k))
+
+    result = run_migration(project, "upgrade", "head")
+
+    assert (result.steps, probes, snapshots) == ([], [], [1])
+    assert result.after is result.before and result.schema_after == result.schema_before
+    assert result.summary()["row_counts"] and not result.losses and result.committed
+    assert dump(database_url) == before and revision_of(database_url) == HEAD

@@ -115,3 +115,24 @@ def test_softbee_project_root_wins_over_the_search(
     monkeypatch.setenv("SOFTBEE_PROJECT_ROOT", str(tmp_path))
     with pytest.raises(ConfigError, match=f"SOFTBEE_PROJECT_ROOT.*looked in {tmp_path}"):
         load_project(database_url=sqlite_url)
+
+
+def test_the_scripts_graph_is_read_once_and_again_when_a_revision_is_added(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    import shutil
+
+    migrations = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    project = load_project(migrations_dir=str(migrations), database_url=sqlite_url)
+    first = project.script()
+    head = first.get_current_head()
+
+    assert project.script() is first  # no second reading of every revision file
+    (migrations / "versions" / "ffff00000001_later.py").write_text(
+        f'"""later"""\nrevision = "ffff00000001"\ndown_revision = "{head}"\n'
+        "branch_labels = None\ndepends_on = None\n\n"
+        "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n"
+    )
+    assert project.script() is not first
+    assert project.script().get_current_head() == "ffff00000001"

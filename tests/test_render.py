@@ -9,6 +9,7 @@ import pytest
 from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from softbee.runbook import render
 from softbee.runbook.execute import run_runbook
 from softbee.runbook.render import render_html
 from tests.helpers import REPO_ROOT
@@ -99,3 +100,51 @@ def test_an_archived_upgrade_downgrade_run_is_at_most_60_kb(tmp_path, monkeypatc
     stylesheet = archive_dir / run.record["stylesheet"]
     assert stylesheet.stat().st_size > 100_000  # kept once, beside the runs
     assert Path(run.html.parent, "../../..", run.record["stylesheet"]).resolve() == stylesheet
+
+
+def test_the_exporter_kept_for_the_process_renders_each_notebook_from_scratch():
+    """A fleet worker renders every target with one exporter: nothing of one reaches the next."""
+    from softbee.runbook import render
+
+    first = new_notebook(cells=[new_markdown_cell("# Target one\n\nSecret-looking ONE-ONLY text")])
+    second = _notebook()
+    render.render_html(first, up=3)
+
+    again = render.render_html(second, up=3).html.decode()
+    fresh = render.exporter_class()().from_notebook_node(second)[0]
+
+    assert "ONE-ONLY" not in again
+    assert _visible_text(again) == _visible_text(render.render_html(second, up=3).html.decode())
+    assert render.exporter().from_notebook_node(second)[0] == fresh
+
+
+def test_the_attributes_nbconverts_soup_pass_adds_are_added_without_it():
+    nb = _notebook()
+    nb.cells[1].outputs.append(new_output("display_data", data={
+        "image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"}))
+    original = HTMLExporter().from_notebook_node(nb)[0]
+
+    page = render.render_html(nb, up=3).html.decode()
+
+    assert page.count('tabindex="0"') == original.count('tabindex="0"') > 0
+    assert page.count(f'alt="{render.MISSING_ALT}"') == original.count(
+        f'alt="{render.MISSING_ALT}"') == 1
+
+
+def test_text_keeps_only_the_entities_html_needs_and_attributes_keep_theirs():
+    page = ('<p title="a &quot;b&quot; c>d">x &quot;y&quot; &#39;z&#39; &lt;w&gt; &amp;&nbsp;</p>'
+            '<script>var s = "&quot;";</script><style>a::after{content:"&amp;"}</style>')
+
+    assert render.minimal_entities(page) == (
+        '<p title="a &quot;b&quot; c>d">x "y" \'z\' &lt;w&gt; &amp;\xa0</p>'
+        '<script>var s = "&quot;";</script><style>a::after{content:"&amp;"}</style>')
+
+
+def test_highlighted_code_skips_bleach_only_in_the_shape_pygments_writes():
+    clean = render.exporter().environment.filters["clean_html"]
+    code = ('<div class=" highlight hl-ipython3"><pre><span></span><span class="n">x</span>'
+            '<span class="o">=</span><span class="s2">&quot;a&lt;b&quot;</span>\n</pre></div>\n')
+
+    assert clean(code) == code
+    unsafe = '<div class="highlight"><pre><img src=x onerror=alert(1)></pre></div>'
+    assert "<img" not in clean(unsafe)  # anything else is sanitized, as before

@@ -325,6 +325,43 @@ def test_list_shows_each_runbook_with_its_purpose_and_parameters(tmp_path):
     assert lines["target"].split()[1:4] == ["str", "=", '"head"']
 
 
+#: What a run needs and the other commands must not pay for: seconds of imports between them.
+HEAVY_MODULES = ("papermill", "nbconvert", "nbformat", "nbclient", "jupyter_client", "pandas",
+                 "matplotlib", "flask", "jsonschema", "alembic")
+
+
+def _imported_by(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> list[str]:
+    """The heavy modules ``softbee-runbook ARGS`` imported, from a fresh interpreter."""
+    probe = (
+        "import sys, contextlib, io\n"
+        "from softbee.runbook.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = main({args!r})\n"
+        f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=cwd, env=_env(env),
+                          capture_output=True, text=True, timeout=HUNG_AFTER_S, check=False)
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["archive", "list"]])
+def test_help_list_and_archive_list_import_no_notebook_machinery(tmp_path, args):
+    assert _imported_by(args, cwd=tmp_path) == []
+
+
+def test_fleet_status_imports_no_notebook_machinery_nor_flask(tmp_path):
+    from tests.test_fleet import stamped_sqlite
+
+    env = {"T0_URL": stamped_sqlite(tmp_path / "t0.db", "abc")}
+    (tmp_path / "targets.yaml").write_text("targets:\n  - {name: t0, url_env: T0_URL}\n")
+    migrations = str(Path(__file__).resolve().parent.parent / "migrations")
+    imported = _imported_by(["fleet", "status", "targets.yaml", "--migrations-dir", migrations],
+                            cwd=tmp_path, env=env)
+    assert imported == ["alembic"]  # the scripts' graph: Alembic's ScriptDirectory, nothing else
+
+
 def test_main_can_be_called_in_process(monkeypatch, capsys):
     monkeypatch.setenv("SOFTBEE_RUNBOOKS_DIR", str(TOYS))
 

@@ -6,19 +6,24 @@ reviews SQL; ``summary``, ``catalog``, ``execute``, ``secrets``, ``redact``, ``r
 and ``archive`` serve headless runs and their audit trail.
 
 ``Project`` and ``load_project`` are imported on first use: ``softbee-runbook archive``
-commands never need Flask-Migrate and Alembic, which take a second to import.
+commands never need Flask-Migrate and Alembic, which take a second to import. Importing
+the package defers ``rfc3987_syntax`` (:mod:`softbee.runbook.deferred`), whose import
+would otherwise cost a headless run over a second of CPU through nbformat.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from softbee.runbook.deferred import defer_iri_grammars
 from softbee.runbook.errors import RunbookError
 
 if TYPE_CHECKING:
     from softbee.runbook.project import Project, load_project
 
 __all__ = ["Project", "RunbookError", "load_project"]
+
+defer_iri_grammars()
 
 
 def __getattr__(name: str) -> Any:

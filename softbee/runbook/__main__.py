@@ -1,5 +1,5 @@
 """``python -m softbee.runbook``: the same as the ``softbee-runbook`` console script."""
 
-from softbee.runbook.cli import main
+from softbee.runbook.cli import entry
 
-raise SystemExit(main())
+entry()

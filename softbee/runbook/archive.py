@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import make_url
-
 from softbee.runbook.errors import ArchiveError
 from softbee.runbook.render import STATIC_DIR
 from softbee.runbook.summary import FACT_KEYS, read_summary
@@ -90,12 +88,12 @@ class Problem:
 def archive_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     """``explicit`` (--archive-dir), else $RUNBOOK_ARCHIVE_DIR, else the project root's archive/.
 
-    The project root is :func:`~softbee.runbook.project.project_root`
+    The project root is :func:`~softbee.runbook.roots.project_root`
     ($SOFTBEE_PROJECT_ROOT, else the cwd), the folder ``migrations_dir`` is resolved against.
     """
     chosen = explicit or os.environ.get(ARCHIVE_DIR_ENV)
     if not chosen:
-        from softbee.runbook.project import project_root  # imports Flask: only when needed
+        from softbee.runbook.roots import project_root
 
         return project_root() / "archive"
     return Path(chosen).expanduser().absolute()
@@ -127,8 +125,13 @@ def archive_run(
     parameters: Mapping[str, Any],
     error: Mapping[str, Any] | None = None,
     project_dir: Path | None = None,
+    write_page: bool = True,
 ) -> ArchivedRun:
-    """Write an executed, already redacted notebook and its html, then append its record."""
+    """Write an executed, already redacted notebook and its html, then append its record.
+
+    The auditors' page is rebuilt afterwards unless ``write_page`` is False (a fleet
+    rebuilds it once, when its record is appended).
+    """
     import nbformat
 
     from softbee.runbook.render import render_html
@@ -179,9 +182,10 @@ def archive_run(
         "stylesheet_sha256": hashlib.sha256(rendered.stylesheet).hexdigest(),
     }
     record = append_record(directory, record)
-    from softbee.runbook.auditpage import write_index_page  # it imports archive: not at the top
+    if write_page:
+        from softbee.runbook.auditpage import write_index_page  # it imports archive: not at top
 
-    write_index_page(directory)  # the auditors' index.html, with this run in it
+        write_index_page(directory)  # the auditors' index.html, with this run in it
     return ArchivedRun(record=record, notebook=notebook_path, html=html_path)
 
 
@@ -388,6 +392,8 @@ def database_identity(value: Any) -> dict[str, Any] | None:
     if isinstance(value, Mapping):
         return {key: value.get(key) for key in _IDENTITY_KEYS}
     if isinstance(value, str) and value:
+        from sqlalchemy.engine import make_url
+
         try:
             url = make_url(normalise_url(value))
         except Exception:  # noqa: BLE001 - an unparseable fact is simply not an identity

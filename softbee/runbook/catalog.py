@@ -1,8 +1,10 @@
 """Which runbooks exist, what each is for, and which parameters it takes.
 
-Everything is read from the notebooks themselves (papermill's
-``inspect_notebook`` on the cell tagged ``parameters``), so the catalog never
-drifts from the files. The convention for that cell::
+Everything is read from the notebooks themselves (the cell tagged ``parameters``,
+parsed with :mod:`ast`), so the catalog never drifts from the files. The notebook
+is read as plain JSON: ``list`` and the checks before a run import neither nbformat
+nor papermill (seconds, with their dependencies). Papermill's own inspection is
+asked only when the cell is not valid Python. The convention for that cell::
 
     message: str = None  # required: what the revision does
     target: str = "head"  # revision to migrate to
@@ -16,6 +18,7 @@ from __future__ import annotations
 import ast
 import difflib
 import io
+import json
 import os
 import re
 import site
@@ -25,14 +28,11 @@ import tokenize
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from softbee.runbook.errors import CatalogError, ParameterError
-
-if TYPE_CHECKING:  # papermill and nbformat take seconds to import: only load them to read
-    import nbformat
 
 RUNBOOKS_DIR_ENV = "SOFTBEE_RUNBOOKS_DIR"
 _DATA_SUBDIR = Path("share", "softbee", "runbooks")
@@ -142,23 +142,38 @@ def find_runbook(name: str, directory: Path | None = None) -> Runbook:
 
 def load_runbook(path: Path) -> Runbook:
     """Read one runbook notebook: its purpose and its parameters."""
-    import nbformat
-    from papermill import inspect_notebook
-
     try:
-        nb = nbformat.read(str(path), as_version=4)
-        inspected = inspect_notebook(str(path))
-    except Exception as exc:  # noqa: BLE001 - nbformat and papermill raise many kinds
+        cells = read_cells(path)
+        parameters = _parameters(path, cells)
+    except Exception as exc:  # noqa: BLE001 - a damaged file can fail in many ways
         raise CatalogError(
             f"runbook {path.stem!r} cannot be read ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}): fix or restore {path}"
         ) from None
-    return Runbook(
-        name=path.stem,
-        path=path,
-        purpose=_purpose(nb),
-        parameters=tuple(_parameters(nb, inspected)),
-    )
+    return Runbook(name=path.stem, path=path, purpose=_purpose(cells),
+                   parameters=tuple(parameters))
+
+
+def read_cells(path: Path) -> list[dict[str, Any]]:
+    """The notebook's cells as plain dicts, each ``source`` one string (nbformat 4 JSON).
+
+    An older notebook (nbformat 3, cells in worksheets) is upgraded by nbformat.
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("not a notebook: the file is JSON but not an object")
+    if int(data.get("nbformat", 0)) < 4:
+        import nbformat
+
+        data = json.loads(nbformat.writes(nbformat.read(str(path), as_version=4)))
+    cells = data.get("cells")
+    if not isinstance(cells, list) or not all(isinstance(cell, dict) for cell in cells):
+        raise ValueError("not a notebook: no list of cells")
+    return [{**cell, "source": _text(cell.get("source", ""))} for cell in cells]
+
+
+def _text(source: Any) -> str:
+    return "".join(source) if isinstance(source, list) else str(source)
 
 
 def _load_or_flag(path: Path) -> Runbook:
@@ -168,10 +183,10 @@ def _load_or_flag(path: Path) -> Runbook:
         return Runbook(name=path.stem, path=path, purpose="", problem=str(exc))
 
 
-def _purpose(nb: nbformat.NotebookNode) -> str:
+def _purpose(cells: list[dict[str, Any]]) -> str:
     """The first line of the first markdown cell, without its leading '#'."""
-    cell = next((c for c in nb.cells if c.cell_type == "markdown"), None)
-    return first_line(cell.source) if cell is not None else ""
+    cell = next((c for c in cells if c.get("cell_type") == "markdown"), None)
+    return first_line(cell["source"]) if cell is not None else ""
 
 
 def first_line(markdown: str) -> str:
@@ -185,32 +200,43 @@ def first_line(markdown: str) -> str:
     return ""
 
 
-def _parameters(nb: nbformat.NotebookNode, inspected: Mapping[str, Any]) -> list[Parameter]:
-    """Papermill's view of the parameters cell, completed with what its regex misses.
+def _parameters(path: Path, cells: list[dict[str, Any]]) -> list[Parameter]:
+    """The assignments of the cell tagged ``parameters``, in order, read with :mod:`ast`.
 
-    Papermill's pattern cannot read annotations such as ``str | None``; it drops
-    those lines silently. They are recovered here with :mod:`ast` so such a
-    parameter is neither unlisted nor refused as unknown.
+    :mod:`ast` reads what papermill's pattern cannot (annotations such as ``str | None``)
+    and gives the same name, annotation, default and help for the lines it can
+    (``tests/test_catalog.py`` compares the two on every runbook). Only a cell that is
+    not valid Python is left to papermill's line-by-line pattern, as before.
     """
-    found = {
-        name: (info["inferred_type_name"], info["default"], info["help"])
-        for name, info in inspected.items()
-    }
-    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
-    order = list(found)
-    if cell is not None:
-        recovered = _ast_parameters(cell.source)
-        for name, spec in recovered.items():
-            found.setdefault(name, spec)
-        order = [n for n in recovered if n in found] + [n for n in found if n not in recovered]
-    return [_make_parameter(name, *found[name]) for name in order]
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])),
+                None)
+    if cell is None:
+        return []
+    try:
+        found = _ast_parameters(cell["source"], strict=True)
+    except SyntaxError:
+        found = _papermill_parameters(path)
+    return [_make_parameter(name, *spec) for name, spec in found.items()]
 
 
-def _ast_parameters(source: str) -> dict[str, tuple[str, str, str]]:
-    """``name -> (annotation, default source, help)`` for each top-level assignment."""
+def _papermill_parameters(path: Path) -> dict[str, tuple[str, str, str]]:
+    """Papermill's view of the parameters cell (its regular expression, line by line)."""
+    from papermill import inspect_notebook
+
+    return {name: (info["inferred_type_name"], info["default"], info["help"])
+            for name, info in inspect_notebook(str(path)).items()}
+
+
+def _ast_parameters(source: str, strict: bool = False) -> dict[str, tuple[str, str, str]]:
+    """``name -> (annotation, default source, help)`` for each top-level assignment.
+
+    A cell that is not valid Python gives no parameters, or raises with ``strict``.
+    """
     try:
         tree = ast.parse(source)
     except SyntaxError:
+        if strict:
+            raise
         return {}
     comments = _comments_by_line(source)
     result: dict[str, tuple[str, str, str]] = {}

@@ -105,6 +105,13 @@ def compare_counts(before: Mapping[str, int], after: Mapping[str, int]) -> pd.Da
     return frame.astype({"before": "Int64", "after": "Int64", "delta": "int64"})
 
 
+def unchanged(frame: pd.DataFrame) -> bool:
+    """Whether a :func:`compare_counts` table shows no difference at all."""
+    if "delta" not in frame or "note" not in frame:
+        return False
+    return bool((frame["delta"] == 0).all() and (frame["note"] == "").all())
+
+
 def counts_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The comparison as plain JSON-ready records (for the run summary)."""
     return [
@@ -126,8 +133,12 @@ def counts_bars(frame: pd.DataFrame, color: str = "#6a9fd4") -> Any:
     """The before/after table with each count drawn as a bar in its cell: a chart a few KB in size.
 
     A PNG chart weighs tens of KB in the notebook and again in its archived HTML;
-    bars drawn by CSS gradients in the table cost a few hundred bytes per table.
+    bars drawn by CSS gradients in the table cost a few hundred bytes per table. When no
+    count changed (no table created, dropped, or with other rows) there is nothing to
+    compare: the plain table says so, without loading pandas' Styler and its templates.
     """
+    if unchanged(frame):
+        return frame
     data = frame.copy()
     bars = [column for column in ("before", "after") if column in data]
     high = float(data[bars].max(skipna=True).max()) if bars and len(data) else 0.0

@@ -247,6 +247,7 @@ def read_revisions(
             **params, **dict(url.query), connect_timeout=max(1, int(connect_timeout_s)),
             application_name="softbee-runbook fleet status")
         try:
+            connection.autocommit = True  # one query: no BEGIN round trip, no transaction left
             with connection.cursor() as cursor:
                 try:
                     cursor.execute(query)

@@ -14,7 +14,7 @@ from softbee.runbook.fleet import FleetStatus, status_rows
 
 def project_path(path: str | os.PathLike[str], migrations_dir: str = "migrations") -> Path:
     """``path`` as given when absolute, else below the project root (found as the runbooks find it)."""
-    from softbee.runbook.project import project_root
+    from softbee.runbook.roots import project_root
 
     given = Path(path)
     return given if given.is_absolute() else project_root(migrations_dir) / given

@@ -1,17 +1,21 @@
 """Run one runbook on every target of a fleet: canary first, then waves, under a failure limit.
 
-Each target is an ordinary ``softbee-runbook run`` in its own process (its own
-kernel, nothing shared between targets), started with the target's URL as
-``DATABASE_URL`` in its environment (never on a command line), and archived as
-any run is. When the fleet ends, one fleet record is appended to the same
-archive index, linking the runs: fleet id, per-target status, run id,
-revisions and the archived HTML.
+Each target is an ordinary run (its own kernel, started with the target's URL as
+``DATABASE_URL`` in its environment, never on a command line; its own guards and
+archive record). ``--parallel N`` runs them in N fleet workers
+(:mod:`softbee.runbook.fleet_worker`), long-lived processes that keep what carries
+nothing of a target (imports, the checked runbook, the HTML exporter) and launch the
+next target's kernel while the current one runs. When the fleet ends, one fleet
+record is appended to the same archive index, linking the runs: fleet id,
+per-target status, run id, revisions and the archived HTML; the auditors' page is
+rebuilt once, then, rather than after every target.
 
 Stopping (SIGTERM, Ctrl-C, or the failure limit) stops *starting* targets: the
-running ones finish (each in its own session, so a terminal's Ctrl-C does not
-reach them) and the record says what ran, what failed and what did not start.
+running ones finish (each worker in its own session, so a terminal's Ctrl-C does not
+reach it) and the record says what ran, what failed and what did not start.
 Every wait is bounded: a target taking longer than ``target_timeout_s`` gets
-SIGTERM (it archives itself as failed), then SIGKILL after ``KILL_GRACE_S``.
+SIGTERM (it archives itself as failed), then SIGKILL after ``KILL_GRACE_S``; the
+worker is replaced for the targets after it.
 """
 
 from __future__ import annotations
@@ -28,13 +32,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from softbee.runbook import archive
 from softbee.runbook.errors import ParameterError
+from softbee.runbook.fleet_worker import WorkerProcess
 from softbee.runbook.redact import Redactor
 from softbee.runbook.targets import Fleet, Target
 from softbee.urls import redact_text
@@ -163,23 +167,20 @@ def run_fleet(
     started = dt.datetime.now(dt.UTC)
     results = {t.name: TargetRun(t.name, t.wave, s.label) for s in stages for t in s.targets}
     stopped: str | None = None
-    for stage in stages:
-        failures = sum(r.status == FAILED for r in results.values())
-        if stop.is_set() or failures >= max_failures:
-            break
-
-        def one(target: Target, label: str = stage.label) -> TargetRun:
-            return run_target(
-                found.name, target, urls[target.name], texts=texts, values=values,
-                archive_dir=directory, cwd=project, environ=environ,
-                timeout_s=target_timeout_s, stage=label,
-            )
-
-        outcome = _run_stage(stage, one, parallel, max_failures - failures, stop, on_progress)
-        results.update({r.name: r for r in outcome})
-        if stage.label.startswith("canary") and any(r.status == FAILED for r in outcome):
-            stopped = f"the canary {stage.targets[0].name} failed"
-            break
+    slots = _Slots(parallel, found.name, values, texts, directory, project, environ, urls,
+                   target_timeout_s)
+    try:
+        for stage in stages:
+            failures = sum(r.status == FAILED for r in results.values())
+            if stop.is_set() or failures >= max_failures:
+                break
+            outcome = _run_stage(stage, slots, max_failures - failures, stop, on_progress)
+            results.update({r.name: r for r in outcome})
+            if stage.label.startswith("canary") and any(r.status == FAILED for r in outcome):
+                stopped = f"the canary {stage.targets[0].name} failed"
+                break
+    finally:
+        slots.close()
     if stopped is None and any(r.status == NOT_STARTED for r in results.values()):
         failures = sum(r.status == FAILED for r in results.values())
         stopped = ("stopped by signal: running targets finished, no new one started"
@@ -213,45 +214,137 @@ def run_fleet(
         "project_dir": str(project),
     }
     record = archive.append_record(directory, record)
+    from softbee.runbook.auditpage import write_index_page
+
+    write_index_page(directory)  # once for the fleet: its runs and its record
     return FleetRun(fleet_id, found.name, status, stopped, ordered, record)
+
+
+class _Slots:
+    """``parallel`` fleet workers, each started on first use and replaced if it dies."""
+
+    def __init__(self, parallel: int, runbook: str, values: Mapping[str, Any],
+                 texts: Mapping[str, str], archive_dir: Path, project: Path,
+                 environ: Mapping[str, str], urls: Mapping[str, str], timeout_s: float) -> None:
+        self.count = parallel
+        self.urls = urls
+        self.timeout_s = timeout_s
+        self._workers: list[WorkerProcess | None] = [None] * parallel
+        self._start = dict(runbook=runbook, values=values, texts=texts,
+                           archive_dir=archive_dir, cwd=project, environ=environ)
+        self._lock = threading.Lock()
+
+    def run(self, slot: int, stage: str, target: Target, following: Target | None) -> TargetRun:
+        """Run ``target`` on this slot's worker, telling it which target should come next."""
+        result = TargetRun(target.name, target.wave, stage)
+        began = time.monotonic()
+        url = self.urls[target.name]
+        try:
+            worker = self._worker(slot)
+        except RuntimeError as exc:
+            answer: dict[str, Any] = {"status": FAILED, "error": str(exc)}
+        else:
+            answer = worker.run(target.name, url,
+                                (following.name, self.urls[following.name]) if following
+                                else None, self.timeout_s, KILL_GRACE_S)
+        result.duration_s = round(time.monotonic() - began, 3)
+        result.status = PASSED if answer.get("status") == PASSED else FAILED
+        result.run_id = answer.get("run_id")
+        result.revision_before = answer.get("revision_before")
+        result.revision_after = answer.get("revision_after")
+        result.html = answer.get("html")
+        error = answer.get("error")
+        if error:
+            redact = Redactor.for_run({}, {"DATABASE_URL": url}).text
+            text = (f"{error.get('type')}: {_first(error.get('message'))}"
+                    if isinstance(error, dict) else _first(error))
+            result.error = redact(redact_text(text))
+        return result
+
+    def _worker(self, slot: int) -> WorkerProcess:
+        worker = self._workers[slot]
+        if worker is None or not worker.alive:
+            if worker is not None:
+                worker.close(timeout_s=KILL_GRACE_S)
+            worker = WorkerProcess(**self._start)  # type: ignore[arg-type]
+            self._workers[slot] = worker
+        return worker
+
+    def close(self) -> None:
+        """End every worker (each stops the kernel it launched for a target it will not run)."""
+        for worker in self._workers:
+            if worker is not None:
+                worker.close()
+        self._workers = [None] * self.count
 
 
 def _run_stage(
     stage: Stage,
-    one: Callable[[Target], TargetRun],
-    parallel: int,
+    slots: _Slots,
     allowed_failures: int,
     stop: threading.Event,
     on_progress: Callable[[Progress], None] | None,
 ) -> list[TargetRun]:
-    """Run a stage's targets ``parallel`` at a time; stop starting on ``stop`` or the limit."""
+    """Run a stage's targets on the slots; stop starting on ``stop`` or the failure limit.
+
+    Each slot takes the next target (the one its worker was told would come next, when
+    no other slot took it), and names the following one so that its kernel starts while
+    this one runs. The hint never crosses a stage: the next stage may not start.
+    """
     waiting = list(stage.targets)
-    running: dict[Future[TargetRun], Target] = {}
+    hinted: dict[int, str] = {}  # slot -> the target its worker launched a kernel for
     finished: list[TargetRun] = []
     durations: list[float] = []
     progress = Progress(stage.label, len(waiting))
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        while waiting or running:
+    lock = threading.Lock()
+    changed = threading.Event()
+
+    def take(slot: int) -> tuple[Target, Target | None] | None:
+        with lock:
             failures = sum(r.status == FAILED for r in finished)
-            while (waiting and len(running) < parallel and not stop.is_set()
-                   and failures < allowed_failures):
-                target = waiting.pop(0)
-                running[pool.submit(one, target)] = target
-            if not running:
-                break
-            progress.running = len(running)
-            progress.eta_s = _eta(durations, len(waiting) + len(running), parallel)
-            if on_progress:
-                on_progress(progress)
-            done, _ = wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)
-            for future in done:
-                running.pop(future)
-                result = future.result()
+            if not waiting or stop.is_set() or failures >= allowed_failures:
+                hinted.pop(slot, None)
+                return None
+            others = {name for other, name in hinted.items() if other != slot}
+            mine = [t for t in waiting if t.name == hinted.get(slot)]
+            free = [t for t in waiting if t.name not in others]
+            target = (mine or free or waiting)[0]
+            waiting.remove(target)
+            following = next((t for t in waiting if t.name not in others), None)
+            if following is None:
+                hinted.pop(slot, None)
+            else:
+                hinted[slot] = following.name
+            progress.running += 1
+            changed.set()
+            return target, following
+
+    def serve(slot: int) -> None:
+        while (job := take(slot)) is not None:
+            result = slots.run(slot, stage.label, *job)
+            with lock:
                 finished.append(result)
                 if result.duration_s is not None:
                     durations.append(result.duration_s)
+                progress.running -= 1
                 progress.done += 1
                 progress.failed += result.status == FAILED
+                changed.set()
+
+    threads = [threading.Thread(target=serve, args=(slot,), daemon=True,
+                                name=f"fleet-slot-{slot}")
+               for slot in range(min(slots.count, len(waiting)))]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        changed.wait(POLL_S)
+        changed.clear()
+        with lock:
+            progress.eta_s = _eta(durations, len(waiting) + progress.running, slots.count)
+        if on_progress:
+            on_progress(progress)
+    for thread in threads:
+        thread.join()
     progress.running = 0
     progress.eta_s = None
     if on_progress:

@@ -394,8 +394,11 @@ def _run_locked(
         checks: list[dict[str, Any]] = []
         if round_trip:
             checks = _round_trip(project, conn, plan, before, schema_before, count_mode, steps, say)
-        after = take_snapshot(conn, count_mode, baseline=before)
-        schema_after = schema_of(conn)
+        if plan.scripts or round_trip:
+            after = take_snapshot(conn, count_mode, baseline=before)
+            schema_after = schema_of(conn)
+        else:  # nothing ran in this transaction: counting and reading the schema again
+            after, schema_after = before, schema_before  # would only find the same
         losses = find_losses(before, after)
         locks = held_locks(conn) if rehearse else []
         end = current_revisions(project, conn)
@@ -446,6 +449,8 @@ def _apply(
     """Run the plan's scripts one at a time on ``conn``, timing each."""
     steps: list[Step] = []
     total = len(plan.scripts)
+    if not total:  # nothing to run: no need to route (and so probe) the project's env.py
+        return steps
     with project.bound(conn) as config:
         for number, script in enumerate(plan.scripts, start=1):
             message = (script.doc or "").strip()

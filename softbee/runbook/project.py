@@ -33,6 +33,7 @@ from softbee.runbook.compat import (
 )
 from softbee.runbook.dialects import dialect_for
 from softbee.runbook.errors import AppMigratedOnLoad, ConfigError, DatabaseError, first_line
+from softbee.runbook.roots import candidate_roots, find_project_root, project_root
 from softbee.runbook.secrets import reveal
 from softbee.urls import BadDatabaseURL, parse_url, redact_text, redact_url
 
@@ -50,6 +51,7 @@ class Project:
     environment: str = "development"
     _extension: Any = field(default=None, repr=False)
     load_check: str = ""  # whether loading the app was checked for moving the database, and how
+    _scripts: tuple[tuple[Any, ...], ScriptDirectory] | None = field(default=None, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -101,8 +103,20 @@ class Project:
         return config
 
     def script(self) -> ScriptDirectory:
-        """The revision scripts and their graph."""
-        return ScriptDirectory.from_config(self.config())
+        """The revision scripts and their graph, read again only when the scripts change.
+
+        Alembic imports every revision file to build the graph; a run asks for it a dozen
+        times (state, plan, re-plan under the lock, final state). The graph is kept while
+        the files of its version locations are the same (names, sizes, modification
+        times), so a revision written mid-session (``generate_revision``) is still seen.
+        """
+        if self._scripts is not None:
+            signature, script = self._scripts
+            if _scripts_signature(script) == signature:
+                return script
+        script = ScriptDirectory.from_config(self.config())
+        self._scripts = (_scripts_signature(script), script)
+        return script
 
     def connect(self) -> Connection:
         """Open a connection, turning driver errors into one clear line."""
@@ -146,6 +160,28 @@ class Project:
                 logging.disable(logging.NOTSET)
                 quiet_alembic()
                 self.app.config["SQLALCHEMY_DATABASE_URI"] = saved_uri
+
+
+def _scripts_signature(script: ScriptDirectory) -> tuple[Any, ...]:
+    """Name, size and modification time of every file in the script's version locations."""
+    found: list[tuple[str, int, int]] = []
+    locations = getattr(script, "_version_locations", None) or [script.versions]
+    recursive = getattr(script, "recursive_version_locations", False)  # Alembic 1.10+
+    pending = [Path(location) for location in locations]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            found.append((str(folder), -1, -1))
+            continue
+        for entry in entries:
+            if entry.is_dir() and recursive and entry.name != "__pycache__":
+                pending.append(Path(entry.path))
+            elif entry.is_file():
+                stat = entry.stat()
+                found.append((entry.path, stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(found))
 
 
 class _BoundEngine:
@@ -266,32 +302,6 @@ def _environ(name: str, value: str | None) -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = saved
-
-
-def candidate_roots(start: Path | None = None) -> list[Path]:
-    """Where a project root may be: ``SOFTBEE_PROJECT_ROOT`` alone when set, else the cwd and every folder above it."""
-    override = os.environ.get("SOFTBEE_PROJECT_ROOT")
-    if override:
-        return [Path(override).resolve()]
-    here = (start or Path.cwd()).resolve()
-    return [here, *here.parents]
-
-
-def find_project_root(migrations_dir: str | os.PathLike[str] = "migrations") -> Path | None:
-    """The nearest folder at or above the cwd holding ``<migrations_dir>/env.py``, as git finds ``.git``."""
-    for folder in candidate_roots():
-        if (folder / migrations_dir / "env.py").is_file():
-            return folder
-    return None
-
-
-def project_root(migrations_dir: str | os.PathLike[str] = "migrations") -> Path:
-    """Where relative paths start: the project root found from the cwd, else the cwd itself.
-
-    A notebook's kernel starts in the notebook's folder (``runbooks/``) when JupyterLab or
-    an editor opens it, so the root is looked for upwards; ``SOFTBEE_PROJECT_ROOT`` overrides.
-    """
-    return find_project_root(migrations_dir) or candidate_roots()[0]
 
 
 def import_app(app: str, migrations_dir: str | os.PathLike[str] = "migrations") -> Flask:
