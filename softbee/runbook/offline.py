@@ -122,6 +122,15 @@ class RenderedPlan:
             columns=["revision", "phase", "of", "runs", "name"],
         )
 
+    def phases_shown(self) -> list[Any]:
+        """A title and :meth:`phases_frame` to display, or nothing when no revision is online."""
+        phases = self.phases_frame()
+        if phases.empty:
+            return []
+        from IPython.display import Markdown
+
+        return [Markdown("**Phases of the online revisions** (README: Online revisions):"), phases]
+
     def frame(self) -> pd.DataFrame:
         """Each revision: rendered offline, or needs a live connection and why."""
         return pd.DataFrame(
