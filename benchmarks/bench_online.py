@@ -52,10 +52,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from softbee.runbook.phases import PHASE_TABLE, PhaseRecord, recorded_phases
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 START_REVISION = "5e4a9c1f6b05"  # before the full_name backfill, as in issue 9
-PHASE_TABLE = "softbee_runbook_phases"
 VARROA_INDEX = "ix_inspections_varroa_mites_per_100"
 DB_PREFIX = "bench_online_"
 TAG_VARIABLE = "BENCH_ONLINE_TAG"  # marks every process a run starts, the Jupyter kernel included
@@ -139,20 +140,6 @@ def describe_items(items: Iterable[tuple[str, str, str]], limit: int = 4) -> str
 
 
 @dataclass(frozen=True)
-class PhaseRow:
-    """One row of ``softbee_runbook_phases`` (the phase table's contract)."""
-
-    revision: str
-    direction: str
-    phase: int
-    phases: int
-    name: str
-    state: str
-    rows_done: int | None = None
-    rows_total: int | None = None
-
-
-@dataclass(frozen=True)
 class Verdict:
     """What a kill left: a sentence for the operator and whether it is explained."""
 
@@ -160,19 +147,10 @@ class Verdict:
     state: str
 
 
-def describe_phase(row: PhaseRow) -> str:
-    """``6f5b0d2a7c06: phase 2 of 3 running, backfill 430,000 / 1,000,000``."""
-    text = f"{row.revision}: phase {row.phase} of {row.phases} {row.state}, {row.name}"
-    if row.rows_done is not None:
-        total = "?" if row.rows_total is None else f"{row.rows_total:,}"
-        text += f" {row.rows_done:,} / {total}"
-    return text
-
-
 def classify_state(
     version: str | None,
     schema: Schema,
-    phases: Sequence[PhaseRow],
+    phases: Sequence[PhaseRecord],
     references: Mapping[str, Schema],
     children: Mapping[str, str],
     direction: str = "upgrade",
@@ -205,7 +183,7 @@ def classify_state(
         return Verdict(False, f"{version}: no phase recorded, but the schema differs "
                               f"({'; '.join(parts)})")
     latest = max(phases, key=lambda row: (row.phase, row.state == "running"))
-    text = f"{version}, then {describe_phase(latest)}"
+    text = f"{version}, then {latest.describe()}"
     child = children.get(version)
     strangers = sorted({(row.revision, row.direction) for row in phases
                         if row.revision != child or row.direction != direction})
@@ -841,7 +819,7 @@ def sessions_doing(server: Server, database: str) -> str:
 
 
 def read_state(server: Server, database: str
-               ) -> tuple[str | None, dict[str, Any], list[PhaseRow], list[str]]:
+               ) -> tuple[str | None, dict[str, Any], list[PhaseRecord], list[str]]:
     """alembic_version, schema_of, phase rows and INVALID indexes of ``database``."""
     import sqlalchemy as sa
 
@@ -852,11 +830,7 @@ def read_state(server: Server, database: str
         if conn.execute(sa.text("SELECT to_regclass('alembic_version')")).scalar() is not None:
             versions = [v for (v,) in conn.execute(
                 sa.text("SELECT version_num FROM alembic_version"))]
-        phases = []
-        if conn.execute(sa.text(f"SELECT to_regclass('{PHASE_TABLE}')")).scalar() is not None:
-            phases = [PhaseRow(*row) for row in conn.execute(sa.text(
-                f"SELECT revision, direction, phase, phases, name, state, rows_done, rows_total "
-                f"FROM {PHASE_TABLE} ORDER BY revision, phase"))]
+        phases = recorded_phases(conn)
         invalid = [name for (name,) in conn.execute(sa.text(
             "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "

@@ -7,13 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.bench_online import (
-    PHASE_TABLE,
-    PhaseRow,
-    classify_state,
-    percentile,
-    stalls,
-)
+from benchmarks.bench_online import classify_state, percentile, stalls
+from softbee.runbook.phases import PHASE_TABLE, PhaseRecord
 
 PARENT = {
     "alembic_version": {"version_num": "VARCHAR(32) NOT NULL"},
@@ -31,8 +26,8 @@ MIDWAY = {"alembic_version": PARENT["alembic_version"],
 
 
 def phase(revision: str = "b", number: int = 2, state: str = "running",
-          direction: str = "upgrade") -> PhaseRow:
-    return PhaseRow(revision, direction, number, 3, "backfill", state, 430_000, 1_000_000)
+          direction: str = "upgrade") -> PhaseRecord:
+    return PhaseRecord(revision, direction, number, 3, "backfill", state, 430_000, 1_000_000)
 
 
 def test_stalls_keep_the_window_and_count_unfinished_operations_until_its_end() -> None:
@@ -73,7 +68,8 @@ def test_a_recorded_phase_of_the_next_revision_explains_a_schema_between_the_two
     verdict = classify_state("a", MIDWAY, [phase(number=1, state="done"), phase()],
                              REFERENCES, CHILDREN)
     assert verdict.explained
-    assert verdict.state == "a, then b: phase 2 of 3 running, backfill 430,000 / 1,000,000"
+    assert verdict.state == ("a, then revision b (upgrade): phase 2 of 3 (backfill) running, "
+                             "430,000 / 1,000,000 rows")
 
 
 def test_a_recorded_phase_explains_the_parent_schema_too() -> None:
