@@ -9,7 +9,7 @@ from typing import Any
 import click
 from flask import Flask
 from flask.cli import AppGroup
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from softbee.runbook.errors import first_line
 from softbee.urls import redact_text
@@ -30,8 +30,13 @@ def one_line_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
                 f"cannot reach the database: {reason} (check DATABASE_URL and that the server runs)"
             ) from None
         except ArgumentError as exc:
+            reason = redact_text(first_line(exc))
+            # SQLAlchemy raises it for other bad arguments too; an unknown dialect or
+            # driver (NoSuchModuleError, "Can't load plugin") is the URL's.
+            if "URL" not in str(exc) and not isinstance(exc, NoSuchModuleError):
+                raise click.ClickException(reason) from None
             raise click.ClickException(
-                f"malformed DATABASE_URL: {redact_text(str(exc))}"
+                f"malformed DATABASE_URL: {reason} (the form is dialect+driver://user:password@host/name)"
             ) from None
 
     wrapped.__softbee_wrapped__ = True  # type: ignore[attr-defined]

@@ -119,8 +119,28 @@ def test_malformed_database_url_fails_without_showing_the_password(tmp_path: Pat
     assert "secretpw" not in result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("url", [MALFORMED_URL, "not a database url"], ids=["bad-port", "garbage"])
-def test_malformed_database_url_gives_a_short_error(tmp_path: Path, url: str) -> None:
+@pytest.mark.parametrize(("url", "mentions"), [
+    (MALFORMED_URL, "database url"), ("not a database url", "database url"),
+    ("nosuchdb://u:secretpw@h/x", "database_url 'nosuchdb://u:***@h/x': can't load plugin"),
+], ids=["bad-port", "garbage", "unknown-dialect"])
+def test_malformed_database_url_gives_a_short_error(tmp_path: Path, url: str, mentions: str) -> None:
     """A malformed DATABASE_URL is named in a few lines, with no traceback."""
     result = flask("db", "upgrade", database_url=url, cwd=tmp_path)
-    assert_short_error(result, mentions="database url")
+    assert_short_error(result, mentions=mentions)
+
+
+def test_an_argument_error_that_is_not_the_url_is_not_blamed_on_database_url() -> None:
+    """SQLAlchemy's ArgumentError also means a bad column or table argument: said as it is."""
+    import click
+    from sqlalchemy.exc import ArgumentError
+
+    from softbee.cli import one_line_errors
+
+    @one_line_errors
+    def bad_table() -> None:
+        raise ArgumentError("Column expression expected for argument 'remote_side'; got 'x'.")
+
+    with pytest.raises(click.ClickException) as caught:
+        bad_table()
+    assert caught.value.message.startswith("Column expression expected")
+    assert "DATABASE_URL" not in caught.value.message
