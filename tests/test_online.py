@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from softbee.runbook.errors import MigrationFailed
+from softbee.runbook.errors import DataLossError, GuardError, MigrationFailed
 from softbee.runbook.lint import lint_sql
 from softbee.runbook.migrate import plan_migration, run_migration
 from softbee.runbook.offline import render_plan
@@ -316,37 +316,52 @@ def test_lint_points_a_full_table_update_and_set_not_null_at_the_online_form() -
 # -- the application's locks ---------------------------------------------------------------
 
 
-class RowHolder:
-    """The application holding the last user's row (an open transaction) from the first batch on.
+class Holder:
+    """The application holding a lock (an open transaction) from the run's progress line ``at`` on.
 
-    Started by the run's first backfill progress line, so phase 1 is committed and the
-    first batch done: the batches after it reach the row and lose their lock to it.
+    ``sql`` runs in that transaction, which stays open ``seconds``, then rolls back.
     """
 
-    def __init__(self, url: str, seconds: float) -> None:
-        self.url, self.seconds = url, seconds
+    def __init__(self, url: str, seconds: float, *, at: str, sql: str) -> None:
+        self.url, self.seconds, self.at, self.sql = url, seconds, at, sql
         self.held, self.thread = threading.Event(), None
         self.said: list[str] = []
 
     def progress(self, line: str) -> None:
         self.said.append(line)
-        if " rows (" in line and self.thread is None:
+        if self.at in line and self.thread is None:
             self.thread = threading.Thread(target=self._hold)
             self.thread.start()
-            assert self.held.wait(HUNG_AFTER_S)
+            assert self.held.wait(HUNG_AFTER_S) and self.failed is None, self.failed
+
+    failed: BaseException | None = None
 
     def _hold(self) -> None:
         engine = sa.create_engine(self.url)
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT id FROM users WHERE id = (SELECT max(id) FROM users) FOR UPDATE"))
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text(self.sql))
+                self.held.set()
+                time.sleep(self.seconds)
+                conn.rollback()
+        except BaseException as exc:  # noqa: BLE001 - said by progress(), in the test's thread
+            self.failed = exc
+        finally:
             self.held.set()
-            time.sleep(self.seconds)
-            conn.rollback()
-        engine.dispose()
+            engine.dispose()
 
     def join(self) -> None:
         if self.thread is not None:
             self.thread.join(HUNG_AFTER_S)
+
+
+class RowHolder(Holder):
+    """The last user's row held from the first backfill batch on (phase 1 committed, a batch done):
+    the batches after it reach the row and lose their lock to it."""
+
+    def __init__(self, url: str, seconds: float) -> None:
+        super().__init__(url, seconds, at=" rows (",
+                         sql="SELECT id FROM users WHERE id = (SELECT max(id) FROM users) FOR UPDATE")
 
 
 def test_a_batch_that_loses_to_the_application_waits_and_retries(postgres_url: str) -> None:
@@ -374,6 +389,10 @@ def test_a_batch_that_keeps_losing_fails_within_its_bound_and_says_where_it_is(p
     message = str(failed.value)
     assert "lock_timeout (300 ms)" in message and "phase 2 of 3" in message, message
     assert f"at revision {HIVE_HEALTH}" in message and "resume" in message
+    # Phase 1 (the new column) is committed: the report must not claim a rollback.
+    assert "rolled back, database still" not in message, message
+    assert f"{FULL_NAME} is NOT rolled back as a whole" in message
+    assert "full_name" in columns_of(postgres_url, "users")
     run_migration(project, "upgrade", FULL_NAME)  # the holder is gone: a re-run finishes
     assert users_ok(postgres_url) == (USERS, USERS, True)
 
@@ -480,3 +499,177 @@ def test_the_guard_counts_outside_the_locks_only_for_revisions_that_only_add(pos
     assert guard("upgrade", HEAD) == ([], True)  # a new table: nothing there to lose
     assert guard("downgrade", FULL_NAME) == (["users"], False)  # DROP COLUMN: counted inside
     assert GuardPlan(None, tables).tables == tables and not GuardPlan(None, tables).additive
+
+
+@pytest.mark.parametrize(("statement", "tables"), [
+    ("ALTER TABLE public.users DROP COLUMN email", ["users"]),
+    ('ALTER TABLE IF EXISTS ONLY "users" DROP COLUMN email', ["users"]),
+    ("DROP TABLE hives, users", ["hives", "users"]),
+    ("TRUNCATE apiaries, public.users CASCADE", ["apiaries", "users"]),
+    ("ALTER TABLE users RENAME TO members", ["users", "members"]),  # members counted after
+])
+def test_the_guard_reads_qualified_names_lists_and_renames(statement: str, tables: list[str]) -> None:
+    from softbee.runbook.online_run import GuardPlan
+
+    plan = GuardPlan(f"{statement};\n", ["apiaries", "hives", "users"])
+    assert (plan.tables, plan.additive) == (tables, False)
+
+
+def test_a_statement_whose_table_the_guard_cannot_name_makes_it_count_every_table() -> None:
+    """Never a guard that counts nothing: a statement that may lose data, its table unknown."""
+    from softbee.runbook.online_run import GuardPlan
+
+    existing = ["apiaries", "hives", "users"]
+    plan = GuardPlan("WITH gone AS (DELETE FROM users RETURNING id) SELECT count(*) FROM gone;\n",
+                     existing)
+    assert (plan.tables, plan.additive) == (existing, False)
+
+
+# -- what the guard and the reports say on an online plan ----------------------------------
+
+EXTRA_REVISION = "9d0f4b6e1a10"
+
+
+def migrations_plus(tmp_path: Path, upgrade: str) -> Path:
+    """Soft-Bee's migrations plus a revision after head whose ``upgrade()`` body is ``upgrade``."""
+    target = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
+    (target / "versions" / f"{EXTRA_REVISION}_extra.py").write_text(f'''"""A revision for a test
+
+Revision ID: {EXTRA_REVISION}
+"""
+from alembic import op
+
+from softbee.runbook import online
+
+revision = {EXTRA_REVISION!r}
+down_revision = {HEAD!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    {upgrade}
+
+
+def downgrade():
+    pass
+''')
+    return target
+
+
+@pytest.mark.parametrize(("statement", "count_mode"), [
+    pytest.param("DELETE FROM users WHERE id % 2 = 0", "estimate", id="estimate-delete"),
+    pytest.param("ALTER TABLE public.users DROP COLUMN email", "exact", id="qualified-drop-column"),
+])
+def test_the_guard_applies_to_a_revision_in_an_online_plan(
+    postgres_url: str, tmp_path: Path, statement: str, count_mode: str
+) -> None:
+    """A loss in a plain revision of a phased plan is refused: estimates and qualified names too."""
+    migrations = migrations_plus(tmp_path, f"op.execute({statement!r})")
+    project = seeded_at_hive_health(postgres_url, migrations)
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as conn:
+        conn.execute(sa.text("ANALYZE users"))  # the estimate's reltuples, right before
+        conn.commit()
+    engine.dispose()
+    with pytest.raises(DataLossError) as refused:
+        run_migration(project, "upgrade", "head", count_mode=count_mode)
+    assert "would lose data" in str(refused.value)
+    assert revision_of(postgres_url) == HEAD  # the online revisions before it are committed
+    assert users_ok(postgres_url) == (USERS, USERS, True)  # and the purge rolled back
+    assert "email" in columns_of(postgres_url, "users")
+
+
+def test_rows_the_application_deletes_during_a_backfill_are_not_called_a_loss(postgres_url: str) -> None:
+    """Each guarded segment is compared with its own start, not with the time before the backfill."""
+    project = seeded_at_hive_health(postgres_url)
+    engine = sa.create_engine(postgres_url)
+    deleted: list[str] = []
+
+    def progress(line: str) -> None:
+        if " rows (" in line and not deleted:  # the application, mid-backfill
+            with engine.begin() as conn:
+                conn.execute(sa.text("DELETE FROM users WHERE id = (SELECT max(id) FROM users)"))
+            deleted.append(line)
+
+    run_migration(project, "upgrade", FULL_NAME, progress=progress)
+    engine.dispose()
+    assert deleted and revision_of(postgres_url) == FULL_NAME
+    assert users_ok(postgres_url) == (USERS - 1, USERS - 1, True)
+
+
+def test_an_index_build_that_loses_its_lock_is_rebuilt_not_left_invalid(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """CREATE INDEX CONCURRENTLY timed out leaves an INVALID index; the retry must not skip it."""
+    migrations = migrations_plus(tmp_path, "online.run_phases(revision, online.create_index("
+                                           "'ix_inspections_hive_id_id', 'inspections', ['hive_id', 'id']))")
+    project = project_at(postgres_url, HEAD, rows=50, migrations_dir=migrations)
+    # A write open on inspections when the build starts: the build waits for it, times out.
+    holder = Holder(postgres_url, 1.5, at="phase 1/1",
+                    sql="UPDATE inspections SET id = id WHERE id = (SELECT min(id) FROM inspections)")
+    try:
+        run_migration(project, "upgrade", EXTRA_REVISION, lock_timeout_ms=300,
+                      progress=holder.progress)
+    finally:
+        holder.join()
+    said = "\n".join(holder.said)
+    assert "lost a lock to the application" in said and "is INVALID" in said, said
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = "
+            "'ix_inspections_hive_id_id'::regclass")).scalar_one() is True
+    engine.dispose()
+
+
+def test_without_a_lock_timeout_online_statements_still_give_up_and_retry(postgres_url: str) -> None:
+    """lock_timeout_ms=0 means none for the guarded DDL; an online phase still gets its 2 s bound."""
+    project = seeded_at_hive_health(postgres_url)
+    # An idle transaction that read users: SET NOT NULL's ADD CONSTRAINT waits for it.
+    holder = Holder(postgres_url, 3.0, at="phase 3/3", sql="SELECT count(*) FROM users")
+    try:
+        run_migration(project, "upgrade", FULL_NAME, lock_timeout_ms=0, progress=holder.progress)
+    finally:
+        holder.join()
+    lost = [line for line in holder.said if "lost a lock to the application" in line]
+    assert lost and "lock timeout" in lost[0], holder.said
+    assert users_ok(postgres_url) == (USERS, USERS, True)
+
+
+def test_a_rehearsal_inside_a_half_done_revision_is_refused_naming_it(postgres_url: str) -> None:
+    seeded_at_hive_health(postgres_url)
+    run_killed_at(postgres_url, " rows (")
+    project = load_project(database_url=postgres_url, migrations_dir=str(MIGRATIONS))
+    before = get_state(project).in_progress
+    for flags in ({"rehearse": True}, {"round_trip": True}):
+        with pytest.raises(GuardError) as refused:
+            run_migration(project, "upgrade", "head", **flags)
+        message = str(refused.value)
+        assert "phase 2 of 3 (backfill users.full_name) running" in message, message
+        assert "finish it first with upgrade_downgrade" in message
+    assert get_state(project).in_progress == before and revision_of(postgres_url) == HIVE_HEALTH
+
+
+def test_a_failure_reading_the_database_after_the_plan_says_it_is_committed(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from softbee.runbook import migrate
+
+    project = seeded_at_hive_health(postgres_url)
+    real, calls = migrate.schema_of, []
+
+    def schema_of(conn: sa.engine.Connection) -> object:
+        calls.append(1)
+        if len(calls) == 2:  # the read after every revision committed
+            raise RuntimeError("the server went away")
+        return real(conn)
+
+    monkeypatch.setattr(migrate, "schema_of", schema_of)
+    with pytest.raises(MigrationFailed) as failed:
+        run_migration(project, "upgrade", FULL_NAME)
+    message = str(failed.value)
+    assert f"every revision of the plan is committed (the database is at {FULL_NAME})" in message
+    assert "rolled back" not in message and "the server went away" in message
+    assert revision_of(postgres_url) == FULL_NAME

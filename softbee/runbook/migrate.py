@@ -36,7 +36,7 @@ from softbee.runbook.guards import (
     session_timeouts,
     take_snapshot,
 )
-from softbee.runbook.online_run import is_online, run_online_plan
+from softbee.runbook.online_run import is_online, refuse_replaying_half_done, run_online_plan
 from softbee.runbook.phases import PHASE_TABLE
 from softbee.runbook.project import Project
 from softbee.runbook.state import (
@@ -301,11 +301,13 @@ def run_migration(
                     return _run_without_transactional_ddl(
                         project, conn, plan, round_trip, count_mode, allow_data_loss, rehearse,
                         lock_timeout_ms, statement_timeout_ms, say, observer)
+                refuse_replaying_half_done(conn, rehearse, round_trip)
                 if runs_online(conn, plan, rehearse, round_trip, say):
                     return run_online_plan(
                         project, conn, plan, count_mode, allow_data_loss, say,
-                        lambda exc, at, steps: _explain(project, exc, at, steps, lock_timeout_ms,
-                                                        statement_timeout_ms), observer)
+                        lambda exc, at, steps, outcome, advice: _explain(
+                            project, exc, at, steps, lock_timeout_ms, statement_timeout_ms,
+                            outcome, advice), observer)
                 return _run_locked(project, conn, plan, round_trip, count_mode, allow_data_loss,
                                    rehearse, lock_timeout_ms, statement_timeout_ms, say, observer)
         except sa.exc.DBAPIError as exc:
@@ -613,27 +615,28 @@ def _explain(
     lock_timeout_ms: int | None,
     statement_timeout_ms: int | None,
     outcome: str | None = None,
+    advice: str | None = None,
 ) -> RunbookError:
     """Turn a failure inside a migration into one actionable line.
 
-    ``outcome`` says what became of the database (default: rolled back, still at the start).
+    ``outcome`` says what became of the database (default: rolled back, still at the start);
+    ``advice`` what to do about a failed statement (default: fix the script, or recover).
     """
     script = getattr(exc, "_softbee_script", None)
     where = f"revision {script.revision} ({(script.doc or '').strip()})" if script else plan.direction
-    start = plan.start or "base"
+    outcome = outcome or f"rolled back, database still at {plan.start or 'base'}"
     if isinstance(exc, CommandError):
         return RevisionError(f"{where}: {exc}")
     if any(frame.name == "autocommit_block" for frame in traceback.extract_tb(exc.__traceback__)):
         return MigrationFailed(
             f"{where} uses autocommit_block (e.g. CREATE INDEX CONCURRENTLY), which would commit "
-            "the runbook's guarded transaction half-way; rolled back, database still at "
-            f"{start}: run that one revision with `flask db upgrade {script.revision if script else ''}`"
-            " in a quiet window, then come back to the runbook"
+            f"the runbook's guarded transaction half-way; {outcome}: run that one revision with "
+            f"`flask db upgrade {script.revision if script else ''}` in a quiet window, or write "
+            "it with softbee.runbook.online, then come back to the runbook"
         )
     orig = getattr(exc, "orig", None)
     statement = " ".join(str(getattr(exc, "statement", "") or "").split())[:200]
     reason = redact_text(first_line(orig if orig is not None else exc))
-    outcome = outcome or f"rolled back, database still at {start}"
     timeout = dialect_named(project.dialect).timeout_reached(exc, lock_timeout_ms,
                                                              statement_timeout_ms)
     if timeout is not None and timeout.kind == "lock" and project.dialect == "sqlite":
@@ -653,10 +656,8 @@ def _explain(
             f"{where}: {timeout.setting} reached by {statement!r}; {outcome}: raise "
             "statement_timeout_ms or batch the work"
         )
-    return MigrationFailed(
-        f"{where} failed: {type(orig or exc).__name__}: {reason}; {outcome}: fix the script, or "
-        "fix the database by hand and run recover_stamp"
-    )
+    advice = advice or "fix the script, or fix the database by hand and run recover_stamp"
+    return MigrationFailed(f"{where} failed: {type(orig or exc).__name__}: {reason}; {outcome}: {advice}")
 
 
 def _describe_file_holders(project: Project) -> str:

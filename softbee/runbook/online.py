@@ -34,6 +34,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from softbee.runbook.errors import MigrationFailed
 from softbee.runbook.phases import Batches, PhaseRunner, runner_for
 
 __all__ = [
@@ -197,16 +198,27 @@ class _CreateIndex(Phase):
                 f"ON {_q(self.table)} ({columns})")
 
     def run_online(self, connection: Connection, runner: PhaseRunner) -> None:
-        valid = connection.execute(sa.text(
+        def drop_if_invalid() -> None:
+            if self._valid(connection) is False:
+                runner.say(f"      index {self.index} is INVALID (a build that failed or was "
+                           "killed): dropping it and building it again")
+                runner.execute(connection, f"DROP INDEX CONCURRENTLY IF EXISTS {_q(self.index)}")
+
+        drop_if_invalid()
+        if self._valid(connection) is not True:
+            # A build that loses its lock leaves an INVALID index, which IF NOT EXISTS would
+            # then skip: each retry drops it first.
+            runner.execute(connection, self._statement(), before_retry=drop_if_invalid)
+        if self._valid(connection) is not True:  # never recorded as done unless usable
+            raise MigrationFailed(f"index {self.index} is not valid after CREATE INDEX CONCURRENTLY: "
+                               "run the revision again to rebuild it")
+
+    def _valid(self, connection: Connection) -> bool | None:
+        """pg_index.indisvalid of the index (None when it does not exist)."""
+        return connection.execute(sa.text(
             "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
             "JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relname = :name AND n.nspname = current_schema()"), {"name": self.index}).scalar()
-        if valid is False:
-            runner.say(f"      index {self.index} is INVALID (a build that failed or was killed): "
-                       "dropping it and building it again")
-            runner.execute(connection, f"DROP INDEX CONCURRENTLY IF EXISTS {_q(self.index)}")
-        if valid is not True:
-            runner.execute(connection, self._statement())
 
 
 def create_index(index: str, table: str, columns: Sequence[str], *, unique: bool = False) -> Phase:

@@ -23,19 +23,25 @@ from __future__ import annotations
 import ast
 import re
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.counts import row_counts, user_tables
 from softbee.runbook.dialects import rollback_fully
-from softbee.runbook.errors import DataLossError, RunbookError
+from softbee.runbook.errors import (
+    DataLossError,
+    GuardError,
+    MigrationFailed,
+    RunbookError,
+    first_line,
+)
 from softbee.runbook.guards import Snapshot, find_losses, take_snapshot
 from softbee.runbook.phases import PhaseTiming, Phasing, guarded_sql, in_progress, phased
 from softbee.runbook.project import Project
 from softbee.runbook.sqltext import split_sql
 from softbee.runbook.state import current_revisions
+from softbee.urls import redact_text
 
 if TYPE_CHECKING:
     from alembic.script import Script
@@ -50,9 +56,39 @@ _ADDITIVE = re.compile(
 )
 _TRANSACTION_CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|START\s+TRANSACTION)\b", re.IGNORECASE)
 _NOT_ADDITIVE = re.compile(r"\bDROP\s+COLUMN\b|\bTYPE\b|\bRENAME\b|\bUSING\b", re.IGNORECASE)
+# The statements whose tables GuardPlan reads, and the table (or list of tables) they name.
 _TOUCHED = re.compile(
-    r"^\s*(?:ALTER\s+TABLE(?:\s+ONLY)?|UPDATE|DELETE\s+FROM|INSERT\s+INTO|TRUNCATE(?:\s+TABLE)?"
-    r"|DROP\s+TABLE(?:\s+IF\s+EXISTS)?)\s+\"?(\w+)\"?", re.IGNORECASE)
+    r"^\s*(?:ALTER\s+TABLE(?:\s+IF\s+EXISTS)?(?:\s+ONLY)?|UPDATE(?:\s+ONLY)?"
+    r"|DELETE\s+FROM(?:\s+ONLY)?|INSERT\s+INTO|TRUNCATE(?:\s+TABLE)?(?:\s+ONLY)?"
+    r"|DROP\s+TABLE(?:\s+IF\s+EXISTS)?)\s+(?P<names>.*)", re.IGNORECASE | re.DOTALL)
+_LISTS_TABLES = re.compile(r"^\s*(TRUNCATE|DROP\s+TABLE)\b", re.IGNORECASE)
+_NAME = r'(?:"[^"]+"|\w+)'
+_QUALIFIED = re.compile(rf"\s*(?:{_NAME}\s*\.\s*)?({_NAME})")
+_RENAMED_TO = re.compile(rf"\bRENAME\s+TO\s+({_NAME})", re.IGNORECASE)
+
+
+def touched_tables(statement: str) -> set[str] | None:
+    """The tables a statement names, lower-cased, schema left out (None when it cannot tell).
+
+    ``DROP TABLE`` and ``TRUNCATE`` may list several; ``ALTER TABLE a RENAME TO b`` touches
+    both, so the guard can see that ``a``'s rows are in ``b``.
+    """
+    found = _TOUCHED.match(statement)
+    if found is None:
+        return None
+    rest = found["names"]
+    names: set[str] = set()
+    while True:
+        name = _QUALIFIED.match(rest)
+        if name is None:
+            return None
+        names.add(name[1].strip('"').lower())
+        rest = rest[name.end():]
+        if not (_LISTS_TABLES.match(statement) and rest.lstrip().startswith(",")):
+            break
+        rest = rest.lstrip()[1:]
+    names |= {n.strip('"').lower() for n in _RENAMED_TO.findall(statement)}
+    return names
 
 
 def is_online(script: Script, direction: str = "upgrade") -> bool:
@@ -67,6 +103,20 @@ def is_online(script: Script, direction: str = "upgrade") -> bool:
             return any(isinstance(call, ast.Call) and _called_name(call.func) == "run_phases"
                        for call in ast.walk(node))
     return False
+
+
+def refuse_replaying_half_done(conn: Connection, rehearse: bool, round_trip: bool) -> None:
+    """A rehearsal or round trip cannot start inside a half-done revision: refuse, naming it."""
+    if not (rehearse or round_trip):
+        return
+    half_done = in_progress(conn)
+    conn.commit()
+    if half_done:
+        run = "rehearsal" if rehearse else "round trip"
+        raise GuardError(
+            f"{'; '.join(half_done)}: a {run} replays whole revisions in one transaction and "
+            f"cannot start in the middle of one; finish it first with upgrade_downgrade (without "
+            f"{'rehearse' if rehearse else 'round_trip'}: it resumes there), then run the {run}")
 
 
 def _called_name(func: ast.expr) -> str | None:
@@ -84,10 +134,19 @@ class GuardPlan:
             return
         statements = [st.code for st in split_sql(guarded_sql(sql))
                       if st.code.strip() and not _TRANSACTION_CONTROL.match(st.code)]
-        touched = {m[1].lower() for st in statements if (m := _TOUCHED.match(st))}
+        additive = [bool(_ADDITIVE.match(st)) and not _NOT_ADDITIVE.search(st) for st in statements]
+        touched: set[str] = set()
+        for statement, adds in zip(statements, additive, strict=True):
+            named = touched_tables(statement)
+            if named is None and not adds:  # a statement that may lose data, its table unknown
+                self.tables, self.additive = list(existing), False
+                return
+            touched |= named or set()
         self.tables = sorted(t for t in existing if t.lower() in touched)
-        self.additive = all(_ADDITIVE.match(st) and not _NOT_ADDITIVE.search(st)
-                            for st in statements)
+        # A table a rename creates is counted after, beside the one it came from.
+        renamed = {n.strip('"').lower() for st in statements for n in _RENAMED_TO.findall(st)}
+        self.tables += sorted(renamed - {t.lower() for t in existing})
+        self.additive = all(additive)
 
 
 def run_online_plan(
@@ -128,15 +187,19 @@ def run_online_plan(
             raise
         except Exception as exc:
             rollback_fully(conn)
-            recorded = current_revisions(project, conn)
-            conn.commit()
-            # "rolled back, database still at X": X is where the committed revisions left it
-            error = explain(exc, replace(plan, start=recorded[0] if recorded else None), steps)
-            raise type(error)(_where_now(project, conn, str(error))) from exc
-    rows_after = row_counts(conn, count_mode)
-    schema_after = schema_of(conn)
-    end = current_revisions(project, conn)
-    conn.commit()
+            outcome, advice = _outcome(project, conn, script.revision, bool(steps))
+            raise explain(exc, plan, steps, outcome, advice) from exc
+    try:
+        rows_after = row_counts(conn, count_mode)
+        schema_after = schema_of(conn)
+        end = current_revisions(project, conn)
+        conn.commit()
+    except Exception as exc:
+        rollback_fully(conn)
+        raise MigrationFailed(
+            f"every revision of the plan is committed (the database is at {plan.target or 'base'}), "
+            f"but reading it afterwards for the report failed: {redact_text(first_line(exc))}; "
+            "the migration needs nothing more, only this report is incomplete") from exc
     result = MigrationResult(
         plan=plan, end=end[0] if end else None, steps=steps,
         before=Snapshot(rows=rows_before, values={}), after=Snapshot(rows=rows_after, values={}),
@@ -163,7 +226,7 @@ def _run_revision(
 
     segment: dict[str, Snapshot] = {}
 
-    def count() -> Snapshot:
+    def count(baseline: Snapshot | None = None) -> Snapshot:
         existing = set(user_tables(conn)) if guard.tables else set()
         tables = [t for t in guard.tables if t in existing]  # a dropped table shows as missing
         if not tables:
@@ -171,7 +234,8 @@ def _run_revision(
         if guard.additive:  # rows only: an additive statement cannot drop or null a value
             rows = row_counts(conn, count_mode, tables)
             return Snapshot(rows=rows, values={t: {} for t in rows})
-        return take_snapshot(conn, count_mode, tables=tables)
+        # In the segment's transaction: estimates add the rows it inserted and deleted.
+        return take_snapshot(conn, count_mode, baseline=baseline, tables=tables)
 
     def begin_segment() -> None:
         if guard.additive:
@@ -188,7 +252,7 @@ def _run_revision(
             after = count()
             conn.commit()
         else:
-            after = count()
+            after = count(baseline=before)
         found = find_losses(before, after)
         if found and guard.additive:
             losses.extend(found)  # cannot happen by construction; never hidden if it does
@@ -206,14 +270,12 @@ def _run_revision(
         if not guard.additive:
             conn.commit()
 
-    def leave_for_online_phase() -> None:
-        checkpoint()  # the DDL so far, checked and committed
-        segment["before"] = count()  # the baseline of what follows the online phase
-        conn.commit()
-
+    # Each guarded segment (the DDL before an online phase, the rest after it) is compared
+    # with its own baseline, taken when it begins: the online phase between them runs while
+    # the application writes, and its rows come and go without the migration's doing.
     started = time.perf_counter()
     begin_segment()
-    phasing = Phasing(conn, leave_for_online_phase, say, timings)
+    phasing = Phasing(conn, checkpoint, begin_segment, say, timings)
     if observer is not None:
         observer.step_started(conn, script)
     with project.bound(conn) as config, phased(phasing):
@@ -224,6 +286,24 @@ def _run_revision(
     seconds = round(time.perf_counter() - started, 3)
     say(f"      done in {seconds:.3f}s")
     return Step(plan.direction, script.revision, (script.doc or "").strip(), seconds)
+
+
+def _outcome(project: Project, conn: Connection, revision: str,
+             earlier_committed: bool) -> tuple[str, str | None]:
+    """What became of the database when ``revision`` failed, and what to do (None: the usual)."""
+    recorded = current_revisions(project, conn)
+    phases = in_progress(conn)
+    conn.commit()
+    at = ", ".join(recorded) or "base"
+    if phases:
+        return (f"{revision} is NOT rolled back as a whole: its open transaction was, what its "
+                f"phases committed stays; the database is at revision {at}, {'; '.join(phases)}; "
+                "a re-run resumes there",
+                "fix the cause and run upgrade_downgrade again")
+    if earlier_committed:
+        return (f"{revision} was rolled back, the revisions before it are committed: the database "
+                f"is at revision {at}", None)
+    return f"rolled back, database still at {at}", None
 
 
 def _where_now(project: Project, conn: Connection, message: str) -> str:

@@ -194,8 +194,12 @@ class PhaseRunner:
         if self.context.as_sql:
             self.context.impl.static_output(END_MARKER)
 
-    def execute(self, connection: Connection, statement: Any) -> int:
-        """Run one statement; on losing a lock to the application, wait and retry (bounded)."""
+    def execute(self, connection: Connection, statement: Any,
+                before_retry: Callable[[], None] | None = None) -> int:
+        """Run one statement; on losing a lock to the application, wait and retry (bounded).
+
+        ``before_retry`` undoes what a failed attempt may have left (an INVALID index).
+        """
         for attempt in range(1, RETRIES + 2):
             try:
                 result = (connection.exec_driver_sql(statement) if isinstance(statement, str)
@@ -209,6 +213,8 @@ class PhaseRunner:
                 self.say(f"      lost a lock to the application ({first_line(exc.orig)}): "
                          f"retry {attempt}/{RETRIES} in {wait:.1f}s")
                 time.sleep(wait)
+                if before_retry is not None:
+                    before_retry()
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -262,24 +268,43 @@ class OnlineRunner(PhaseRunner):
         with self.context.autocommit_block():
             connection = self.context.connection
             assert connection is not None
-            previous = connection.exec_driver_sql("SHOW lock_timeout").scalar_one()
-            if previous in ("0", "0ms"):  # plain flask db upgrade: never wait forever here
-                connection.exec_driver_sql(f"SET lock_timeout = {DEFAULT_LOCK_TIMEOUT_MS}")
-            try:
+            with bounded_lock_timeout(connection):
                 yield connection
-            finally:
-                connection.exec_driver_sql(f"SET lock_timeout = '{previous}'")
 
 
 DEFAULT_LOCK_TIMEOUT_MS = 2000
 
 
+@contextmanager
+def bounded_lock_timeout(connection: Connection) -> Iterator[None]:
+    """Online statements never wait forever: the session's lock_timeout, or 2 s when it has none.
+
+    Plain ``flask db upgrade`` sets none, nor does a runbook run with ``lock_timeout_ms=0``;
+    an online phase's retries need its statements to give up (an ``ADD CONSTRAINT`` queued
+    behind an idle transaction would otherwise hold every writer behind it too).
+    """
+    previous = connection.exec_driver_sql("SHOW lock_timeout").scalar_one()
+    if previous not in ("0", "0ms"):
+        yield
+        return
+    connection.exec_driver_sql(f"SET lock_timeout = {DEFAULT_LOCK_TIMEOUT_MS}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"SET lock_timeout = '{previous}'")
+
+
 @dataclass
 class Phasing:
-    """The runbook's hold on a phased run: its connection, its check-and-commit, what ran."""
+    """The runbook's hold on a phased run: its connection, its check-and-commit, what ran.
+
+    ``checkpoint`` checks the guarded work so far and commits it, before an online phase;
+    ``resume`` opens the next guarded transaction after it (taking that segment's baseline).
+    """
 
     connection: Connection
     checkpoint: Callable[[], None]
+    resume: Callable[[], None]
     say: Callable[[str], None]
     timings: list[PhaseTiming] = field(default_factory=list)
 
@@ -318,11 +343,13 @@ class RunbookRunner(OnlineRunner):
             # within a second and stops, instead of finishing work nobody waits for.
             connection.exec_driver_sql("SET client_connection_check_interval = 1000")
         try:
-            yield connection
+            with bounded_lock_timeout(connection):
+                yield connection
         finally:
             autocommit.commit()
             connection.execution_options(isolation_level=level)
-            connection.begin()  # the rest of the revision and its alembic_version: one transaction
+        # Only once the phase is done: a failed one is reported, not counted again.
+        self.phasing.resume()  # the rest of the revision and its alembic_version: one transaction
 
 
 def runner_for(context: MigrationContext, revision: str, direction: str) -> PhaseRunner:
