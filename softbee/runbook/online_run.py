@@ -174,11 +174,11 @@ def run_online_plan(
             sql: str | None = step_sql(project, plan.direction, script)
         except Exception:  # noqa: BLE001 - it needs a live connection: guard it the careful way
             sql = None
-        guard = GuardPlan(sql, user_tables(conn))
-        conn.commit()
         say(f"[{number}/{len(plan.scripts)}] {plan.direction} {script.revision}: "
             f"{(script.doc or '').strip()}")
-        try:
+        try:  # from here a failure says what the revisions before this one committed
+            guard = GuardPlan(sql, user_tables(conn))
+            conn.commit()
             steps.append(_run_revision(project, conn, plan, script, guard, count_mode,
                                        allow_data_loss, say, timings, losses, observer))
         except RunbookError as exc:
