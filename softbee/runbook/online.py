@@ -210,8 +210,8 @@ class _CreateIndex(Phase):
             # then skip: each retry drops it first.
             runner.execute(connection, self._statement(), before_retry=drop_if_invalid)
         if self._valid(connection) is not True:  # never recorded as done unless usable
-            raise MigrationFailed(f"index {self.index} is not valid after CREATE INDEX CONCURRENTLY: "
-                               "run the revision again to rebuild it")
+            raise MigrationFailed(f"index {self.index} is not valid after CREATE INDEX "
+                                  "CONCURRENTLY: run the revision again to rebuild it")
 
     def _valid(self, connection: Connection) -> bool | None:
         """pg_index.indisvalid of the index (None when it does not exist)."""
