@@ -298,6 +298,15 @@ def test_in_chromium_a_screenshot_of_the_failed_runs_shows_them_in_red(
     assert (0xC6, 0x28, 0x28) in colours, "no failed badge in the screenshot"
 
 
+# DevTools' answers while the page changes document: transient, not the page's failure.
+_NAVIGATING = ("Inspected target navigated or closed", "Cannot find context with specified id",
+               "Execution context was destroyed")
+
+
+class _Navigating(Exception):
+    """Chromium answered a command while the page was navigating."""
+
+
 class _DevTools:
     """A headless chromium driven over the DevTools protocol (tornado's websocket client)."""
 
@@ -341,14 +350,36 @@ class _DevTools:
             assert message is not None, "chromium closed the DevTools connection"
             answer = json.loads(message)
             if answer.get("id") == number:
+                error = answer.get("error", {}).get("message", "")
+                if any(words in error for words in _NAVIGATING):
+                    raise _Navigating(error)
                 assert "error" not in answer, answer["error"]
                 return answer["result"]
 
     async def evaluate(self, expression: str) -> object:
-        """The value of a JavaScript expression in the page."""
-        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        """The value of a JavaScript expression in the page (asked again while it navigates)."""
+        for _ in range(100):
+            try:
+                result = await self.call("Runtime.evaluate", expression=expression,
+                                         returnByValue=True)
+            except _Navigating:
+                await asyncio.sleep(0.1)
+                continue
+            assert "exceptionDetails" not in result, result["exceptionDetails"]
+            return result["result"].get("value")
+        raise AssertionError(f"the page kept navigating for 10 s: {expression}")
+
+    async def act(self, expression: str) -> None:
+        """Run ``expression`` once for its effect (a click, a filter, going back).
+
+        A navigation it starts may end the evaluation before chromium answers: that is the
+        effect, not a failure; what follows checks the page it led to.
+        """
+        try:
+            result = await self.call("Runtime.evaluate", expression=expression)
+        except _Navigating:
+            return
         assert "exceptionDetails" not in result, result["exceptionDetails"]
-        return result["result"].get("value")
 
     async def wait_for(self, expression: str, what: str) -> None:
         """Poll until ``expression`` is true in the page (a page load is asynchronous)."""
@@ -410,8 +441,8 @@ def test_in_chromium_an_auditor_filters_to_failed_runs_follows_a_link_and_comes_
     async def steps() -> dict[str, object]:
         await chromium.wait_for(_INDEX_LOADED, "index.html loaded")
         seen: dict[str, object] = {"all": await chromium.evaluate(_VISIBLE_RUNS)}
-        await chromium.evaluate("const s = document.getElementById('status');"
-                                "s.value = 'failed'; s.dispatchEvent(new Event('change')); 1")
+        await chromium.act("const s = document.getElementById('status');"
+                           "s.value = 'failed'; s.dispatchEvent(new Event('change'))")
         seen["failed"] = await chromium.evaluate(_VISIBLE_RUNS)
         seen["hash"] = await chromium.evaluate("location.hash")
         seen["counter"] = await chromium.evaluate("document.getElementById('shown').textContent")
@@ -419,14 +450,14 @@ def test_in_chromium_an_auditor_filters_to_failed_runs_follows_a_link_and_comes_
         shots["index"] = base64.b64decode(shot["data"])
         seen["link"] = await chromium.evaluate(
             "document.querySelector('#runs tbody tr:not([hidden]) a').getAttribute('href')")
-        await chromium.evaluate("document.querySelector('#runs tbody tr:not([hidden]) a').click(); 1")
+        await chromium.act("document.querySelector('#runs tbody tr:not([hidden]) a').click()")
         await chromium.wait_for("!location.pathname.endsWith('/index.html') && "
                                 "document.readyState === 'complete'", "the run's report loaded")
         seen["report_url"] = await chromium.evaluate("location.href")
         seen["report_text"] = await chromium.evaluate("document.body.innerText")
         shot = await chromium.call("Page.captureScreenshot", format="png")
         shots["report"] = base64.b64decode(shot["data"])
-        await chromium.evaluate("history.back(); 1")
+        await chromium.act("history.back()")
         await chromium.wait_for(_INDEX_LOADED, "back on index.html")
         seen["after_back"] = await chromium.evaluate(_VISIBLE_RUNS)
         return seen
