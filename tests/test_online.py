@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from softbee.runbook.errors import DataLossError, GuardError, MigrationFailed
+from softbee.runbook.errors import DataLossError, GuardError, MigrationFailed, RevisionError
 from softbee.runbook.lint import lint_sql
 from softbee.runbook.migrate import plan_migration, run_migration
 from softbee.runbook.offline import render_plan
@@ -643,4 +643,28 @@ def test_a_failure_reading_the_database_after_the_plan_says_it_is_committed(
     message = str(failed.value)
     assert f"every revision of the plan is committed (the database is at {FULL_NAME})" in message
     assert "rolled back" not in message and "the server went away" in message
+    assert revision_of(postgres_url) == FULL_NAME
+
+
+def test_a_revision_error_mid_plan_says_where_the_database_is(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alembic's CommandError in the second revision: the first is committed, and the line says so."""
+    from alembic.util import CommandError
+
+    from softbee.runbook import migrate
+
+    project = seeded_at_hive_health(postgres_url)
+    real = migrate.migrate_one
+
+    def migrate_one(config, plan, script):  # noqa: ANN001, ANN202
+        if script.revision == VARROA:
+            raise CommandError("Can't locate revision identified by 'x'")
+        return real(config, plan, script)
+
+    monkeypatch.setattr(migrate, "migrate_one", migrate_one)
+    with pytest.raises(RevisionError) as failed:
+        run_migration(project, "upgrade", VARROA)
+    message = str(failed.value)
+    assert f"the database is at revision {FULL_NAME}" in message, message
     assert revision_of(postgres_url) == FULL_NAME

@@ -188,7 +188,10 @@ def run_online_plan(
         except Exception as exc:
             rollback_fully(conn)
             outcome, advice = _outcome(project, conn, script.revision, bool(steps))
-            raise explain(exc, plan, steps, outcome, advice) from exc
+            error = explain(exc, plan, steps, outcome, advice)
+            if outcome not in str(error):  # a kind of error whose line has no outcome of its own
+                error = type(error)(f"{error}; {outcome}")
+            raise error from exc
     try:
         rows_after = row_counts(conn, count_mode)
         schema_after = schema_of(conn)
