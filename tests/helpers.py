@@ -128,6 +128,23 @@ def migrations_with_extra_revision(
     return target
 
 
+def is_mysql(url: str) -> bool:
+    """True for a MySQL/MariaDB URL: DDL commits as it runs there."""
+    return sa.engine.make_url(url).get_backend_name() in ("mysql", "mariadb")
+
+
+def scratch_databases(url: str) -> list[str]:
+    """Rehearsal copies of ``url``'s database left on its MySQL/MariaDB server (there should be none)."""
+    name = sa.engine.make_url(url).database
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text("SHOW DATABASES LIKE :name"),
+                                     {"name": f"{name}_rehearsal_%"}).scalars())
+    finally:
+        engine.dispose()
+
+
 def run_cli(*args: str, env: dict[str, str] | None = None, archive: Path) -> subprocess.CompletedProcess[str]:
     """``softbee-runbook run ...`` from the repo root, as a scheduled job would call it."""
     environ = {**os.environ, **(env or {})}

@@ -39,29 +39,14 @@ from tests.helpers import (
     INSPECTIONS,
     MIGRATIONS,
     dump,
+    is_mysql,
     migrations_with_extra_revision,
     production_project,
     project_at,
     revision_of,
+    scratch_databases,
     snapshot,
 )
-
-
-def is_mysql(url: str) -> bool:
-    """True for a MySQL/MariaDB URL: DDL commits as it runs there."""
-    return sa.engine.make_url(url).get_backend_name() in ("mysql", "mariadb")
-
-
-def scratch_databases(url: str) -> list[str]:
-    """Rehearsal copies left on the MySQL/MariaDB server of ``url`` (there should be none)."""
-    name = sa.engine.make_url(url).database
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(sa.text("SHOW DATABASES LIKE :name"),
-                                     {"name": f"{name}_rehearsal_%"}).scalars())
-    finally:
-        engine.dispose()
 
 
 def _upgrade_in_thread(url: str, entered: threading.Event, release: threading.Event) -> dict:

@@ -31,7 +31,16 @@ from softbee.runbook.project import load_project
 from softbee.runbook.recover import diagnose
 from softbee.runbook.review import check_versions
 from softbee.runbook.state import get_state
-from tests.helpers import FULL_NAME, HEAD, HIVE_HEALTH, HUNG_AFTER_S, MIGRATIONS, VARROA, project_at
+from tests.helpers import (
+    FULL_NAME,
+    HEAD,
+    HIVE_HEALTH,
+    HUNG_AFTER_S,
+    MIGRATIONS,
+    VARROA,
+    migrations_with_extra_revision,
+    project_at,
+)
 
 USERS = 3000  # users to fill: three backfill batches of the first size (1,000)
 
@@ -205,21 +214,25 @@ FK_REVISION = "9c8e3a5d0f09"
 EXTRA_REVISION = "9d0f4b6e1a10"
 
 
-def migrations_plus(tmp_path: Path, revision: str, doc: str, body: str) -> Path:
-    """Soft-Bee's migrations plus ``revision`` after head: ``body`` is its functions."""
-    target = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
-    header = (f'"""{doc}\n\nRevision ID: {revision}\n"""\nimport sqlalchemy as sa\n'
-              "from alembic import op\n\nfrom softbee.runbook import online\n\n"
-              f"revision = {revision!r}\ndown_revision = {HEAD!r}\nbranch_labels = None\n"
-              "depends_on = None\n\n\n")
-    (target / "versions" / f"{revision}_for_a_test.py").write_text(header + body)
-    return target
-
-
 def migrations_with_online_foreign_key(tmp_path: Path) -> Path:
     """Soft-Bee's migrations plus a revision adding inspections.treatment_id with an online foreign key."""
-    return migrations_plus(tmp_path, FK_REVISION, "Link inspections to the treatment they led to", '''
+    target = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, target, ignore=shutil.ignore_patterns("__pycache__"))
+    (target / "versions" / f"{FK_REVISION}_link_inspections_to_treatments.py").write_text(f'''"""Link inspections to the treatment they led to
+
+Revision ID: {FK_REVISION}
+"""
+import sqlalchemy as sa
+from alembic import op
+
+from softbee.runbook import online
+
+revision = {FK_REVISION!r}
+down_revision = {HEAD!r}
+branch_labels = None
+depends_on = None
+
+
 def add_column():
     with op.batch_alter_table("inspections") as batch_op:
         batch_op.add_column(sa.Column("treatment_id", sa.Integer(), nullable=True))
@@ -239,12 +252,7 @@ def downgrade():
         batch_op.drop_constraint("fk_inspections_treatment_id_treatments", type_="foreignkey")
         batch_op.drop_column("treatment_id")
 ''')
-
-
-def migrations_with_upgrade(tmp_path: Path, statement: str) -> Path:
-    """Soft-Bee's migrations plus a revision whose upgrade() is the one ``statement``."""
-    return migrations_plus(tmp_path, EXTRA_REVISION, "A revision for a test",
-                           f"def upgrade():\n    {statement}\n\n\ndef downgrade():\n    pass\n")
+    return target
 
 
 def test_a_foreign_key_is_added_and_enforced(database_url: str, tmp_path: Path) -> None:
@@ -537,7 +545,8 @@ def test_the_guard_applies_to_a_revision_in_an_online_plan(
     postgres_url: str, tmp_path: Path, statement: str, count_mode: str
 ) -> None:
     """A loss in a plain revision of a phased plan is refused: estimates and qualified names too."""
-    migrations = migrations_with_upgrade(tmp_path, f"op.execute({statement!r})")
+    migrations = migrations_with_extra_revision(tmp_path, EXTRA_REVISION, HEAD,
+                                                upgrade=f"op.execute({statement!r})")
     project = seeded_at_hive_health(postgres_url, migrations)
     engine = sa.create_engine(postgres_url)
     with engine.connect() as conn:
@@ -574,8 +583,10 @@ def test_an_index_build_that_loses_its_lock_is_rebuilt_not_left_invalid(
     postgres_url: str, tmp_path: Path
 ) -> None:
     """CREATE INDEX CONCURRENTLY timed out leaves an INVALID index; the retry must not skip it."""
-    migrations = migrations_with_upgrade(tmp_path, "online.run_phases(revision, online.create_index("
-                                                   "'ix_inspections_hive_id_id', 'inspections', ['hive_id', 'id']))")
+    migrations = migrations_with_extra_revision(
+        tmp_path, EXTRA_REVISION, HEAD,
+        upgrade="from softbee.runbook import online; online.run_phases(revision, "
+                "online.create_index('ix_inspections_hive_id_id', 'inspections', ['hive_id', 'id']))")
     project = project_at(postgres_url, HEAD, rows=50, migrations_dir=migrations)
     # A write open on inspections when the build starts: the build waits for it, times out.
     holder = Holder(postgres_url, 1.5, at="phase 1/1",

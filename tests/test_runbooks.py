@@ -45,6 +45,7 @@ from tests.helpers import (
     MIGRATIONS,
     REPO_ROOT,
     VARROA,
+    is_mysql,
     snapshot,
 )
 from tests.notebooks import run_failing_runbook, run_runbook, shown, step_outputs, table_rows
@@ -127,10 +128,6 @@ def row_counts(url: str) -> dict[str, int]:
         tables = [t for t in sa.inspect(conn).get_table_names() if t != "alembic_version"]
         return {t: conn.execute(sa.text(f"SELECT count(*) FROM {quote(t)}")).scalar_one()
                 for t in tables}
-
-
-def is_mysql(url: str) -> bool:
-    return sa.engine.make_url(url).get_backend_name() in ("mysql", "mariadb")
 
 
 def table_names(url: str) -> set[str]:

@@ -28,6 +28,7 @@ from tests.helpers import (
     migrations_with_extra_revision,
     project_at,
     revision_of,
+    scratch_databases,
     snapshot,
 )
 
@@ -40,18 +41,6 @@ def columns(url: str, table: str) -> set[str]:
     engine = sa.create_engine(url)
     try:
         return {c["name"] for c in sa.inspect(engine).get_columns(table)}
-    finally:
-        engine.dispose()
-
-
-def scratch_databases(url: str) -> list[str]:
-    """Rehearsal copies of ``url``'s database left on the server (there should be none)."""
-    name = sa.engine.make_url(url).database
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(sa.text("SHOW DATABASES LIKE :name"),
-                                     {"name": f"{name}_rehearsal_%"}).scalars())
     finally:
         engine.dispose()
 
