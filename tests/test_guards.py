@@ -31,6 +31,7 @@ from softbee.runbook.errors import (
 from softbee.runbook.guards import find_losses, Snapshot
 from softbee.runbook.migrate import run_migration
 from softbee.runbook.project import load_project
+from tests.conftest import ALL_DATABASES, DRIVER_DATABASES, each_mysql_driver, each_pg_driver
 from tests.helpers import (
     FULL_NAME,
     HEAD,
@@ -71,6 +72,7 @@ def _upgrade_in_thread(url: str, entered: threading.Event, release: threading.Ev
     return outcome
 
 
+@pytest.mark.parametrize("any_database_url", (*ALL_DATABASES, *DRIVER_DATABASES), indirect=True)
 def test_second_concurrent_upgrade_fails_naming_the_lock_holder(any_database_url: str) -> None:
     database_url = any_database_url
     project_at(database_url, INSPECTIONS, rows=100)
@@ -146,6 +148,7 @@ def test_lock_wait_on_mariadb_waits_in_get_lock_until_the_first_run_ends(mysql_u
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_lock_timeout_fails_fast_naming_the_blocking_session(postgres_url: str) -> None:
     project_at(postgres_url, HIVE_HEALTH, rows=50)
     before = snapshot(postgres_url)
@@ -166,6 +169,7 @@ def test_lock_timeout_fails_fast_naming_the_blocking_session(postgres_url: str) 
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_a_session_holding_the_version_table_stops_even_the_first_read_within_lock_timeout(
     postgres_url: str,
 ) -> None:
@@ -186,6 +190,7 @@ def test_a_session_holding_the_version_table_stops_even_the_first_read_within_lo
 
 
 @pytest.mark.mysql
+@each_mysql_driver
 def test_lock_wait_timeout_on_mariadb_names_the_open_transaction_and_changes_nothing(
     mysql_url: str,
 ) -> None:
@@ -211,6 +216,7 @@ def test_lock_wait_timeout_on_mariadb_names_the_open_transaction_and_changes_not
 
 
 @pytest.mark.mysql
+@each_mysql_driver
 def test_a_lock_wait_timeout_in_the_runbooks_own_count_on_mariadb_is_one_line(
     mysql_url: str,
 ) -> None:
@@ -237,6 +243,7 @@ def test_a_lock_wait_timeout_in_the_runbooks_own_count_on_mariadb_is_one_line(
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_statement_timeout_stops_a_slow_migration(postgres_url: str, tmp_path) -> None:
     # A revision that is slow by construction: the timeout must stop it, whatever the machine's
     # speed. (1 ms on a real revision was a race: on a busy machine the runbook's own re-plan
@@ -254,6 +261,7 @@ def test_statement_timeout_stops_a_slow_migration(postgres_url: str, tmp_path) -
 
 
 @pytest.mark.mysql
+@each_mysql_driver
 def test_max_statement_time_on_mariadb_stops_a_slow_revision_in_one_line(
     mysql_url: str, tmp_path
 ) -> None:
@@ -276,6 +284,7 @@ def test_max_statement_time_on_mariadb_stops_a_slow_revision_in_one_line(
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_a_timeout_in_the_runbooks_own_statements_is_one_line_too(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -314,6 +323,7 @@ def test_a_timeout_in_the_runbooks_own_statements_is_one_line_too(
     assert revision_of(postgres_url) == INSPECTIONS
 
 
+@pytest.mark.parametrize("any_database_url", (*ALL_DATABASES, *DRIVER_DATABASES), indirect=True)
 def test_downgrade_dropping_a_column_with_values_is_refused_and_changes_nothing(
     any_database_url: str,
 ) -> None:

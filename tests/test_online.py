@@ -31,6 +31,7 @@ from softbee.runbook.project import load_project
 from softbee.runbook.recover import diagnose
 from softbee.runbook.review import check_versions
 from softbee.runbook.state import get_state
+from tests.conftest import each_pg_driver
 from tests.helpers import (
     FULL_NAME,
     HEAD,
@@ -374,6 +375,7 @@ class RowHolder(Holder):
                          sql="SELECT id FROM users WHERE id = (SELECT max(id) FROM users) FOR UPDATE")
 
 
+@each_pg_driver
 def test_a_batch_that_loses_to_the_application_waits_and_retries(postgres_url: str) -> None:
     project = seeded_at_hive_health(postgres_url)
     holder = RowHolder(postgres_url, 1.5)
@@ -579,6 +581,7 @@ def test_rows_the_application_deletes_during_a_backfill_are_not_called_a_loss(po
     assert users_ok(postgres_url) == (USERS - 1, USERS - 1, True)
 
 
+@each_pg_driver
 def test_an_index_build_that_loses_its_lock_is_rebuilt_not_left_invalid(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -606,6 +609,7 @@ def test_an_index_build_that_loses_its_lock_is_rebuilt_not_left_invalid(
     engine.dispose()
 
 
+@each_pg_driver
 def test_without_a_lock_timeout_online_statements_still_give_up_and_retry(postgres_url: str) -> None:
     """lock_timeout_ms=0 means none for the guarded DDL; an online phase still gets its 2 s bound."""
     project = seeded_at_hive_health(postgres_url)

@@ -33,6 +33,22 @@ def test_driverless_postgresql_url_runs_on_psycopg2() -> None:
                                   "database": "softbee"}
 
 
+@pytest.mark.parametrize(("url", "driver"), [
+    ("postgresql+psycopg://someone:pw@127.0.0.1:5432/softbee", "psycopg"),
+    ("postgresql+psycopg2://someone:pw@127.0.0.1:5432/softbee", "psycopg2"),
+    ("mysql+mysqldb://someone:pw@127.0.0.1:3306/softbee", "mysqldb"),
+    ("mariadb+pymysql://someone:pw@127.0.0.1:3306/softbee", "pymysql"),
+])
+def test_a_url_naming_its_driver_runs_on_that_driver(url: str, driver: str) -> None:
+    """SQLAlchemy 2's postgresql+psycopg:// is psycopg 3: used as written, never psycopg2."""
+    from tests.conftest import require_driver
+
+    require_driver(driver)
+    project = load_project(database_url=url)
+    assert project.url.drivername == url.partition("://")[0]
+    assert project.engine.dialect.driver == driver
+
+
 def test_malformed_url_is_one_clear_line() -> None:
     with pytest.raises(ConfigError, match="malformed database URL") as caught:
         load_project(database_url="not a url at all")

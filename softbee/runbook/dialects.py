@@ -36,13 +36,31 @@ class TimeoutReached:
     setting: str  # how the message names it, e.g. "lock_timeout (300 ms)"
 
 
-def _error_code(error: BaseException) -> Any:
-    """The driver's error code: PostgreSQL's SQLSTATE, MySQL's error number (None if none)."""
+# PostgreSQL's SQLSTATEs the runbooks act on (what error_code returns for them).
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout reached
+QUERY_CANCELED = "57014"  # statement_timeout reached, or a cancel request
+DEADLOCK_DETECTED = "40P01"
+UNDEFINED_TABLE = "42P01"
+
+
+def error_code(error: BaseException) -> str | int | None:
+    """The driver's error code for ``error``: MySQL's error number, PostgreSQL's SQLSTATE, or None.
+
+    The one place a driver's error is read, whatever the driver. PyMySQL and mysqlclient
+    (``MySQLdb``) raise with ``(errno, message)`` as their arguments; the number comes first,
+    since PyMySQL 1.2 also carries MySQL's coarse ``sqlstate`` ("HY000"). psycopg 3 (and
+    SQLAlchemy's asyncpg adapter) carry ``sqlstate``, psycopg2 ``pgcode``, both ``diag.sqlstate``.
+    ``error`` may be SQLAlchemy's wrapper (the driver's error is its ``orig``) or the driver's.
+    """
     orig = getattr(error, "orig", None) or error
-    if (code := getattr(orig, "pgcode", None)) is not None:
-        return code
     args = getattr(orig, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
+    if args and isinstance(args[0], int) and not isinstance(args[0], bool):
+        return args[0]
+    for code in (getattr(orig, "sqlstate", None), getattr(orig, "pgcode", None),
+                 getattr(getattr(orig, "diag", None), "sqlstate", None)):
+        if isinstance(code, str) and code:
+            return code
+    return None
 
 
 class Dialect:
@@ -116,10 +134,10 @@ class PostgreSQL(Dialect):
     def timeout_reached(
         self, error: BaseException, lock_timeout_ms: int | None, statement_timeout_ms: int | None
     ) -> TimeoutReached | None:
-        code = _error_code(error)
-        if code == "55P03":
+        code = error_code(error)
+        if code == LOCK_NOT_AVAILABLE:
             return TimeoutReached("lock", f"lock_timeout ({lock_timeout_ms} ms)")
-        if code == "57014":
+        if code == QUERY_CANCELED:
             return TimeoutReached("statement", f"statement_timeout ({statement_timeout_ms} ms)")
         return None
 
@@ -234,7 +252,7 @@ class MySQL(Dialect):
     def timeout_reached(
         self, error: BaseException, lock_timeout_ms: int | None, statement_timeout_ms: int | None
     ) -> TimeoutReached | None:
-        code = _error_code(error)
+        code = error_code(error)
         if code == self.LOCK_WAIT_TIMEOUT:
             waited = f"{_whole_seconds(lock_timeout_ms)} s" if lock_timeout_ms else "the server's"
             return TimeoutReached("lock", f"lock_wait_timeout ({waited})")

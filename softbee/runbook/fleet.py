@@ -26,6 +26,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from softbee.runbook.dialects import UNDEFINED_TABLE, error_code
 from softbee.runbook.errors import ConfigError, first_line
 from softbee.runbook.targets import Fleet, Target, TargetsError
 from softbee.urls import BadDatabaseURL, parse_url, redact_text
@@ -251,8 +252,10 @@ def read_revisions(
             with connection.cursor() as cursor:
                 try:
                     cursor.execute(query)
-                except psycopg2.errors.UndefinedTable:
-                    return ()
+                except psycopg2.Error as exc:
+                    if error_code(exc) == UNDEFINED_TABLE:
+                        return ()
+                    raise
                 return tuple(row[0] for row in cursor.fetchall())
         finally:
             connection.close()

@@ -21,10 +21,12 @@ from sqlalchemy.engine import Connection
 
 from softbee.runbook.counts import column_value_counts, has_rows, row_counts, user_tables
 from softbee.runbook.dialects import (
+    QUERY_CANCELED,
     Dialect,
     check_timeouts,
     dialect_for,
     dialect_named,
+    error_code,
     rollback_fully,
 )
 from softbee.runbook.errors import ConfirmationRequired, LockHeld, ParameterError
@@ -305,7 +307,7 @@ def _reset_timeouts(connection: Connection, dialect: Dialect) -> None:
             connection.commit()
             return
         except sa.exc.OperationalError as exc:
-            if attempt == 2 or getattr(exc.orig, "pgcode", None) != "57014":
+            if attempt == 2 or error_code(exc) != QUERY_CANCELED:
                 raise
 
 
