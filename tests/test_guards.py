@@ -126,6 +126,7 @@ def test_lock_wait_lets_the_second_run_go_after_the_first(
 
 
 @pytest.mark.mysql
+@each_mysql_driver
 def test_lock_wait_on_mariadb_waits_in_get_lock_until_the_first_run_ends(mysql_url: str) -> None:
     """GET_LOCK waits on the server (no polling): the second run goes once the first lets go."""
     project_at(mysql_url, INSPECTIONS)
@@ -362,6 +363,7 @@ def test_downgrade_to_base_with_rows_needs_allow_data_loss(any_database_url: str
     assert snapshot(database_url) == before
 
 
+@pytest.mark.parametrize("any_database_url", (*ALL_DATABASES, *DRIVER_DATABASES), indirect=True)
 def test_rehearsal_leaves_schema_and_data_byte_for_byte_equal(any_database_url: str) -> None:
     """Rolled back on SQLite and PostgreSQL; on MariaDB run on a scratch copy, then dropped."""
     database_url = any_database_url

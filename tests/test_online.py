@@ -412,15 +412,21 @@ def test_a_batch_that_keeps_losing_fails_within_its_bound_and_says_where_it_is(p
 # -- kill -9 in each phase, then a re-run ---------------------------------------------------
 
 KILL_POINTS = [
-    # (progress line to die at, the nth one, what the database must then say)
-    pytest.param("phase 1/3", 1, None, id="phase 1 before its DDL"),
-    pytest.param(" rows (", 1, "phase 2 of 3 (backfill users.full_name) running", id="phase 2 mid-backfill"),
-    pytest.param("phase 3/3", 1, "phase 2 of 3 (backfill users.full_name) done", id="phase 3 before NOT NULL"),
-    pytest.param("phase 2/2", 1, None, id="varroa index phase"),
+    # (driver, progress line to die at, the nth one, what the database must then say)
+    pytest.param("psycopg2", "phase 1/3", 1, None, id="phase 1 before its DDL"),
+    pytest.param("psycopg2", " rows (", 1, "phase 2 of 3 (backfill users.full_name) running",
+                 id="phase 2 mid-backfill"),
+    pytest.param("psycopg2", "phase 3/3", 1, "phase 2 of 3 (backfill users.full_name) done",
+                 id="phase 3 before NOT NULL"),
+    pytest.param("psycopg2", "phase 2/2", 1, None, id="varroa index phase"),
+    # psycopg 3: the resume reads the phase record and the killed session as psycopg2 does
+    pytest.param("psycopg", " rows (", 1, "phase 2 of 3 (backfill users.full_name) running",
+                 id="psycopg phase 2 mid-backfill"),
 ]
 
 
-@pytest.mark.parametrize(("needle", "nth", "recorded"), KILL_POINTS)
+@pytest.mark.parametrize(("postgres_url", "needle", "nth", "recorded"), KILL_POINTS,
+                         indirect=["postgres_url"])
 def test_killed_in_a_phase_the_state_is_explained_and_a_rerun_finishes(
     postgres_url: str, needle: str, nth: int, recorded: str | None
 ) -> None:
