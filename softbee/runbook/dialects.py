@@ -10,6 +10,7 @@ on ``dialect.name``.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,6 +36,12 @@ class TimeoutReached:
     kind: str  # "lock" or "statement"
     setting: str  # how the message names it, e.g. "lock_timeout (300 ms)"
 
+
+# What to check when a connection is refused: the same words for every driver.
+CHECK_THE_URL = "check DATABASE_URL (or database_url), the server, and the credentials"
+WRONG_CREDENTIALS = "the user or password in DATABASE_URL is wrong"
+NO_DATABASE = "create the database or fix its name in DATABASE_URL"
+SERVER_UNREACHABLE = "is the server running, and are host and port right?"
 
 # PostgreSQL's SQLSTATEs the runbooks act on (what error_code returns for them).
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout reached
@@ -106,6 +113,10 @@ class Dialect:
         """Processes that have the database file open (only file databases have one)."""
         return []
 
+    def connection_hint(self, error: BaseException) -> str:
+        """What to check when the database refused a connection with ``error``."""
+        return CHECK_THE_URL
+
 
 class PostgreSQL(Dialect):
     """Transactional DDL, a session-level advisory lock, ``lock_timeout``/``statement_timeout``."""
@@ -140,6 +151,19 @@ class PostgreSQL(Dialect):
         if code == QUERY_CANCELED:
             return TimeoutReached("statement", f"statement_timeout ({statement_timeout_ms} ms)")
         return None
+
+    def connection_hint(self, error: BaseException) -> str:
+        # libpq fails before the server answers, so without a SQLSTATE: its text is the same
+        # under psycopg2 and psycopg 3, but for host names, which psycopg 3 resolves itself.
+        reason = str(getattr(error, "orig", None) or error)
+        if "password authentication failed" in reason or re.search(r'role ".*" does not exist', reason):
+            return WRONG_CREDENTIALS
+        if re.search(r'database ".*" does not exist', reason):
+            return NO_DATABASE
+        if any(text in reason for text in (
+                "Connection refused", "could not translate host", "failed to resolve host")):
+            return SERVER_UNREACHABLE
+        return CHECK_THE_URL
 
     def connect_params(
         self, driver: str, lock_timeout_ms: int | None, statement_timeout_ms: int | None
@@ -227,6 +251,14 @@ class MySQL(Dialect):
         1969: "max_statement_time",  # MariaDB
         3024: "max_execution_time",  # MySQL
     }
+    CONNECTION_HINTS: ClassVar[dict[int, str]] = {
+        1045: WRONG_CREDENTIALS,  # access denied
+        1698: WRONG_CREDENTIALS,  # access denied, no password given
+        1049: NO_DATABASE,  # unknown database
+        2002: SERVER_UNREACHABLE,  # can't connect (mysqlclient, and sockets)
+        2003: SERVER_UNREACHABLE,  # can't connect over TCP (PyMySQL)
+        2005: SERVER_UNREACHABLE,  # unknown host
+    }
 
     def set_timeouts(
         self, connection: Connection, lock_timeout_ms: int | None, statement_timeout_ms: int | None
@@ -260,6 +292,11 @@ class MySQL(Dialect):
             limit = f"{statement_timeout_ms / 1000:g} s" if statement_timeout_ms else "the server's"
             return TimeoutReached("statement", f"{self.STATEMENT_TIMEOUTS[code]} ({limit})")
         return None
+
+    def connection_hint(self, error: BaseException) -> str:
+        # By number: mysqlclient says "Can't connect to server on 'host' (115)" where PyMySQL
+        # says "... Connection refused".
+        return self.CONNECTION_HINTS.get(error_code(error), CHECK_THE_URL)  # type: ignore[arg-type]
 
     def connect_params(
         self, driver: str, lock_timeout_ms: int | None, statement_timeout_ms: int | None

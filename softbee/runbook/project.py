@@ -31,7 +31,7 @@ from softbee.runbook.compat import (
     models_metadata,
     sqlite_relative_folder,
 )
-from softbee.runbook.dialects import dialect_for
+from softbee.runbook.dialects import dialect_for, dialect_named
 from softbee.runbook.errors import AppMigratedOnLoad, ConfigError, DatabaseError, first_line
 from softbee.runbook.roots import candidate_roots, find_project_root, project_root
 from softbee.runbook.secrets import reveal
@@ -243,13 +243,7 @@ def quiet_alembic() -> None:
 def describe_connection_error(exc: sa.exc.DBAPIError, url: URL) -> str:
     """One line saying why the database refused us, with the password masked."""
     reason = redact_text(first_line(exc.orig if exc.orig is not None else exc))
-    hint = "check DATABASE_URL (or database_url), the server, and the credentials"
-    if "password authentication failed" in reason:
-        hint = "the password in DATABASE_URL is wrong"
-    elif "does not exist" in reason:
-        hint = "create the database or fix its name in DATABASE_URL"
-    elif "Connection refused" in reason or "could not translate host" in reason:
-        hint = "is the server running, and are host and port right?"
+    hint = dialect_named(url.get_backend_name()).connection_hint(exc)
     return f"cannot connect to {redact_url(url)}: {reason} ({hint})"
 
 
