@@ -457,6 +457,7 @@ def test_scheduled_run_fails_naming_the_holder_while_another_migration_holds_the
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_estimated_counts_still_catch_rows_deleted_by_the_migration(postgres_url: str, tmp_path) -> None:
     """Statistics do not move inside a transaction: the guard adds the transaction's own deletes."""
     migrations = migrations_with_extra_revision(
@@ -473,6 +474,7 @@ def test_estimated_counts_still_catch_rows_deleted_by_the_migration(postgres_url
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_estimated_counts_catch_a_truncated_table(postgres_url: str, tmp_path) -> None:
     migrations = migrations_with_extra_revision(
         tmp_path, "de1e7e000002", HEAD, upgrade='op.execute("TRUNCATE treatments")')
@@ -632,6 +634,7 @@ def test_relative_sqlite_path_means_the_same_file_as_flask_db(monkeypatch: pytes
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_statement_timeout_left_unset_keeps_the_databases_own_setting(postgres_url: str) -> None:
     from softbee.runbook.guards import session_timeouts
 

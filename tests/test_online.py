@@ -296,6 +296,7 @@ def test_a_rehearsal_runs_the_plain_forms_and_changes_nothing(postgres_url: str)
 # -- before anything runs: the phases, and lint pointing at them -------------------------
 
 
+@each_pg_driver
 def test_inspect_diff_shows_the_phases_before_anything_runs(postgres_url: str) -> None:
     project = seeded_at_hive_health(postgres_url)
     rendered = render_plan(project, plan_migration(project, "upgrade", "head"), dialect="postgresql")
@@ -388,6 +389,7 @@ def test_a_batch_that_loses_to_the_application_waits_and_retries(postgres_url: s
     assert users_ok(postgres_url) == (USERS, USERS, True)
 
 
+@each_pg_driver
 def test_a_batch_that_keeps_losing_fails_within_its_bound_and_says_where_it_is(postgres_url: str) -> None:
     project = seeded_at_hive_health(postgres_url)
     # Held longer than the retries last (6 x 300 ms of lock_timeout, 6.2 s of waits between):
