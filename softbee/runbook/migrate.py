@@ -16,6 +16,7 @@ from alembic.script import Script
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
+from softbee.runbook.advice import runbook_command
 from softbee.runbook.counts import SKIPPED_TABLES, compare_counts, counts_records, has_rows
 from softbee.runbook.dialects import dialect_for, dialect_named, rollback_fully
 from softbee.runbook.errors import (
@@ -249,7 +250,10 @@ def plan_migration(
     if state.unknown:
         raise RevisionError(
             f"the database records revision {', '.join(state.unknown)}, which is not in "
-            f"{project.migrations_dir.name}/: run the recover_stamp runbook (purge=True) first"
+            f"{project.migrations_dir.name}/: run the recover_stamp runbook (purge=True) first "
+            "(inspect_diff says which revision to stamp): `` "
+            + runbook_command(project, "recover_stamp", purge=True,
+                              stamp_revision="<the revision the schema matches>") + " ``"
         )
     if len(state.current) > 1:
         raise RevisionError(
