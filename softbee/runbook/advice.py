@@ -43,7 +43,7 @@ def _word(value: Any) -> str:
 
 
 def runbook_command(project: Project, runbook: str, **parameters: Any) -> str:
-    """``softbee-runbook run RUNBOOK`` with the project's app, migrations and database, then ``parameters``."""
+    """``softbee-runbook run RUNBOOK`` with app, migrations and database, then ``parameters``."""
     words = [PROG, "run", runbook, "-p", "app", shlex.quote(project.app_spec),
              "-p", "migrations_dir", shlex.quote(project.migrations_spec),
              "-p", "database_url", database_argument(project)]

@@ -84,7 +84,7 @@ class DataLossError(GuardError):
 
 
 class CannotPredict(GuardError):
-    """Where DDL commits as it runs, a revision whose loss cannot be predicted, on a database with data."""
+    """A revision whose loss cannot be predicted (DDL commits as it runs), where rows exist."""
 
     def __init__(self, message: str, revisions: Sequence[str] = ()) -> None:
         super().__init__(message)

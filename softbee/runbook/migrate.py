@@ -407,7 +407,7 @@ def _run_without_transactional_ddl(
         # The copy's session gets the run's timeouts too: a rehearsal waits no longer than a run.
         with session_timeouts(scratch_conn, lock_timeout_ms, statement_timeout_ms):
             try:
-                result = run(copy, scratch_conn, True)  # a copy: show the loss rather than refuse it
+                result = run(copy, scratch_conn, True)  # a copy: show a loss, not refuse it
             except (MigrationFailed, RoundTripMismatch) as exc:
                 raise RehearsalFailed(
                     f"rehearsal on a scratch copy of the database failed: {exc}; the copy is "

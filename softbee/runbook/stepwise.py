@@ -143,7 +143,12 @@ def run_stepwise(
     one-transaction path (``capture`` records the statements that way). ``on_copy``: the
     database is a rehearsal's scratch copy, and a failure is told as the copy's.
     """
-    from softbee.runbook.migrate import MigrationResult, round_trip_phases, round_trip_verdict, schema_of
+    from softbee.runbook.migrate import (
+        MigrationResult,
+        round_trip_phases,
+        round_trip_verdict,
+        schema_of,
+    )
 
     run = StepRun(say, observer, lock_timeout_ms, statement_timeout_ms, on_copy=on_copy)
     phases = round_trip_phases(plan.direction) if round_trip and plan.scripts else (None,) * 3
@@ -375,7 +380,9 @@ def sql_on_one_line(sql: str) -> str:
                              if not line.strip().startswith("--")))
 
 
-def cannot_predict(project: Project, plan: Plan, unpredictable: list[dict[str, Any]]) -> CannotPredict:
+def cannot_predict(
+    project: Project, plan: Plan, unpredictable: list[dict[str, Any]]
+) -> CannotPredict:
     """The refusal of revisions whose loss cannot be predicted, with the rehearsal that shows it."""
     revisions = [loss["object"] for loss in unpredictable]
     reasons = "; ".join(loss["detail"] for loss in unpredictable)
