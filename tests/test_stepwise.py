@@ -353,3 +353,24 @@ def test_an_unrenderable_revision_on_a_database_with_rows_cannot_be_predicted_no
     assert words[words.index("database_url") + 1] == mysql_url
     assert words[words.index("rehearse") + 1] == "true" and words[words.index("target") + 1] == "head"
     assert dump(mysql_url) == before
+
+
+@pytest.mark.notebook
+def test_the_cli_prints_the_advice_whole_and_the_command_it_prints_runs_as_copied(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    """The error line was cut at "Finish with recover_st..." and its commands addressed Soft-Bee."""
+    migrations = half_applied_history(tmp_path)
+    project_at(mysql_url, HEAD, rows=5, migrations_dir=migrations)
+    failed = run_cli("upgrade_downgrade", "-p", "database_url", mysql_url,
+                     "-p", "migrations_dir", str(migrations), archive=tmp_path / "archive")
+    assert failed.returncode == 1, failed.stderr
+    (line,) = [text for text in failed.stderr.splitlines() if text.startswith("softbee-runbook:")]
+    commands = re.findall(r"`` (softbee-runbook run .*?) ``", line)
+    assert len(commands) == 2, line
+    assert "-p stamp_revision 0ba1f0000001 -p dry_run false" in commands[1]
+
+    undo = shlex.split(commands[0])
+    done = run_cli(*undo[2:], archive=tmp_path / "archive")
+    assert done.returncode == 0, done.stderr
+    assert "weight_kg" not in columns(mysql_url, "hives") and revision_of(mysql_url) == HEAD
