@@ -443,7 +443,7 @@ def _run_locked(
         if round_trip and plan.scripts:  # nothing pending: nothing to round-trip, and it says so
             checks = _round_trip(project, conn, plan, before, schema_before, count_mode, steps,
                                  say, phases)
-        if plan.scripts or round_trip:
+        if plan.scripts:
             after = take_snapshot(conn, count_mode, baseline=before)
             schema_after = schema_of(conn)
         else:  # nothing ran in this transaction: counting and reading the schema again
