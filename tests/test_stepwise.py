@@ -279,6 +279,24 @@ def test_a_failed_rehearsal_is_the_rehearsals_failure_with_the_real_database_nam
     assert dump(mysql_url) == before and scratch_databases(mysql_url) == []
 
 
+def test_a_rehearsal_whose_revision_left_nothing_on_the_copy_says_the_copy_not_the_database(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    migrations = migrations_with_extra_revision(
+        tmp_path, "0ba1f0000005", HEAD, upgrade='op.execute("UPDATE no_such_table SET x = 1")')
+    project = project_at(mysql_url, HEAD, rows=5, migrations_dir=migrations)
+    before = dump(mysql_url)
+
+    with pytest.raises(RehearsalFailed) as failure:
+        run_migration(project, "upgrade", "head", rehearse=True)
+
+    message = str(failure.value)
+    assert f"nothing of it ran, the scratch copy was at {HEAD}" in message, message
+    assert "fix the script and rehearse again" in message and "database still at" not in message
+    assert message.endswith(f"was not touched: it is still at {HEAD}")
+    assert dump(mysql_url) == before and scratch_databases(mysql_url) == []
+
+
 def test_a_half_applied_downgrade_is_finished_by_stamping_the_revision_it_goes_to(
     mysql_url: str, tmp_path: Path
 ) -> None:
