@@ -9,12 +9,14 @@ from softbee.runbook.errors import RecoveryError, RevisionError
 from tests.helpers import (
     FULL_NAME,
     HEAD,
+    MIGRATIONS,
     VARROA,
     production_project,
     project_at,
     revision_of,
     snapshot,
 )
+from tests.notebooks import run_failing_runbook, step_outputs
 
 HAND_COLUMN = "ALTER TABLE inspections ADD COLUMN varroa_mites_per_100 INTEGER"
 INDEX = "CREATE INDEX ix_inspections_varroa_mites_per_100 ON inspections (varroa_mites_per_100)"
@@ -139,3 +141,27 @@ def test_fix_waiting_on_a_lock_times_out_and_changes_nothing(postgres_url: str) 
         conn.rollback()
     reader.dispose()
     assert snapshot(postgres_url) == before
+
+
+def test_a_dry_run_that_does_not_verify_never_advises_applying_it(sqlite_url: str) -> None:
+    """Issue 18: after "NOT verified" the verdict must not say to run again with dry_run=False."""
+    project = project_at(sqlite_url, FULL_NAME)
+    unverified = recover(project, "", HEAD, dry_run=True)
+    verified = recover(project, "", FULL_NAME, dry_run=True)
+
+    assert not unverified.verification.ok and "NOT verified" in unverified.verdict()
+    assert "dry_run=False" not in unverified.verdict() and "do not apply" in unverified.verdict()
+    assert verified.verification.ok and "run again with `dry_run=False`" in verified.verdict()
+
+
+@pytest.mark.notebook
+def test_the_runbook_shows_the_verdict_without_advising_an_unverified_recovery(
+    sqlite_url: str, tmp_path
+) -> None:
+    project_at(sqlite_url, FULL_NAME)
+    error, nb = run_failing_runbook("recover_stamp", tmp_path, database_url=sqlite_url,
+                                    migrations_dir=str(MIGRATIONS), stamp_revision=HEAD)
+    assert error.ename == "RecoveryError"
+    said = " ".join(text for output in step_outputs(nb, "## 4.")
+                    for text in output.get("data", {}).values() if isinstance(text, str))
+    assert "NOT verified" in said and "dry_run=False" not in said, said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,12 @@ from softbee.runbook.review.findings import (
     findings_markdown,
     review_plan,
 )
+from softbee.urls import parse_url
 from tests.helpers import (
     FULL_NAME,
     HEAD,
     INSPECTIONS,
+    MIGRATIONS,
     VARROA,
     migrations_with_extra_revision,
     project_at,
@@ -58,10 +61,15 @@ def test_an_unknown_recorded_revision_names_recover_stamp_with_purge_and_changes
 
     assert [f.severity for f in findings] == ["error"]
     assert f"records unknown revision {UNKNOWN}" in findings[0].problem
-    assert findings[0].fix == (
+    fix = findings[0].fix
+    assert fix.startswith(
         "run recover_stamp with purge=True and stamp_revision='head' "
-        "(the schema matches the models)"
-    )
+        "(the schema matches the models): `` softbee-runbook run recover_stamp ")
+    words = shlex.split(fix.split("``")[1])  # the command, complete for this project (issue 18)
+    assert words[words.index("app") + 1] == "softbee:create_app"
+    assert words[words.index("migrations_dir") + 1] == str(MIGRATIONS)
+    assert parse_url(words[words.index("database_url") + 1]) == parse_url(database_url)
+    assert words[-6:] == ["-p", "purge", "true", "-p", "stamp_revision", "head"]
     assert plan is None
     assert snapshot(database_url) == before
 

@@ -124,6 +124,20 @@ class Recovery:
         """True when the fix and stamp verified (and, unless a dry run, were committed)."""
         return self.verification.ok and (self.applied or self.dry_run)
 
+    def verdict(self) -> str:
+        """One Markdown line: what the run did, and the next step only when it is safe to take."""
+        check = self.verification.message
+        if self.dry_run and self.verification.ok:
+            return (f"**Dry run** — {check}. Nothing was committed; run again with "
+                    "`dry_run=False` to apply it.")
+        if self.dry_run:
+            return (f"**Dry run** — {check}. Nothing was committed, and do not apply it: change "
+                    "`fix_sql` or `stamp_revision` until a dry run verifies.")
+        if self.succeeded:
+            return (f"**Recovery succeeded** — {check}; the database records "
+                    f"`{','.join(self.after) or 'base'}`.")
+        return f"**Recovery not applied** — {check}; nothing was committed."
+
     def summary(self) -> dict[str, Any]:
         """Facts for the run record."""
         return {

@@ -56,6 +56,8 @@ class Project:
     environment: str = "development"
     _extension: Any = field(default=None, repr=False)
     load_check: str = ""  # whether loading the app was checked for moving the database, and how
+    app_spec: str = "softbee:create_app"  # ``app`` as the run was given it (for advised commands)
+    migrations_spec: str = "migrations"  # ``migrations_dir`` as the run was given it
     _scripts: tuple[tuple[Any, ...], ScriptDirectory] | None = field(default=None, repr=False)
 
     @property
@@ -413,6 +415,8 @@ def load_project(
         environment=environment,
         _extension=extension,
         load_check=load_check,
+        app_spec=app,
+        migrations_spec=str(migrations_dir),
     )
 
 

@@ -21,8 +21,14 @@ from sqlalchemy.engine import Connection
 from softbee.runbook.engine.migrate import Plan, plan_to
 from softbee.runbook.errors import RevisionError
 from softbee.runbook.project import Project
+from softbee.runbook.project.advice import runbook_command
 from softbee.runbook.review.diff import raw_diffs
-from softbee.runbook.review.state import get_script, get_state, merge_hint, version_table_opts
+from softbee.runbook.review.state import (
+    get_script,
+    get_state,
+    merge_hint,
+    version_table_opts,
+)
 
 FINDING_COLUMNS = ["severity", "problem", "fix", "blocks_plan"]
 _SYMBOLIC_TARGETS = ("head", "heads", "base")
@@ -54,7 +60,8 @@ def check_versions(project: Project, connection: Connection | None = None) -> li
     inspector = sa.inspect(connection)
     has_version_table = inspector.has_table(version_table, schema=schema)
     tables = [t for t in inspector.get_table_names(schema=schema) if t != version_table]
-    stamp = _stamp_advice(not raw_diffs(project, connection))
+    models_match = not raw_diffs(project, connection)
+    stamp = _stamp_advice(models_match)
     folder = f"{project.migrations_dir.name}/"
     findings: list[Finding] = []
     if state.unknown:
@@ -62,7 +69,8 @@ def check_versions(project: Project, connection: Connection | None = None) -> li
             "error",
             f"records unknown revision {', '.join(state.unknown)}: it is not in {folder} "
             "(a revision deleted, or applied from another branch)",
-            f"run recover_stamp with purge=True and {stamp}",
+            f"run recover_stamp with purge=True and {stamp}: "
+            f"`` {_stamp_command(project, models_match, purge=True)} ``",
             blocks_plan=True,
         ))
     branched = len(state.current) > 1 and set(state.current) == set(state.heads)
@@ -79,7 +87,8 @@ def check_versions(project: Project, connection: Connection | None = None) -> li
             "error",
             f"records {len(state.current)} revisions ({', '.join(state.current)}) where one "
             "is expected",
-            f"run recover_stamp with purge=True and {stamp}",
+            f"run recover_stamp with purge=True and {stamp}: "
+            f"`` {_stamp_command(project, models_match, purge=True)} ``",
             blocks_plan=True,
         ))
     for line in state.in_progress:
@@ -105,7 +114,7 @@ def check_versions(project: Project, connection: Connection | None = None) -> li
             f"{where} but {len(tables)} other table(s): the schema was made without migrations "
             "(e.g. db.create_all()) or the version table was dropped; an upgrade from base "
             "would create tables that exist",
-            f"run recover_stamp with {stamp}",
+            f"run recover_stamp with {stamp}: `` {_stamp_command(project, models_match)} ``",
             blocks_plan=True,
         ))
     elif not state.current and not has_version_table:
@@ -151,6 +160,16 @@ def review_plan(project: Project, target: str, findings: list[Finding]) -> Plan 
         return plan_to(project, target)
     except RevisionError:
         return None
+
+
+def _stamp_command(project: Project, models_match: bool, purge: bool = False) -> str:
+    """The recover_stamp dry run that the advice means, complete for this project."""
+    if models_match:
+        return runbook_command(project, "recover_stamp", purge=purge or None,
+                               stamp_revision="head")
+    return runbook_command(project, "recover_stamp", purge=purge or None,
+                           stamp_revision="<the revision the schema matches>",
+                           fix_sql="<SQL for any difference>")
 
 
 def _stamp_advice(models_match: bool) -> str:
