@@ -1,0 +1,436 @@
+"""How a revision's phases run, and where their progress is recorded.
+
+``online.py`` says *what* each phase does; this module says *how* a list of them runs:
+
+- :class:`PlainRunner` runs every phase in its plain form inside the migration's
+  transaction (SQLite, MySQL/MariaDB, offline SQL, a rehearsal, an ``env.py`` whose
+  transaction cannot be left). Offline it marks each phase with a comment, which
+  ``inspect_diff`` reads back (:func:`phases_in_sql`).
+- :class:`OnlineRunner` (PostgreSQL) runs the short DDL phases in the migration's
+  transaction and each online phase outside it, in autocommit, each statement with the
+  session's ``lock_timeout`` and a bounded retry when it loses to the application.
+  A finished phase is recorded in :data:`PHASE_TABLE`, in the same transaction as its DDL
+  or right after its online work, so a re-run skips it; the records of a revision are
+  deleted in the transaction that moves ``alembic_version``. Under plain
+  ``flask db upgrade`` it leaves the transaction with Alembic's ``autocommit_block``;
+  under the runbook, the runbook checks and commits (:func:`phased`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from softbee.runbook.util.error_codes import DEADLOCK_DETECTED, LOCK_NOT_AVAILABLE, error_code
+from softbee.runbook.errors import first_line
+
+if TYPE_CHECKING:
+    from alembic.runtime.migration import MigrationContext
+
+    from softbee.runbook.online import Phase
+
+PHASE_TABLE = "softbee_runbook_phases"
+MARKER = "-- softbee-runbook phase"
+END_MARKER = "-- softbee-runbook phases end"
+RETRIES = 5
+RETRY_FIRST_WAIT_S = 0.2
+_LOST_LOCK = {LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED}
+
+_metadata = sa.MetaData()
+phase_table = sa.Table(
+    PHASE_TABLE, _metadata,
+    sa.Column("revision", sa.String(64), primary_key=True),
+    sa.Column("direction", sa.String(10), primary_key=True),
+    sa.Column("phase", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("phases", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("rows_done", sa.BigInteger),
+    sa.Column("rows_total", sa.BigInteger),
+    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
+)
+
+
+# -- the record ----------------------------------------------------------------------------
+
+
+@dataclass
+class PhaseRecord:
+    """One recorded phase of a revision in progress."""
+
+    revision: str
+    direction: str
+    phase: int
+    phases: int
+    name: str
+    state: str
+    rows_done: int | None
+    rows_total: int | None
+
+    def describe(self) -> str:
+        """``revision X: phase 2 of 3 (backfill users.full_name) running, 430,000 / 1,000,000 rows``."""
+        rows = ""
+        if self.rows_total is not None:
+            rows = f", {self.rows_done or 0:,} / {self.rows_total:,} rows"
+        return (f"revision {self.revision} ({self.direction}): phase {self.phase} of {self.phases} "
+                f"({self.name}) {self.state}{rows}")
+
+
+def recorded_phases(connection: Connection) -> list[PhaseRecord]:
+    """Every recorded phase of revisions in progress (none when the table does not exist)."""
+    if not sa.inspect(connection).has_table(PHASE_TABLE):
+        return []
+    rows = connection.execute(sa.select(phase_table).order_by(
+        phase_table.c.revision, phase_table.c.direction, phase_table.c.phase)).mappings()
+    return [PhaseRecord(**{k: row[k] for k in PhaseRecord.__dataclass_fields__}) for row in rows]
+
+
+def in_progress(connection: Connection) -> list[str]:
+    """One line per revision in progress: its furthest recorded phase (empty when none)."""
+    furthest: dict[tuple[str, str], PhaseRecord] = {}
+    for record in recorded_phases(connection):
+        furthest[(record.revision, record.direction)] = record
+    return [record.describe() for record in furthest.values()]
+
+
+def _ensure_table(connection: Connection) -> None:
+    phase_table.create(connection, checkfirst=True)
+
+
+def _mark(connection: Connection, record: PhaseRecord) -> None:
+    from sqlalchemy.dialects.postgresql import insert
+
+    values = {k: getattr(record, k) for k in PhaseRecord.__dataclass_fields__}
+    statement = insert(phase_table).values({**values, "updated_at": sa.func.now()})
+    connection.execute(statement.on_conflict_do_update(
+        index_elements=["revision", "direction", "phase"],
+        set_={"state": statement.excluded.state, "rows_done": statement.excluded.rows_done,
+              "rows_total": statement.excluded.rows_total, "updated_at": sa.func.now()}))
+
+
+def guarded_sql(sql: str) -> str:
+    """``sql`` without the statements of online phases: what runs inside the migration's transaction."""
+    kept, online = [], False
+    for line in sql.splitlines():
+        if line == END_MARKER:
+            online = False
+        elif line.startswith(MARKER + " "):
+            online = "(online" in line
+        elif not online:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def _done(connection: Connection, revision: str, direction: str) -> set[int]:
+    rows = connection.execute(sa.select(phase_table.c.phase).where(
+        phase_table.c.revision == revision, phase_table.c.direction == direction,
+        phase_table.c.state == "done"))
+    return {phase for (phase,) in rows}
+
+
+def _clear(connection: Connection, revision: str, direction: str) -> None:
+    """Forget a finished revision's phases; the table goes too when nothing else is in progress.
+
+    So between runs the database holds no table of the runbook's, and the project's
+    ``flask db migrate`` never proposes dropping one.
+    """
+    connection.execute(phase_table.delete().where(
+        phase_table.c.revision == revision, phase_table.c.direction == direction))
+    if connection.execute(sa.select(phase_table.c.revision).limit(1)).first() is None:
+        phase_table.drop(connection)
+
+
+def phases_in_sql(sql: str) -> list[dict[str, Any]]:
+    """The phases an offline rendering marked: number, of, where it runs, name."""
+    found = []
+    for line in sql.splitlines():
+        if line.startswith(MARKER + " ") and line != END_MARKER:
+            head, _, name = line[len(MARKER) + 1:].partition(": ")
+            number, _, where = head.partition(" ")
+            phase, _, of = number.partition("/")
+            found.append({"phase": int(phase), "of": int(of), "runs": where.strip("()"), "name": name})
+    return found
+
+
+# -- running phases ------------------------------------------------------------------------
+
+
+@dataclass
+class PhaseTiming:
+    """A phase run (or skipped) by this run, for the runbook's report."""
+
+    revision: str
+    phase: int
+    phases: int
+    name: str
+    runs: str
+    seconds: float
+    rows: int | None = None
+    skipped: bool = False
+
+
+class PhaseRunner:
+    """Runs a revision's phases in their plain form, inside the migration's transaction."""
+
+    def __init__(self, context: MigrationContext, revision: str, direction: str,
+                 say: Callable[[str], None] = print) -> None:
+        self.context, self.revision, self.direction, self.say = context, revision, direction, say
+        self.timings: list[PhaseTiming] = []
+        self.current: PhaseRecord | None = None
+
+    def run(self, phases: list[Phase]) -> None:
+        """Each phase, in order."""
+        for number, phase in enumerate(phases, start=1):
+            if self.context.as_sql:
+                where = "online on PostgreSQL" if phase.online else "in the transaction"
+                self.context.impl.static_output(f"{MARKER} {number}/{len(phases)} ({where}): {phase.name}")
+            phase.plain()
+        if self.context.as_sql:
+            self.context.impl.static_output(END_MARKER)
+
+    def execute(self, connection: Connection, statement: Any,
+                before_retry: Callable[[], None] | None = None) -> int:
+        """Run one statement; on losing a lock to the application, wait and retry (bounded).
+
+        ``before_retry`` undoes what a failed attempt may have left (an INVALID index).
+        """
+        for attempt in range(1, RETRIES + 2):
+            try:
+                result = (connection.exec_driver_sql(statement) if isinstance(statement, str)
+                          else connection.execute(statement))
+                return max(result.rowcount, 0)
+            except sa.exc.OperationalError as exc:
+                if error_code(exc) not in _LOST_LOCK or attempt > RETRIES:
+                    raise
+                wait = RETRY_FIRST_WAIT_S * 2 ** (attempt - 1)
+                self.say(f"      lost a lock to the application ({first_line(exc.orig)}): "
+                         f"retry {attempt}/{RETRIES} in {wait:.1f}s")
+                time.sleep(wait)
+                if before_retry is not None:
+                    before_retry()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class OnlineRunner(PhaseRunner):
+    """PostgreSQL: DDL phases in the transaction, online phases outside it, each one recorded."""
+
+    def run(self, phases: list[Phase]) -> None:
+        connection = self.context.connection
+        assert connection is not None
+        _ensure_table(connection)
+        done = _done(connection, self.revision, self.direction)
+        total = len(phases)
+        for number, phase in enumerate(phases, start=1):
+            where = "online" if phase.online else "in the transaction"
+            label = f"{self.revision} phase {number}/{total} ({where}): {phase.name}"
+            record = PhaseRecord(self.revision, self.direction, number, total, phase.name[:200],
+                                 "running", None, None)
+            if number in done:
+                self.say(f"      {label}: done by an earlier run, skipped")
+                self.timings.append(PhaseTiming(self.revision, number, total, phase.name, where,
+                                                0.0, skipped=True))
+                continue
+            self.say(f"      {label}")
+            started = time.perf_counter()
+            self.current = record
+            if phase.online:
+                with self.outside_transaction() as autocommit:
+                    _mark(autocommit, record)
+                    phase.run_online(autocommit, self)
+                    record.state = "done"
+                    _mark(autocommit, record)
+            else:
+                phase.plain()
+                record.state = "done"
+                _mark(self.context.connection, record)  # with its DDL: both or neither
+            seconds = round(time.perf_counter() - started, 3)
+            self.timings.append(PhaseTiming(self.revision, number, total, phase.name, where,
+                                            seconds, record.rows_done))
+            self.say(f"      done in {seconds:.3f}s")
+        _clear(self.context.connection, self.revision, self.direction)  # with alembic_version
+
+    def progress(self, connection: Connection, rows_done: int, rows_total: int) -> None:
+        """Record how far the current phase is."""
+        assert self.current is not None
+        self.current.rows_done, self.current.rows_total = rows_done, rows_total
+        _mark(connection, self.current)
+
+    @contextmanager
+    def outside_transaction(self) -> Iterator[Connection]:
+        """Leave the migration's transaction (committing it) for an autocommit connection."""
+        with self.context.autocommit_block():
+            connection = self.context.connection
+            assert connection is not None
+            with bounded_lock_timeout(connection):
+                yield connection
+
+
+DEFAULT_LOCK_TIMEOUT_MS = 2000
+
+
+@contextmanager
+def bounded_lock_timeout(connection: Connection) -> Iterator[None]:
+    """Online statements never wait forever: the session's lock_timeout, or 2 s when it has none.
+
+    Plain ``flask db upgrade`` sets none, nor does a runbook run with ``lock_timeout_ms=0``;
+    an online phase's retries need its statements to give up (an ``ADD CONSTRAINT`` queued
+    behind an idle transaction would otherwise hold every writer behind it too).
+    """
+    previous = connection.exec_driver_sql("SHOW lock_timeout").scalar_one()
+    if previous not in ("0", "0ms"):
+        yield
+        return
+    connection.exec_driver_sql(f"SET lock_timeout = {DEFAULT_LOCK_TIMEOUT_MS}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"SET lock_timeout = '{previous}'")
+
+
+@dataclass
+class Phasing:
+    """The runbook's hold on a phased run: its connection, its check-and-commit, what ran.
+
+    ``checkpoint`` checks the guarded work so far and commits it, before an online phase;
+    ``resume`` opens the next guarded transaction after it (taking that segment's baseline).
+    """
+
+    connection: Connection
+    checkpoint: Callable[[], None]
+    resume: Callable[[], None]
+    say: Callable[[str], None]
+    timings: list[PhaseTiming] = field(default_factory=list)
+
+
+_phasing: ContextVar[Phasing | None] = ContextVar("softbee_runbook_phasing", default=None)
+
+
+@contextmanager
+def phased(phasing: Phasing) -> Iterator[Phasing]:
+    """While this block runs, online phases leave the runbook's transaction through ``phasing``."""
+    token = _phasing.set(phasing)
+    try:
+        yield phasing
+    finally:
+        _phasing.reset(token)
+
+
+class RunbookRunner(OnlineRunner):
+    """Under the runbook: the transaction so far is checked and committed by the runbook."""
+
+    def __init__(self, context: MigrationContext, revision: str, direction: str,
+                 phasing: Phasing) -> None:
+        super().__init__(context, revision, direction, phasing.say)
+        self.phasing = phasing
+        self.timings = phasing.timings
+
+    @contextmanager
+    def outside_transaction(self) -> Iterator[Connection]:
+        connection = self.phasing.connection
+        self.phasing.checkpoint()  # the data-loss check of the work so far, then COMMIT
+        level = connection.get_isolation_level()
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        autocommit = connection.begin()  # SQLAlchemy's own bookkeeping; no BEGIN is sent
+        if connection.dialect.server_version_info >= (14,):
+            # Killed mid-statement (a VALIDATE, an index build), the run's session notices
+            # within a second and stops, instead of finishing work nobody waits for.
+            connection.exec_driver_sql("SET client_connection_check_interval = 1000")
+        try:
+            with bounded_lock_timeout(connection):
+                yield connection
+        finally:
+            autocommit.commit()
+            connection.execution_options(isolation_level=level)
+        # Only once the phase is done: a failed one is reported, not counted again.
+        self.phasing.resume()  # the rest of the revision and its alembic_version: one transaction
+
+
+def runner_for(context: MigrationContext, revision: str, direction: str) -> PhaseRunner:
+    """The runner that fits: online on a live PostgreSQL connection that may leave its transaction."""
+    if context.as_sql or context.dialect.name != "postgresql":
+        return PhaseRunner(context, revision, direction)
+    phasing = _phasing.get()
+    if phasing is not None and context.connection is phasing.connection:
+        return RunbookRunner(context, revision, direction, phasing)
+    if getattr(context, "_in_external_transaction", True) or getattr(context, "_transaction", None) is None:
+        # Someone else's transaction (the runbook's single-transaction run, a rehearsal, an
+        # env.py that began its own): it cannot be left half-way, so the plain forms run in it.
+        return PhaseRunner(context, revision, direction)
+    return OnlineRunner(context, revision, direction)
+
+
+# -- batches -------------------------------------------------------------------------------
+
+
+class Batches:
+    """Keyset batches sized to a time budget, with progress printed, recorded and drawn."""
+
+    FIRST_SIZE = 1000
+    MAX_SIZE = 100_000
+
+    def __init__(self, runner: PhaseRunner, *, total: int, batch_ms: int, pause_ms: int) -> None:
+        self.runner, self.total, self.budget_s = runner, total, batch_ms / 1000
+        self.pause_s = pause_ms / 1000
+        self.size, self.done, self.started = self.FIRST_SIZE, 0, time.perf_counter()
+        self._shown = 0.0
+        self._bar = _Bar(total)
+
+    def run(self, connection: Connection, statement: Any) -> None:
+        """One batch: run it, adapt the next batch's size to the time budget, show progress."""
+        began = time.perf_counter()
+        self.done += self.runner.execute(connection, statement)
+        took = max(time.perf_counter() - began, 1e-4)
+        self.size = int(min(self.MAX_SIZE, max(100, self.size * min(2.0, max(0.5, self.budget_s / took)))))
+        self._show(connection)
+        if self.pause_s:
+            time.sleep(self.pause_s)
+
+    def finish(self, connection: Connection) -> None:
+        """The last progress line and record."""
+        self._show(connection, final=True)
+
+    def _show(self, connection: Connection | None, final: bool = False) -> None:
+        now = time.perf_counter()
+        if not final and now - self._shown < 1.0:
+            return
+        self._shown = now
+        elapsed = now - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        left = max(self.total - self.done, 0)
+        eta = f", ETA {left / rate:.0f}s" if rate and not final else ""
+        share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        if connection is not None and isinstance(self.runner, OnlineRunner):
+            self.runner.progress(connection, self.done, self.total)  # recorded before it is said
+        self.runner.say(f"      {self.done:,} / {self.total:,} rows{share}, {rate:,.0f} rows/s{eta}")
+        self._bar.update(self.done)
+
+
+class _Bar:
+    """A progress bar in JupyterLab (an updated HTML ``<progress>``); nothing elsewhere."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.handle = total, None
+        try:
+            from IPython import get_ipython
+            from IPython.display import HTML, display
+        except ImportError:
+            return
+        if get_ipython() is None or not total:
+            return
+        self._html = HTML
+        self.handle = display(HTML(self._render(0)), display_id=True)
+
+    def _render(self, done: int) -> str:
+        return (f'<progress value="{done}" max="{self.total}" style="width:30em"></progress> '
+                f"{done:,} / {self.total:,} rows")
+
+    def update(self, done: int) -> None:
+        if self.handle is not None:
+            self.handle.update(self._html(self._render(done)))
