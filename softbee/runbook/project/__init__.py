@@ -116,12 +116,16 @@ class Project:
         times (state, plan, re-plan under the lock, final state). The graph is kept while
         the files of its version locations are the same (names, sizes, modification
         times), so a revision written mid-session (``generate_revision``) is still seen.
+        The files are imported inside the app's context, as ``flask db`` imports them: some
+        projects' revisions read ``current_app`` at import (tests/examples/revision_reads_current_app).
         """
         if self._scripts is not None:
             signature, script = self._scripts
             if _scripts_signature(script) == signature:
                 return script
-        script = ScriptDirectory.from_config(self.config())
+        with self.app.app_context():  # as `flask db` does: a script may read current_app
+            script = ScriptDirectory.from_config(self.config())
+            script.get_heads()  # Alembic imports every revision file here, inside the context
         self._scripts = (_scripts_signature(script), script)
         return script
 
