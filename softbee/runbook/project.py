@@ -32,7 +32,13 @@ from softbee.runbook.compat import (
     sqlite_relative_folder,
 )
 from softbee.runbook.dialects import dialect_for
-from softbee.runbook.errors import AppMigratedOnLoad, ConfigError, DatabaseError, first_line
+from softbee.runbook.errors import (
+    AppMigratedOnLoad,
+    ConfigError,
+    DatabaseError,
+    NotRoutable,
+    first_line,
+)
 from softbee.runbook.roots import candidate_roots, find_project_root, project_root
 from softbee.runbook.secrets import reveal
 from softbee.urls import BadDatabaseURL, parse_url, redact_text, redact_url
@@ -52,6 +58,7 @@ class Project:
     _extension: Any = field(default=None, repr=False)
     load_check: str = ""  # whether loading the app was checked for moving the database, and how
     _scripts: tuple[tuple[Any, ...], ScriptDirectory] | None = field(default=None, repr=False)
+    _target_metadata: Any = field(default=None, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -140,6 +147,22 @@ class Project:
             config.attributes["connection"] = connection
             with routing.onto(connection, config):
                 yield config
+
+    def target_metadata(self, connection: Connection) -> Any:
+        """The models as env.py gives them to ``context.configure`` (its ``target_metadata``), else :attr:`metadata`.
+
+        Read once, by running env.py with no steps on ``connection`` (nothing is written).
+        """
+        if self._target_metadata is None:
+            with self.stand_in_engine(_BoundEngine(connection)):
+                config = self.config()
+                config.attributes["connection"] = connection
+                try:
+                    found = routing.target_metadata(connection, config)
+                except NotRoutable:  # the run itself refuses it; a comparison still has the models
+                    found = None
+            self._target_metadata = found if found is not None else self.metadata
+        return self._target_metadata
 
     @contextmanager
     def stand_in_engine(self, engine: Any) -> Iterator[None]:

@@ -12,19 +12,24 @@ can be made and None when a finding rules it out, so the rest of the review
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.diff import raw_diffs
-from softbee.runbook.errors import RevisionError
+from softbee.runbook.errors import RevisionError, first_line
 from softbee.runbook.migrate import Plan, plan_to
 from softbee.runbook.project import Project
 from softbee.runbook.state import get_script, get_state, merge_hint, version_table_opts
 
+from softbee.urls import redact_text
+
 FINDING_COLUMNS = ["severity", "problem", "fix", "blocks_plan"]
+T = TypeVar("T")
 _SYMBOLIC_TARGETS = ("head", "heads", "base")
 
 
@@ -158,3 +163,50 @@ def _stamp_advice(models_match: bool) -> str:
         return "stamp_revision='head' (the schema matches the models)"
     return ("stamp_revision set to the revision the schema matches, plus fix_sql for any "
             "difference (the schema differs from the models: see the model diff)")
+
+
+# -- degrade, never die: each check on its own --------------------------------------------------
+
+
+def run_check(
+    what: str, check: Callable[[], T], metadata: Any = None
+) -> tuple[T | None, Finding | None]:
+    """``check()``'s result, or None and a finding "``what``: <cause>" when it raises.
+
+    ``metadata`` (the models, or a callable giving them) lets the cause name the model
+    columns it is about (an unnamed PostgreSQL Enum).
+    """
+    try:
+        return check(), None
+    except Exception as exc:  # noqa: BLE001 - one check's failure is a finding, the review goes on
+        cause = cause_of(exc, metadata)
+        fix = ("give each Enum a name in the models, as the migrations do "
+               "(db.Enum(..., name='...'))" if "Enum type requires a name" in cause
+               else "fix that cause to see this check; the rest of the review ran")
+        return None, Finding("warning", f"{what}: {cause}", fix)
+
+
+def cause_of(exc: BaseException, metadata: Any = None) -> str:
+    """An exception as one line naming its cause (for an unnamed Enum, the model columns)."""
+    text = redact_text(first_line(exc)).strip().rstrip(".") or type(exc).__name__
+    if "Enum type requires a name" in text:
+        try:
+            columns = unnamed_enum_columns(metadata() if callable(metadata) else metadata)
+        except Exception:  # noqa: BLE001 - the cause is named without the columns then
+            columns = []
+        if columns:
+            text += f" ({', '.join(columns)})"
+    return text
+
+
+def unnamed_enum_columns(metadata: Any) -> list[str]:
+    """``table.column`` of each native Enum without a name in ``metadata`` (one MetaData or several)."""
+    collections = metadata if isinstance(metadata, (list, tuple)) else [metadata]
+    found: list[str] = []
+    for collection in collections:
+        for table in getattr(collection, "sorted_tables", []):
+            for column in table.columns:
+                kind = column.type
+                if isinstance(kind, sa.Enum) and kind.name is None and kind.native_enum:
+                    found.append(f"{table.name}.{column.name}")
+    return found
