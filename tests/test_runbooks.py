@@ -513,7 +513,7 @@ def test_inspect_diff_on_an_unknown_recorded_revision_completes_without_a_plan(
     assert summary["state_problems"] == [
         f"records unknown revision {UNKNOWN_REVISION}: it is not in migrations/ (a revision "
         "deleted, or applied from another branch): run recover_stamp with purge=True and "
-        "stamp_revision='head' (the schema matches the models)"]
+        "stamp_revision='head' (the schema matches what the migrations produce at head)"]
 
 
 def test_runbook_runs_with_the_kernel_in_the_runbooks_folder_as_jupyterlab_starts_it(

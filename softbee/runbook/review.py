@@ -12,6 +12,7 @@ can be made and None when a finding rules it out, so the rest of the review
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,7 +21,16 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from softbee.runbook.diff import raw_diffs
+from softbee.runbook.diff import diff_frame, model_diff
+from softbee.runbook.expected import (
+    SKIPPED,
+    SchemaDifference,
+    compare_schemas,
+    drift_message,
+    expected_schema,
+    model_drift,
+    reflect_schema,
+)
 from softbee.runbook.errors import RevisionError, first_line
 from softbee.runbook.migrate import Plan, plan_to
 from softbee.runbook.project import Project
@@ -59,7 +69,7 @@ def check_versions(project: Project, connection: Connection | None = None) -> li
     inspector = sa.inspect(connection)
     has_version_table = inspector.has_table(version_table, schema=schema)
     tables = [t for t in inspector.get_table_names(schema=schema) if t != version_table]
-    stamp = _stamp_advice(not raw_diffs(project, connection))
+    stamp = _StampAdvice(project, connection, {version_table})
     folder = f"{project.migrations_dir.name}/"
     findings: list[Finding] = []
     if state.unknown:
@@ -158,11 +168,31 @@ def review_plan(project: Project, target: str, findings: list[Finding]) -> Plan 
         return None
 
 
-def _stamp_advice(models_match: bool) -> str:
-    if models_match:
-        return "stamp_revision='head' (the schema matches the models)"
-    return ("stamp_revision set to the revision the schema matches, plus fix_sql for any "
-            "difference (the schema differs from the models: see the model diff)")
+class _StampAdvice:
+    """The stamp to advise, worked out (a scratch database at head, cached) only when a finding needs it."""
+
+    def __init__(self, project: Project, connection: Connection, skip: set[str]) -> None:
+        self._project, self._connection, self._skip = project, connection, skip
+        self._text: str | None = None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = self._advice()
+        return self._text
+
+    def _advice(self) -> str:
+        def matches_head() -> bool:
+            live = reflect_schema(self._connection, skip=SKIPPED | self._skip)
+            return not compare_schemas(live, expected_schema(self._project, "head"))
+
+        matches, failed = run_check("", matches_head)
+        if matches:
+            return "stamp_revision='head' (the schema matches what the migrations produce at head)"
+        if failed is not None:
+            return ("stamp_revision set to the revision the schema matches, plus fix_sql for any "
+                    f"difference (it could not be compared with head{failed.problem})")
+        return ("stamp_revision set to the revision the schema matches, plus fix_sql for any "
+                "difference (the schema differs from what the migrations produce at head)")
 
 
 # -- degrade, never die: each check on its own --------------------------------------------------
@@ -189,14 +219,16 @@ def run_check(
 def cause_of(exc: BaseException, metadata: Any = None) -> str:
     """An exception as one line naming its cause (for an unnamed Enum, the model columns)."""
     text = redact_text(first_line(exc)).strip().rstrip(".") or type(exc).__name__
+    where = re.match(r"\(in table '([^']+)', column '([^']+)'\): (.*)", text)
+    columns = [f"{where.group(1)}.{where.group(2)}"] if where else []
+    if where:
+        text = where.group(3).strip().rstrip(".")
     if "Enum type requires a name" in text:
         try:
-            columns = unnamed_enum_columns(metadata() if callable(metadata) else metadata)
-        except Exception:  # noqa: BLE001 - the cause is named without the columns then
-            columns = []
-        if columns:
-            text += f" ({', '.join(columns)})"
-    return text
+            columns = unnamed_enum_columns(metadata() if callable(metadata) else metadata) or columns
+        except Exception:  # noqa: BLE001 - the cause is named without the model's columns then
+            pass
+    return text + (f" ({', '.join(columns)})" if columns else "")
 
 
 def unnamed_enum_columns(metadata: Any) -> list[str]:
@@ -210,3 +242,105 @@ def unnamed_enum_columns(metadata: Any) -> list[str]:
                 if isinstance(kind, sa.Enum) and kind.name is None and kind.native_enum:
                     found.append(f"{table.name}.{column.name}")
     return found
+
+
+@dataclass
+class ModelReview:
+    """The models against the database and against the migrations, with the checks that could not run."""
+
+    diff: pd.DataFrame
+    drift: list[SchemaDifference]
+    problems: list[Finding]
+
+    def shown(self) -> list[Any]:
+        """What the review displays: the model diff, the drift sentence, each check that could not run."""
+        from IPython.display import Markdown
+
+        compared = not any(p.problem.startswith(MODELS_NOT_COMPARED + ":") for p in self.problems)
+        items: list[Any] = [self.diff if not self.diff.empty else Markdown(
+            "The models match the database." if compared else "The models were not compared.")]
+        if self.drift:
+            items.append(Markdown(f"**Project finding:** {html.escape(drift_message(self.drift))}."))
+        if self.problems:
+            items.append(Markdown(findings_markdown(self.problems)))
+        return items
+
+
+MODELS_NOT_COMPARED = "the models cannot be compared"
+
+
+def review_models(project: Project) -> ModelReview:
+    """Models vs database and models vs migrations (head), each on its own: one that raises is a finding."""
+    problems: list[Finding] = []
+    with project.connect() as conn:
+        diff, failed = run_check(MODELS_NOT_COMPARED, lambda: model_diff(project, conn),
+                                 metadata=lambda: project.target_metadata(conn))
+        metadata, unreadable = run_check(MODELS_NOT_COMPARED, lambda: project.target_metadata(conn))
+    problems += [f for f in (failed, unreadable) if f is not None][:1]
+    drift: list[SchemaDifference] | None = []
+    if metadata is not None:
+        drift, drifted = run_check(f"{MODELS_NOT_COMPARED} with the migrations",
+                                   lambda: model_drift(project, metadata), metadata=metadata)
+        if drifted is not None and not (failed and _same_cause(failed, drifted)):
+            problems.append(drifted)
+    return ModelReview(diff if diff is not None else diff_frame([]), drift or [], problems)
+
+
+def _same_cause(one: Finding, other: Finding) -> bool:
+    return one.problem.split(": ", 1)[-1] == other.problem.split(": ", 1)[-1]
+
+
+def not_linted(rendered: Any, captured: bool = False) -> list[tuple[str, str]]:
+    """(revision, reason) of each pending revision whose SQL lint did not read."""
+    if rendered is None or captured:
+        return []
+    return [(r.revision, r.reason) for r in rendered.revisions if r.sql is None]
+
+
+def lint_part(lint: pd.DataFrame | None, skipped: list[tuple[str, str]], pending: int = 0) -> str:
+    """The outcome's lint clause: never "0 lint error(s)" for SQL that was not read."""
+    if lint is None:
+        return "SQL not linted (the check could not run: see its finding)"
+    errors = int((lint["severity"] == "error").sum()) if not lint.empty else 0
+    if not skipped:
+        return f"{errors} lint error(s)"
+    reasons = sorted({reason for _, reason in skipped})
+    why = reasons[0] + (f" and {len(reasons) - 1} other reason(s)" if len(reasons) > 1 else "")
+    rendered = pending - len(skipped)
+    linted = f"{errors} lint error(s) in the {rendered} revision(s) rendered, " if rendered > 0 else ""
+    return (f"{linted}{len(skipped)} revision(s) not linted: "
+            f"{', '.join(revision for revision, _ in skipped)} need a live connection ({why}); "
+            "run with capture=True to lint what they really run")
+
+
+def review_outcome(
+    plan: Plan | None,
+    models: ModelReview,
+    lint: pd.DataFrame | None,
+    skipped: list[tuple[str, str]],
+    state_findings: list[Finding],
+    problems: list[Finding],
+) -> str:
+    """inspect_diff's one-line outcome: what was checked, what was found, and what could not be checked."""
+    pending = f"{len(plan.scripts)} pending revision(s)" if plan else "no plan"
+    compared = not any(p.problem.startswith(MODELS_NOT_COMPARED + ":") for p in models.problems)
+    diff = f"{len(models.diff)} model difference(s)" if compared else "models not compared"
+    outcome = (f"read-only: {pending}, {diff}, "
+               f"{lint_part(lint, skipped, len(plan.scripts) if plan else 0)}, "
+               f"{len(state_findings)} finding(s) on the recorded state")
+    if models.drift:
+        outcome += f"; the models differ from the migrations in {len(models.drift)} place(s)"
+    if problems:
+        outcome += f"; {len(problems)} check(s) could not run: " + "; ".join(p.problem for p in problems)
+    return outcome
+
+
+def lint_review(project: Project, plan: Plan | None, sql: str, dialect: str, diff: pd.DataFrame) -> pd.DataFrame:
+    """Lint the plan's SQL (against live row counts and columns), or without a plan the model diff."""
+    from softbee.runbook.counts import row_counts
+    from softbee.runbook.lint import lint_diff, lint_sql
+    from softbee.runbook.migrate import schema_of
+
+    with project.connect() as conn:
+        rows, columns = row_counts(conn), schema_of(conn)
+    return lint_sql(sql, rows, dialect=dialect, columns=columns) if plan else lint_diff(diff, rows)
