@@ -344,3 +344,42 @@ def lint_review(project: Project, plan: Plan | None, sql: str, dialect: str, dif
     with project.connect() as conn:
         rows, columns = row_counts(conn), schema_of(conn)
     return lint_sql(sql, rows, dialect=dialect, columns=columns) if plan else lint_diff(diff, rows)
+
+
+@dataclass
+class SqlReview:
+    """The pending SQL as the review shows and lints it, and the checks that could not run."""
+
+    sql: str
+    rendered: Any  # offline.RenderedPlan, None without a plan or when rendering raised
+    captured: bool
+    shown: list[Any]
+    problems: list[Finding]
+
+
+def review_sql(project: Project, plan: Plan | None, dialect: str, capture: bool = False) -> SqlReview:
+    """Render the plan revision by revision and, with ``capture``, rehearse it; each on its own."""
+    from IPython.display import Markdown
+
+    from softbee.runbook.offline import render_plan
+
+    if not plan:
+        return SqlReview("", None, False, [Markdown("No SQL: there is no plan (step 2).")], [])
+    rendered, failed = run_check("the SQL could not be rendered",
+                                 lambda: render_plan(project, plan, dialect=dialect))
+    if rendered is None:
+        return SqlReview("", None, False, [Markdown(findings_markdown([failed]))], [failed])
+    sql = rendered.sql
+    shown: list[Any] = [Markdown(f"Rendered for **{dialect}** (the database is {project.dialect})."),
+                        rendered.frame(), *rendered.phases_shown(),
+                        Markdown(f"```sql\n{sql or '-- nothing rendered offline'}\n```")]
+    if not (capture and plan.scripts):
+        return SqlReview(sql, rendered, False, shown, [])
+    from softbee.runbook.capture import capture_plan
+
+    captured, failed = run_check("the pending revisions could not be rehearsed",
+                                 lambda: capture_plan(project, plan))
+    if captured is None:
+        return SqlReview(sql, rendered, False, [*shown, Markdown(findings_markdown([failed]))], [failed])
+    shown += [captured.statements_frame(), captured.locks_frame()]
+    return SqlReview(sql + captured.sql(rendered.needs_live), rendered, True, shown, [])
