@@ -140,19 +140,19 @@ QUEEN_YEAR_BY_HAND = ("ALTER TABLE hives ADD COLUMN queen_year INTEGER; "
 
 
 def test_an_exact_fix_on_an_app_whose_models_drift_is_verified_and_the_drift_reported_apart(
-    database_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+    any_database_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from softbee.runbook.migrate import run_migration
     from tests.helpers import load_example
 
-    project = load_example("models_drift_from_migrations", "driftyard", database_url, tmp_path,
+    project = load_example("models_drift_from_migrations", "driftyard", any_database_url, tmp_path,
                            monkeypatch)
     run_migration(project, "upgrade", "d3000000001a")  # d3000000002b then "failed": done by hand
 
     result = recover(project, QUEEN_YEAR_BY_HAND, "head", dry_run=False)
 
     assert result.verification.ok, result.verification.message
-    assert result.succeeded and revision_of(database_url) == "d3000000002b"
+    assert result.succeeded and revision_of(any_database_url) == "d3000000002b"
     assert result.verification.message.startswith("verified: the schema matches revision d3000000002b")
     assert len(result.model_drift) == 3
     assert any("the models differ from the migrations in 3 place(s)" in note for note in result.notes)

@@ -88,7 +88,8 @@ def reflect_schema(
     """The schema ``connection``'s database holds, as a :class:`SchemaSnapshot`."""
     inspector = sa.inspect(connection)
     skipped = set(skip)
-    tables = {table: _table_items(inspector, table)
+    implicit = connection.dialect.name in ("mysql", "mariadb")
+    tables = {table: _table_items(inspector, table, implicit)
               for table in sorted(inspector.get_table_names()) if table not in skipped}
     enums: dict[str, str] = {}
     if connection.dialect.name == "postgresql":
@@ -97,8 +98,12 @@ def reflect_schema(
     return SchemaSnapshot(source=source, dialect=connection.dialect.name, tables=tables, enums=enums)
 
 
-def _table_items(inspector: Any, table: str) -> dict[str, str]:
+def _table_items(inspector: Any, table: str, implicit_fk_indexes: bool = False) -> dict[str, str]:
+    """``implicit_fk_indexes``: MySQL makes an index for a foreign key that has none; it is left out."""
     items: dict[str, str] = {}
+    foreign_keys = inspector.get_foreign_keys(table)
+    implicit = {(fk["constrained_columns"][0], tuple(fk["constrained_columns"])) for fk in foreign_keys}
+    implicit |= {(fk["name"], tuple(fk["constrained_columns"])) for fk in foreign_keys if fk.get("name")}
     for column in inspector.get_columns(table):
         text = _type_text(column["type"]) + ("" if column["nullable"] else " NOT NULL")
         if column.get("default") is not None:
@@ -110,13 +115,16 @@ def _table_items(inspector: Any, table: str) -> dict[str, str]:
     for index in inspector.get_indexes(table):
         if index.get("duplicates_constraint"):
             continue  # the unique constraint's own index: compared as the constraint
+        if implicit_fk_indexes and not index.get("unique") and (
+                index["name"], tuple(index["column_names"])) in implicit:
+            continue  # made by the server for a foreign key, not by any DDL
         columns = [c if c is not None else e for c, e in
                    zip(index["column_names"], index.get("expressions") or index["column_names"])]
         items[f"index {index['name']}"] = (f"({', '.join(str(c) for c in columns)})"
                                            + (" UNIQUE" if index.get("unique") else ""))
     for unique in _optional(inspector.get_unique_constraints, table):
         items[f"unique ({', '.join(unique['column_names'])})"] = unique.get("name") or ""
-    for fk in inspector.get_foreign_keys(table):
+    for fk in foreign_keys:
         target = f"{fk['referred_table']} ({', '.join(fk['referred_columns'])})"
         options = " ".join(f"{k.upper()} {v}" for k, v in sorted((fk.get("options") or {}).items()))
         items[f"foreign key ({', '.join(fk['constrained_columns'])})"] = (
