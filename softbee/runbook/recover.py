@@ -24,7 +24,7 @@ from softbee.runbook.expected import (
 )
 from softbee.runbook.phases import in_progress
 from softbee.runbook.project import Project
-from softbee.runbook.review import cause_of, run_check
+from softbee.runbook.review import Finding, cause_of, run_check
 from softbee.runbook.scratch import scratch_copy
 from softbee.runbook.secrets import reveal
 from softbee.runbook.sqltext import split_sql
@@ -173,7 +173,8 @@ def recover(
         conn, lock_timeout_ms, statement_timeout_ms
     ):
         before = current_revisions(project, conn)
-        metadata = project.target_metadata(conn)
+        metadata, unreadable = run_check("the models cannot be read",
+                                         lambda: project.target_metadata(conn))
         if before and not purge:
             unknown = get_state(project, conn).unknown
             if unknown:
@@ -185,7 +186,7 @@ def recover(
         if not dialect_for(conn).transactional_ddl:
             recovery = _recover_without_transactional_ddl(
                 project, conn, statements, stamp_revision, target, purge, dry_run, before)
-            recovery.model_drift, drift = drift_notes(project, metadata)
+            recovery.model_drift, drift = drift_notes(project, metadata, unreadable)
             recovery.notes += drift
             return recovery
         transaction = conn.begin()
@@ -206,7 +207,7 @@ def recover(
     notes = []
     if not verification.ok and not dry_run:
         notes.append("nothing was committed because verification failed")
-    model_differences, drift = drift_notes(project, metadata)
+    model_differences, drift = drift_notes(project, metadata, unreadable)
     return Recovery(statements=statements, stamped=target if stamp_revision else None,
                     before=before, after=after, verification=verification, dry_run=dry_run,
                     applied=not dry_run and verification.ok, notes=notes + drift,
@@ -317,8 +318,12 @@ def verify(project: Project, conn: Connection, revision: str | None) -> Verifica
                         tuple(in_progress(conn)))
 
 
-def drift_notes(project: Project, metadata: Any) -> tuple[list[str], list[str]]:
+def drift_notes(
+    project: Project, metadata: Any, unreadable: Finding | None = None
+) -> tuple[list[str], list[str]]:
     """The models against the migrations at head: (the differences, notes to show); never raises."""
+    if unreadable is not None:
+        return [], [unreadable.problem]
     drift, failed = run_check("the models cannot be compared with the migrations",
                               lambda: model_drift(project, metadata), metadata=metadata)
     if failed is not None:

@@ -7,6 +7,10 @@ version table on a database that has tables, a history with several heads.
 command) that fixes it; :func:`review_plan` gives the plan to a target when one
 can be made and None when a finding rules it out, so the rest of the review
 (models vs database, lint) still runs. A bad ``target`` is still refused.
+
+Each check of the review runs on its own (:func:`run_check`): one that raises becomes a
+finding naming its cause, and the outcome (:func:`review_outcome`) counts what was not
+checked (revisions not linted) instead of reporting zero problems.
 """
 
 from __future__ import annotations
