@@ -200,3 +200,26 @@ def test_recover_and_diagnose_complete_on_models_with_an_unnamed_postgresql_enum
     assert f"the models cannot be compared: {cause}" in diagnosis.frame().to_string()
     assert result.succeeded and revision_of(postgres_url) == "c4000000002b"
     assert any(cause in note for note in result.notes)
+
+
+@pytest.mark.postgres
+def test_the_recover_stamp_runbook_completes_on_an_unnamed_postgresql_enum_naming_it(
+    postgres_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from softbee.runbook.migrate import run_migration
+    from tests.helpers import load_example
+    from tests.notebooks import run_runbook
+
+    run_migration(load_example("unnamed_pg_enum", "mailyard", postgres_url, tmp_path, monkeypatch),
+                  "upgrade", "c4000000001a")
+
+    nb = run_runbook("recover_stamp", tmp_path, cwd=tmp_path / "unnamed_pg_enum",
+                     app="mailyard:create_app", database_url=postgres_url,
+                     fix_sql="ALTER TABLE accounts ADD COLUMN port INTEGER",
+                     stamp_revision="head", dry_run=False)
+
+    text = json.dumps(nb)
+    assert "the models cannot be compared: PostgreSQL Enum type requires a name (accounts.protocol)" in text
+    assert "Recovery succeeded" in text and revision_of(postgres_url) == "c4000000002b"
