@@ -489,6 +489,10 @@ def test_the_runbooks_show_a_half_done_revision_and_upgrade_downgrade_resumes_it
     text = json.dumps(upgraded)
     assert "done by an earlier run, skipped" in text and "Phases of the online revisions" in text
     assert revision_of(postgres_url) == HEAD and users_ok(postgres_url) == (USERS, USERS, True)
+    from softbee.runbook.archive.summary import read_summary
+
+    (found,) = read_summary(upgraded)["in_progress"]  # the run's first words say what it met
+    assert "phase 2 of 3 (backfill users.full_name) running" in found
 
 
 def test_the_guard_counts_outside_the_locks_only_for_revisions_that_only_add(postgres_url: str) -> None:
