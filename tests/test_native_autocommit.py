@@ -380,3 +380,30 @@ def test_on_mariadb_the_blocks_run_as_alembic_runs_them(mysql_url: str) -> None:
     run_migration(project, "downgrade", "base")
     run_migration(project, "upgrade", "head")
     assert revision_of(mysql_url) == HEAD
+
+
+# -- through the runbook notebook ----------------------------------------------------------
+
+
+@pytest.mark.notebook
+@pytest.mark.postgres
+def test_the_upgrade_downgrade_notebook_runs_the_blocks_as_phases_both_ways(
+    postgres_url: str, tmp_path: Path,
+) -> None:
+    from tests.notebooks import run_runbook
+
+    def said(nb: object) -> str:
+        return "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"  # type: ignore[attr-defined]
+                       for out in cell.get("outputs", []))
+
+    up = run_runbook("upgrade_downgrade", tmp_path, cwd=EXAMPLE, app=APP,
+                     migrations_dir="migrations", database_url=postgres_url)
+    assert revision_of(postgres_url) == HEAD
+    assert indexes(postgres_url) == {"ix_frames_hive": True, "ix_harvests_frame_id": True}
+    assert f"{COLUMN_AND_INDEX} phase 2/2 (online): autocommit_block 1 (upgrade)" in said(up)
+    down = run_runbook("upgrade_downgrade", tmp_path, cwd=EXAMPLE, app=APP,
+                       migrations_dir="migrations", database_url=postgres_url,
+                       direction="downgrade", target="base")
+    assert revision_of(postgres_url) is None and not has_table(postgres_url, "frames")
+    assert f"{COLUMN_AND_INDEX} phase 2/2 (online): autocommit_block 1 (downgrade)" in said(down)
+    assert not has_table(postgres_url, PHASE_TABLE)
