@@ -194,16 +194,15 @@ def _autocommit_block(self: MigrationContext) -> Iterator[None]:
 MigrationContext.autocommit_block = _autocommit_block  # type: ignore[assignment,method-assign]
 
 
-def _exec(self: DefaultImpl, construct: Any, execution_options: Any = None,
-          multiparams: Any = None, params: Any = sa.util.immutabledict()) -> Any:
+def _exec(self: DefaultImpl, construct: Any, *args: Any, **kw: Any) -> Any:
     """``DefaultImpl._exec``: skipped in a finished phase; in a block, retried and made re-runnable."""
     state = _revision.get()
     if state is None or self.as_sql or self.connection is not state.connection:
-        return _original_exec(self, construct, execution_options, multiparams, params)
+        return _original_exec(self, construct, *args, **kw)
     if state.skipping:
         return None  # a phase an earlier run finished and committed
-    if state.block is None or execution_options or multiparams or params:
-        return _original_exec(self, construct, execution_options, multiparams, params)
+    if state.block is None or any(args) or any(kw.values()):  # options or parameters: as is
+        return _original_exec(self, construct, *args, **kw)
     statement = sa.text(construct) if isinstance(construct, str) else construct
     return _run_in_block(self.connection, state.block, statement)
 
