@@ -185,17 +185,65 @@ def test_the_work_before_the_block_is_guarded(postgres_url: str, tmp_path: Path)
 
 # -- kill -9 during the block, then a re-run -----------------------------------------------
 
-# Runs the upgrade to head, printing its progress; the test kills it (SIGKILL) mid-block.
+# Runs a migration, printing its progress; the test kills it (SIGKILL) mid-block.
 RUN = """
 import sys
 from softbee.runbook.migrate import run_migration
 from softbee.runbook.project import load_project
 
-url, migrations = sys.argv[1], sys.argv[2]
-sys.path.insert(0, sys.argv[3])
+url, migrations, direction, target = sys.argv[1:5]
+sys.path.insert(0, sys.argv[5])
 run_migration(load_project(app="combs:app", migrations_dir=migrations, database_url=url),
-              "upgrade", "head", progress=lambda line: print(line, flush=True), lock_timeout_ms=60000)
+              direction, target, progress=lambda line: print(line, flush=True), lock_timeout_ms=60000)
 """
+
+
+def killed_while_waiting(url: str, direction: str, target: str, statement: str, hold: str) -> str:
+    """Run the migration in a child; ``SIGKILL`` it while ``statement`` waits behind ``hold``; its output.
+
+    ``hold`` runs in a transaction of the test's, open until the child and its server
+    session are gone.
+    """
+    holder_engine = sa.create_engine(url)
+    holder = holder_engine.connect()
+    holder.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    holder.exec_driver_sql(hold)
+    child = subprocess.Popen(
+        [sys.executable, "-c", RUN, url, str(MIGRATIONS), direction, target, str(EXAMPLE)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, waiting = time.monotonic() + HUNG_AFTER_S, False
+        while not waiting and time.monotonic() < deadline and child.poll() is None:
+            waiting = bool(scalar(url, (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                f"ltrim(query, E' \\n') ILIKE '{statement}%' AND wait_event_type = 'Lock'")))
+            time.sleep(0.1)
+        assert waiting and child.poll() is None, f"{statement} never waited"
+        child.send_signal(signal.SIGKILL)
+        output = child.communicate(timeout=HUNG_AFTER_S)[0]
+        # Its server session, waiting in the statement, does not notice the client gone while
+        # it waits for a lock: end it as the server does when it sees the socket closed, while
+        # the hold still stands, so the statement is cut where a kill cuts it.
+        scalar(url, (
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND application_name LIKE 'softbee-runbook%'"))
+        wait_for_sessions_to_end(url)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        holder.rollback()
+        holder.close()
+        holder_engine.dispose()
+    return output
+
+
+def phase_states(url: str) -> dict[tuple[str, str, int], str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {(r.revision, r.direction, r.phase): r.state for r in recorded_phases(conn)}
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.postgres
@@ -207,48 +255,16 @@ def test_killed_during_the_index_build_a_rerun_finishes_with_every_row_and_a_val
     seed_frames(postgres_url)
     project.engine.dispose()  # no idle session of this process left on the database
     # An open snapshot makes CREATE INDEX CONCURRENTLY wait at its end, its index still INVALID.
-    holder_engine = sa.create_engine(postgres_url)
-    holder = holder_engine.connect()
-    holder.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-    holder.exec_driver_sql("SELECT 1")
-    child = subprocess.Popen([sys.executable, "-c", RUN, postgres_url, str(MIGRATIONS), str(EXAMPLE)],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + HUNG_AFTER_S
-        while time.monotonic() < deadline and child.poll() is None:
-            building = scalar(postgres_url, (
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-                "query ILIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'"))
-            if building:
-                break
-            time.sleep(0.1)
-        assert child.poll() is None, child.communicate()[0]
-        child.send_signal(signal.SIGKILL)
-        output = child.communicate(timeout=HUNG_AFTER_S)[0]
-        # Its server session, waiting in the build, does not notice the client gone while it
-        # waits for a lock: end it as the server does when it sees the socket closed, while
-        # the snapshot still holds the build, so the index stays INVALID as a killed build leaves it.
-        scalar(postgres_url, (
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
-            "current_database() AND application_name LIKE 'softbee-runbook%'"))
-        wait_for_sessions_to_end(postgres_url)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        holder.rollback()
-        holder.close()
-        holder_engine.dispose()
+    output = killed_while_waiting(postgres_url, "upgrade", "head", "CREATE INDEX CONCURRENTLY",
+                                  "SELECT 1")
     assert COLUMN_AND_INDEX in output
     # The column was committed before the block, the index left INVALID, the phases recorded.
     assert revision_of(postgres_url) == FIRST
     assert scalar(postgres_url, "SELECT count(*) FROM information_schema.columns "
                                 "WHERE table_name = 'frames' AND column_name = 'capped'") == 1
     assert indexes(postgres_url) == {"ix_frames_hive": False}
-    engine = sa.create_engine(postgres_url)
-    with engine.connect() as conn:
-        states = {(r.revision, r.phase): r.state for r in recorded_phases(conn)}
-    engine.dispose()
-    assert states == {(COLUMN_AND_INDEX, 1): "done", (COLUMN_AND_INDEX, 2): "running"}
+    assert phase_states(postgres_url) == {(COLUMN_AND_INDEX, "upgrade", 1): "done",
+                                          (COLUMN_AND_INDEX, "upgrade", 2): "running"}
 
     said: list[str] = []
     run_migration(combs(postgres_url), "upgrade", "head", progress=said.append)
@@ -257,6 +273,32 @@ def test_killed_during_the_index_build_a_rerun_finishes_with_every_row_and_a_val
     assert indexes(postgres_url) == {"ix_frames_hive": True, "ix_harvests_frame_id": True}
     assert any("done by an earlier run, skipped" in line for line in said), said
     assert any("INVALID" in line for line in said), said
+    assert not has_table(postgres_url, PHASE_TABLE)
+
+
+@pytest.mark.postgres
+def test_killed_during_a_concurrent_index_drop_a_rerun_finishes_the_downgrade(postgres_url: str) -> None:
+    project = combs(postgres_url)
+    run_migration(project, "upgrade", FIRST)
+    seed_frames(postgres_url)
+    run_migration(project, "upgrade", "head")
+    project.engine.dispose()
+    # A reader of frames makes DROP INDEX CONCURRENTLY wait (after it marked the index INVALID).
+    output = killed_while_waiting(postgres_url, "downgrade", FIRST, "DROP INDEX CONCURRENTLY",
+                                  "SELECT count(*) FROM frames")
+    assert f"{COLUMN_AND_INDEX} phase 2/2 (online)" in output
+    # The revisions above it committed; its block recorded as running, its column still there.
+    assert revision_of(postgres_url) == COLUMN_AND_INDEX
+    assert phase_states(postgres_url) == {(COLUMN_AND_INDEX, "downgrade", 1): "done",
+                                          (COLUMN_AND_INDEX, "downgrade", 2): "running"}
+
+    said: list[str] = []
+    run_migration(combs(postgres_url), "downgrade", FIRST, progress=said.append)
+    assert revision_of(postgres_url) == FIRST
+    assert scalar(postgres_url, "SELECT count(*) FROM frames") == FRAMES
+    assert indexes(postgres_url) == {}
+    assert "capped" not in {c["name"] for c in sa.inspect(sa.create_engine(postgres_url)).get_columns("frames")}
+    assert any("begun by an earlier run" in line for line in said), said
     assert not has_table(postgres_url, PHASE_TABLE)
 
 
