@@ -23,7 +23,7 @@ from softbee.runbook.migrate import run_migration
 from softbee.runbook.phases import PHASE_TABLE, recorded_phases
 from softbee.runbook.project import Project, load_project
 from tests.helpers import HUNG_AFTER_S, REPO_ROOT
-from tests.test_online import wait_for_sessions_to_end
+from tests.test_online import Holder, wait_for_sessions_to_end
 
 EXAMPLE = REPO_ROOT / "tests" / "examples" / "native_autocommit_block"
 MIGRATIONS = EXAMPLE / "migrations"
@@ -300,6 +300,26 @@ def test_killed_during_a_concurrent_index_drop_a_rerun_finishes_the_downgrade(po
     assert "capped" not in {c["name"] for c in sa.inspect(sa.create_engine(postgres_url)).get_columns("frames")}
     assert any("begun by an earlier run" in line for line in said), said
     assert not has_table(postgres_url, PHASE_TABLE)
+
+
+@pytest.mark.postgres
+def test_an_index_build_in_a_block_that_loses_its_lock_is_retried_and_rebuilt(postgres_url: str) -> None:
+    """Under lock_timeout, CREATE INDEX CONCURRENTLY behind a writer fails, leaving an INVALID index."""
+    project = combs(postgres_url)
+    run_migration(project, "upgrade", FIRST)
+    seed_frames(postgres_url)
+    # A write open on frames from the block's line on: the build waits for it and times out.
+    holder = Holder(postgres_url, 1.5, at=f"{COLUMN_AND_INDEX} phase 2/2 (online)",
+                    sql="UPDATE frames SET weight_g = weight_g WHERE id = 1")
+    try:
+        run_migration(project, "upgrade", COLUMN_AND_INDEX, lock_timeout_ms=300,
+                      progress=holder.progress)
+    finally:
+        holder.join()
+    said = "\n".join(holder.said)
+    assert "lost a lock to the application" in said and "is INVALID" in said, said
+    assert revision_of(postgres_url) == COLUMN_AND_INDEX
+    assert indexes(postgres_url) == {"ix_frames_hive": True}
 
 
 # -- rehearsals and round trips: they must roll back --------------------------------------

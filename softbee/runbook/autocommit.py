@@ -243,12 +243,12 @@ def _as_phase(context: MigrationContext, state: NativeRevision, phasing: phases.
             state.skipping = number + 1 in state.done
         return
     resuming = number in state.running
-    runner.say(f"      {label}" + (": begun by an earlier run that did not finish, run again"
-                                   if resuming else ""))
     started = time.perf_counter()
     record = PhaseRecord(state.revision, state.direction, number, total, name, "running", None, None)
     with runner.outside_transaction() as autocommit:  # the guard checks and commits the work before
         phases._mark(autocommit, record)
+        runner.say(f"      {label}" + (": begun by an earlier run that did not finish, run again"
+                                       if resuming else ""))  # said once the work before is committed
         state.block = _Block(runner, resuming)
         try:
             yield
