@@ -53,6 +53,7 @@ _CREATE_INDEX = re.compile(
 _DROP_INDEX = re.compile(
     rf"^\s*DROP\s+INDEX\s+(?:CONCURRENTLY\s+)?(?P<exists>IF\s+EXISTS\s+)?(?P<name>{_NAME})",
     re.IGNORECASE)
+_BLOCK_PHASE = re.compile(r"^(work before )?autocommit_block \d+")
 _CONCURRENTLY = re.compile(
     r"^(\s*(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX\s+(?:\([^)]*\)\s*)?\w+))"
     r"\s+CONCURRENTLY\b", re.IGNORECASE)
@@ -143,11 +144,13 @@ def revision_running(connection: Connection, script: Script, direction: str) -> 
     """While one revision of a phased run migrates: its blocks become phases (see module)."""
     total = 2 * blocks_in(script, direction)
     state = NativeRevision(connection, script.revision, direction, total)
-    if total:
-        for record in phases.recorded_phases(connection):
-            if (record.revision, record.direction) == (script.revision, direction):
-                (state.done if record.state == "done" else state.running).add(record.phase)
-        state.skipping = 1 in state.done
+    # Read whether or not its file shows a block: one may sit in a helper of another module
+    # (records of ``online.run_phases`` phases are that runner's, and left to it).
+    for record in phases.recorded_phases(connection):
+        if ((record.revision, record.direction) == (script.revision, direction)
+                and _BLOCK_PHASE.match(record.name)):
+            (state.done if record.state == "done" else state.running).add(record.phase)
+    state.skipping = 1 in state.done
     token = _revision.set(state)
     try:
         yield state
