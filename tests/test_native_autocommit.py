@@ -322,6 +322,40 @@ def test_an_index_build_in_a_block_that_loses_its_lock_is_retried_and_rebuilt(po
     assert indexes(postgres_url) == {"ix_frames_hive": True}
 
 
+@pytest.mark.postgres
+def test_a_block_that_fails_says_where_the_database_is_and_a_rerun_after_the_fix_finishes(
+    postgres_url: str, tmp_path: Path,
+) -> None:
+    import shutil
+
+    migrations = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    script = migrations / "versions" / "ab0c00000002_capped_and_index_frames_hive.py"
+    script.write_text(script.read_text().replace("['hive'], unique=False", "['hive'], unique=True", 1))
+    project = combs(postgres_url, migrations)
+    run_migration(project, "upgrade", FIRST)
+    seed_frames(postgres_url)  # 37 hives over 2,000 frames: the unique build fails
+    with pytest.raises(MigrationFailed) as caught:
+        run_migration(project, "upgrade", "head")
+    message = str(caught.value)
+    assert "NOT rolled back as a whole" in message and "a re-run resumes there" in message
+    assert f"the database is at revision {FIRST}" in message
+    assert "phase 2 of 2 (autocommit_block 1 (upgrade)) running" in message
+    assert indexes(postgres_url) == {"ix_frames_hive": False}  # what the failed build left
+
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:  # the fix: every frame its own hive
+        conn.execute(sa.text("UPDATE frames SET hive = 'hive-' || id"))
+    engine.dispose()
+    said: list[str] = []
+    run_migration(project, "upgrade", "head", progress=said.append)
+    assert revision_of(postgres_url) == HEAD
+    assert indexes(postgres_url) == {"ix_frames_hive": True, "ix_harvests_frame_id": True}
+    assert scalar(postgres_url, "SELECT count(*) FROM frames") == FRAMES
+    assert any("work before autocommit_block 1: done by an earlier run, skipped" in line
+               for line in said), said
+
+
 # -- rehearsals and round trips: they must roll back --------------------------------------
 
 
