@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from softbee.runbook import moved
 from softbee.runbook.deferred import defer_iri_grammars
 from softbee.runbook.errors import RunbookError
+from softbee.runbook.run import cells as _cells
 
 if TYPE_CHECKING:
     from softbee.runbook.project import Project, load_project
@@ -28,6 +29,7 @@ __all__ = ["Project", "RunbookError", "load_project"]
 
 defer_iri_grammars()
 moved.install()
+_shown_plainly = _cells.install()  # in a kernel: one-line errors, tables with "—" and "yes"
 
 
 def __getattr__(name: str) -> Any:

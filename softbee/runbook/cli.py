@@ -218,14 +218,16 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     _print_summary(record, out)
     if run.passed:
         return EXIT_OK
+    print(error_line(record, run.html), file=sys.stderr)
+    return EXIT_FAILED
+
+
+def error_line(record: dict[str, Any], html: Path) -> str:
+    """The one line on stderr for a failed run: where it failed, the error and its advice."""
     error = record.get("error") or {}
     where = f" at step {error['step']!r}" if error.get("step") else ""
-    print(
-        f"{PROG}: runbook {record['runbook']!r} failed{where}: {error.get('type')}: "
-        f"{_one_line(error.get('message'))} (see {run.html})",
-        file=sys.stderr,
-    )
-    return EXIT_FAILED
+    return (f"{PROG}: runbook {record['runbook']!r} failed{where}: {error.get('type')}: "
+            f"{_one_line(error.get('message'))} (see {html})")
 
 
 def _print_summary(record: dict[str, Any], out: TextIO) -> None:
@@ -261,6 +263,15 @@ def _print_summary(record: dict[str, Any], out: TextIO) -> None:
         _table(rows, out, indent="    ")
     if record.get("outcome"):
         print(f"outcome:  {record['outcome']}", file=out)
+    extra = record.get("extra_facts") or {}
+    if extra.get("round_trip"):
+        print(f"round trip: {extra['round_trip']}", file=out)
+    if extra.get("app_load_check"):
+        print(f"app load: {extra['app_load_check']}", file=out)
+    for line in extra.get("in_progress") or []:  # a revision an earlier run left half-way
+        print(f"in progress: {_one_line(line)}", file=out)
+    for problem in extra.get("state_problems") or []:  # what inspect_diff found on the record
+        print(f"finding:  {_one_line(problem)}", file=out)
     error = record.get("error")
     if error:
         count = error.get("execution_count")
@@ -387,5 +398,5 @@ def _count(value: Any) -> str:
 
 
 def _one_line(text: Any) -> str:
-    lines = str(text or "").strip().splitlines()
-    return lines[0] if lines else ""
+    """The whole message on one line: never cut, its advice (at the end) included."""
+    return " ".join(line.strip() for line in str(text or "").strip().splitlines() if line.strip())

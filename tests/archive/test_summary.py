@@ -27,13 +27,13 @@ def _facts_output(facts: dict[str, Any]) -> nbformat.NotebookNode:
     return new_output("display_data", data={MIME_TYPE: facts, "text/plain": "facts"})
 
 
-def test_record_displays_the_facts_as_a_raw_softbee_bundle_with_a_text_fallback(displayed):
+def test_record_displays_the_facts_as_a_raw_softbee_bundle_that_shows_nothing(displayed):
     record(runbook="upgrade_downgrade", revision_before="abc123")
 
     ((bundle, kwargs),) = displayed
     assert kwargs == {"raw": True}
     assert bundle[MIME_TYPE] == {"runbook": "upgrade_downgrade", "revision_before": "abc123"}
-    assert "revision_before=abc123" in bundle["text/plain"]
+    assert bundle["text/plain"] == ""  # for the archive, not for the reader
 
 
 def test_record_masks_url_passwords_and_turns_unknown_objects_into_text(displayed):
@@ -42,14 +42,6 @@ def test_record_masks_url_passwords_and_turns_unknown_objects_into_text(displaye
     bundle = displayed[0][0][MIME_TYPE]
     assert bundle["outcome"] == "connected to postgresql://app:***@db/prod"
     assert bundle["at"] == "2024-05-01"
-
-
-def test_a_long_text_fallback_is_cut_to_one_screen(displayed):
-    record(outcome="x" * 1000, row_counts=[{"table": "t", "before": 1, "after": 1, "delta": 0}])
-
-    plain = displayed[0][0]["text/plain"]
-    assert len(plain) <= 300
-    assert plain.endswith("...")
 
 
 def test_read_summary_merges_facts_in_cell_order_and_later_keys_win():

@@ -500,6 +500,48 @@ def test_round_trip_that_does_not_come_back_is_rolled_back(database_url: str, tm
     assert snapshot(database_url) == before
 
 
+def test_a_round_trip_with_nothing_pending_says_so_and_claims_no_check(any_database_url: str) -> None:
+    """Issue 18: at head, a round trip ran no downgrade, so it must not report four checks passed."""
+    project = project_at(any_database_url, HEAD, rows=5)
+    before = dump(any_database_url)
+
+    result = run_migration(project, "upgrade", "head", round_trip=True)
+
+    assert result.steps == [] and result.checks == []
+    assert result.round_trip.startswith("nothing to round-trip: already at head"), result.round_trip
+    facts = result.summary()
+    assert facts["round_trip"] == result.round_trip and "nothing to round-trip" in facts["outcome"]
+    assert [title for title, _ in result.review() if "Round trip" in title] == [
+        f"**Round trip:** {result.round_trip}"]
+    assert dump(any_database_url) == before
+
+
+def test_a_round_trip_that_passes_says_so_in_its_summary(database_url: str) -> None:
+    project = project_at(database_url, FULL_NAME, rows=5)
+    result = run_migration(project, "upgrade", "head", round_trip=True)
+    assert result.round_trip.startswith("passed: upgrade, downgrade, upgrade again over 2 revision(s)")
+    assert result.summary()["outcome"].endswith(f"; round trip {result.round_trip}")
+
+
+@pytest.mark.parametrize("downgrade, phase", [
+    ("pass", "round trip, phase 3 of 3 (re-upgrade, after the downgrade): revision 0eefa11ed003"),
+    ('op.execute("UPDATE no_such_table SET x = 1")',
+     "round trip, phase 2 of 3 (downgrade, after the upgrade): revision 0eefa11ed003"),
+])
+def test_a_round_trip_failure_names_the_phase_it_happened_in(
+    any_database_url: str, tmp_path, downgrade: str, phase: str
+) -> None:
+    """A downgrade that leaves the table: the re-upgrade's CREATE TABLE fails after the downgrade."""
+    migrations = migrations_with_extra_revision(
+        tmp_path, "0eefa11ed003", HEAD,
+        upgrade='op.create_table("scales", sa.Column("id", sa.Integer(), primary_key=True))',
+        downgrade=downgrade)
+    project = project_at(any_database_url, HEAD, rows=5, migrations_dir=migrations)
+    with pytest.raises(MigrationFailed) as failure:
+        run_migration(project, "upgrade", "head", round_trip=True)
+    assert str(failure.value).startswith(phase), str(failure.value)
+
+
 @pytest.mark.mysql
 def test_round_trip_that_does_not_come_back_on_mariadb_says_where_it_left_the_database(
     mysql_url: str, tmp_path

@@ -7,6 +7,8 @@ rehearsal on a copy left the real tables alone.
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,17 @@ from softbee.runbook.engine.capture import capture_plan
 from softbee.runbook.engine.guards import migration_lock
 from softbee.runbook.engine.migrate import plan_to, run_migration
 from softbee.runbook.engine.recover import recover
-from softbee.runbook.errors import DataLossError, LockHeld, MigrationFailed, PartiallyApplied
+from softbee.runbook.errors import (
+    CannotPredict,
+    DataLossError,
+    LockHeld,
+    MigrationFailed,
+    PartiallyApplied,
+    RehearsalFailed,
+)
 from softbee.runbook.review.lint import lint_sql
 from tests.helpers import (
+    BEEYARD_APP,
     BEEYARD_REVISIONS,
     FULL_NAME,
     HEAD,
@@ -28,6 +38,7 @@ from tests.helpers import (
     migrations_with_extra_revision,
     project_at,
     revision_of,
+    run_cli,
     scratch_databases,
     snapshot,
 )
@@ -241,3 +252,143 @@ def test_the_upgrade_runbook_on_mariadb_reports_a_half_applied_revision(
     assert error.ename == "PartiallyApplied"
     assert "NOT rolled back" in error.evalue and "recover_stamp" in error.evalue
     assert "weight_kg" in columns(mysql_url, "hives") and revision_of(mysql_url) == HEAD
+
+
+# -- issue 18: say what was done, and only that ------------------------------------------------
+
+
+def test_a_failed_rehearsal_is_the_rehearsals_failure_with_the_real_database_named_untouched(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    """Not "PartiallyApplied ... alembic_version still records X. Finish with recover_stamp": the copy failed."""
+    migrations = half_applied_history(tmp_path)
+    project = project_at(mysql_url, HEAD, rows=20, migrations_dir=migrations)
+    before = dump(mysql_url)
+
+    with pytest.raises(RehearsalFailed) as failure:
+        run_migration(project, "upgrade", "head", rehearse=True)
+
+    message = str(failure.value)
+    assert not isinstance(failure.value, PartiallyApplied), message
+    assert "rehearsal" in message and "scratch copy" in message and "no_such_table" in message
+    database = sa.engine.make_url(mysql_url).database
+    assert f"the real database {database} was not touched: it is still at {HEAD}" in message
+    for untrue in ("NOT rolled back", "still records", "recover_stamp", "stamp_revision"):
+        assert untrue not in message, message
+    assert isinstance(failure.value.on_copy, PartiallyApplied)  # what happened on the copy
+    assert dump(mysql_url) == before and scratch_databases(mysql_url) == []
+
+
+def test_a_rehearsal_whose_revision_left_nothing_on_the_copy_says_the_copy_not_the_database(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    migrations = migrations_with_extra_revision(
+        tmp_path, "0ba1f0000005", HEAD, upgrade='op.execute("UPDATE no_such_table SET x = 1")')
+    project = project_at(mysql_url, HEAD, rows=5, migrations_dir=migrations)
+    before = dump(mysql_url)
+
+    with pytest.raises(RehearsalFailed) as failure:
+        run_migration(project, "upgrade", "head", rehearse=True)
+
+    message = str(failure.value)
+    assert f"nothing of it ran, the scratch copy was at {HEAD}" in message, message
+    assert "fix the script and rehearse again" in message and "database still at" not in message
+    assert message.endswith(f"was not touched: it is still at {HEAD}")
+    assert dump(mysql_url) == before and scratch_databases(mysql_url) == []
+
+
+def test_a_half_applied_downgrade_is_finished_by_stamping_the_revision_it_goes_to(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    migrations = migrations_with_extra_revision(
+        tmp_path, "0ba1f0000004", HEAD,
+        upgrade='op.add_column("hives", sa.Column("weight_kg", sa.Float()))',
+        downgrade='op.drop_column("hives", "weight_kg"); op.execute("UPDATE no_such_table SET x = 1")')
+    project = project_at(mysql_url, "0ba1f0000004", rows=5, migrations_dir=migrations)
+
+    with pytest.raises(PartiallyApplied) as failure:
+        run_migration(project, "downgrade", "-1")
+
+    message = str(failure.value)
+    assert f"-p stamp_revision {HEAD} " in message, message
+    assert "-p stamp_revision 0ba1f0000004" not in message
+    assert revision_of(mysql_url) == "0ba1f0000004"  # the truth: still recorded, column gone
+    assert "weight_kg" not in columns(mysql_url, "hives")
+
+
+def test_advised_commands_name_the_app_migrations_and_database_and_run_as_copied(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    """The undo command of a half-applied revision, copied as it is, undoes it on this database."""
+    migrations = half_applied_history(tmp_path)
+    project = project_at(mysql_url, HEAD, rows=5, migrations_dir=migrations)
+    with pytest.raises(PartiallyApplied) as failure:
+        run_migration(project, "upgrade", "head")
+    message = str(failure.value)
+    commands = re.findall(r"`` (softbee-runbook run .*?) ``", message)
+    assert len(commands) == 2, message
+    for command in commands:
+        words = shlex.split(command)
+        for name in ("app", "migrations_dir", "database_url"):
+            assert ["-p", name] == words[words.index(name) - 1:words.index(name) + 1], command
+        assert words[words.index("migrations_dir") + 1] == str(migrations)
+        assert words[words.index("database_url") + 1] == mysql_url
+
+    words = shlex.split(commands[0])  # the undo
+    assert words[:3] == ["softbee-runbook", "run", "recover_stamp"]
+    done = run_cli(*words[2:], archive=tmp_path / "archive")
+    assert done.returncode == 0, done.stderr
+    assert "weight_kg" not in columns(mysql_url, "hives") and revision_of(mysql_url) == HEAD
+
+
+def test_an_unrenderable_revision_on_an_empty_database_is_not_a_loss(mysql_url: str, beeyard) -> None:
+    """beeyard's last two revisions need a live connection: base -> head runs, no allow_data_loss."""
+    project = beeyard(mysql_url)
+    result = run_migration(project, "upgrade", "head")
+    assert result.committed and revision_of(mysql_url) == BEEYARD_REVISIONS[-1]
+    assert result.losses == []
+
+
+def test_an_unrenderable_revision_on_a_database_with_rows_cannot_be_predicted_not_a_loss(
+    mysql_url: str, beeyard
+) -> None:
+    project = beeyard(mysql_url)
+    run_migration(project, "upgrade", BEEYARD_REVISIONS[1])
+    add_hives(mysql_url)
+    before = dump(mysql_url)
+
+    with pytest.raises(CannotPredict) as refused:
+        run_migration(project, "upgrade", "head")
+
+    message = str(refused.value)
+    assert not isinstance(refused.value, DataLossError)
+    assert "cannot predict" in message and "would lose data" not in message
+    assert refused.value.revisions == list(LIVE_ONLY)
+    command = re.search(r"`` (softbee-runbook run upgrade_downgrade .*?) ``", message)
+    assert command, message
+    words = shlex.split(command[1])
+    assert words[words.index("app") + 1] == BEEYARD_APP
+    assert words[words.index("database_url") + 1] == mysql_url
+    assert words[words.index("rehearse") + 1] == "true" and words[words.index("target") + 1] == "head"
+    assert dump(mysql_url) == before
+
+
+@pytest.mark.notebook
+def test_the_cli_prints_the_advice_whole_and_the_command_it_prints_runs_as_copied(
+    mysql_url: str, tmp_path: Path
+) -> None:
+    """The error line was cut at "Finish with recover_st..." and its commands addressed Soft-Bee."""
+    migrations = half_applied_history(tmp_path)
+    project_at(mysql_url, HEAD, rows=5, migrations_dir=migrations)
+    failed = run_cli("upgrade_downgrade", "-p", "database_url", mysql_url,
+                     "-p", "migrations_dir", str(migrations), archive=tmp_path / "archive")
+    assert failed.returncode == 1, failed.stderr
+    (line,) = [text for text in failed.stderr.splitlines() if text.startswith("softbee-runbook:")]
+    commands = re.findall(r"`` (softbee-runbook run .*?) ``", line)
+    assert len(commands) == 2, line
+    assert "-p stamp_revision 0ba1f0000001 -p dry_run false" in commands[1]
+
+    undo = shlex.split(commands[0])
+    done = run_cli(*undo[2:], archive=tmp_path / "archive")
+    assert done.returncode == 0, done.stderr
+    assert "weight_kg" not in columns(mysql_url, "hives") and revision_of(mysql_url) == HEAD

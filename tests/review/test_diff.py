@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
 import sqlalchemy as sa
 
-from softbee.runbook.review.diff import destructive_rows, is_narrowing, model_diff
+from softbee.runbook.engine.migrate import run_migration
+from softbee.runbook.project import load_project
+from softbee.runbook.review.diff import (
+    destructive_rows,
+    diff_frame,
+    is_narrowing,
+    model_diff,
+)
 from tests.helpers import HEAD, VARROA, project_at
 
 
@@ -64,3 +76,33 @@ def test_numeric_narrowing_is_destructive_like_lint_says() -> None:
     assert is_narrowing(sa.BigInteger(), sa.Float())
     assert is_narrowing(sa.Integer(), sa.Numeric(4, 2))
     assert not is_narrowing(sa.Integer(), sa.Numeric(12, 2))
+
+
+ENUM_CHANGE = Path(__file__).resolve().parent / "examples" / "enum_change"
+
+
+def test_an_enum_change_shows_its_values_not_a_varchar(
+    mysql_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: on MariaDB the diff said VARCHAR(9) -> VARCHAR(9); it names the values."""
+    root = tmp_path / "enum_change"
+    shutil.copytree(ENUM_CHANGE, root)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(root)
+    project = load_project("swarmlog:app", "migrations", mysql_url)
+    run_migration(project, "upgrade", "head")
+
+    frame = model_diff(project)
+
+    rows = frame[frame["operation"] == "modify_type"]
+    assert list(rows["detail"]) == [
+        "ENUM('active', 'queenless') -> ENUM('active', 'queenless', 'dead')"], frame
+    assert not rows["destructive"].any()  # a value added: every stored value still fits
+
+
+def test_an_enum_losing_a_value_is_destructive() -> None:
+    old, new = sa.Enum("active", "queenless", "dead"), sa.Enum("active", "queenless")
+    frame = diff_frame([("modify_type", None, "colonies", "status", {}, old, new)])
+    assert list(frame["detail"]) == [
+        "ENUM('active', 'queenless', 'dead') -> ENUM('active', 'queenless')"]
+    assert list(frame["destructive"]) == [True]

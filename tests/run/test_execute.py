@@ -124,9 +124,11 @@ def test_describe_error_points_at_the_failing_cell_and_its_step():
         ]
     )
 
-    assert describe_error(nb, "E", "x" * 600, 7) == {
+    # Never cut: the advice (a complete command to run) comes at the end of the message.
+    message = "x" * 600 + "; Finish with recover_stamp: `` softbee-runbook run recover_stamp ... ``"
+    assert describe_error(nb, "E", message, 7) == {
         "type": "E",
-        "message": "x" * 497 + "...",
+        "message": message,
         "cell": 4,
         "execution_count": 7,
         "step": "Step 2: migrate",

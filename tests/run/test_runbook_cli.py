@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -12,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from softbee.runbook.archive import HEAD_NAME, INDEX_NAME, read_index
-from softbee.runbook.cli import main
-from tests.helpers import EXAMPLES, HUNG_AFTER_S, REPO_ROOT
+from softbee.runbook.cli import _print_summary, error_line, main
+from tests.helpers import BEEYARD_APP, EXAMPLES, HUNG_AFTER_S, REPO_ROOT, assemble_oldest_stack
 
 TOYS = EXAMPLES / "toy_runbooks"
 SECRETS = ("s3cr3tpw", "abc123tok", "envpw456")
@@ -499,3 +500,68 @@ def test_archive_list_warns_about_unreadable_index_lines(archive_copy, in_proces
     code, out, err = in_process("archive", "list", "--archive-dir", str(archive_copy))
     assert code == 0
     assert "unreadable" in err and "archive verify" in err
+
+
+# -- issue 18: the summary says what was done, and never cuts the advice --------------------
+
+
+ADVICE = ("Finish with recover_stamp (dry run first): undo it with `` softbee-runbook run "
+          "recover_stamp -p app softbee:create_app -p migrations_dir migrations -p database_url "
+          "'mysql://root@127.0.0.1:3306/app' -p fix_sql 'ALTER TABLE `hives` DROP COLUMN `w`' "
+          "-p dry_run false ``")
+
+
+def test_the_summary_names_the_round_trip_and_the_app_load_check_and_never_cuts_the_advice():
+    message = f"revision r1 failed at 'UPDATE x': {'y' * 600};\n{ADVICE}"
+    record = {
+        "run_id": "r", "runbook": "upgrade_downgrade", "status": "failed", "duration_s": 1.0,
+        "extra_facts": {"round_trip": "asked for; it did not finish (see the error)",
+                        "app_load_check": "not checked: the database URL comes from the app's "
+                                          "config (pass database_url or set DATABASE_URL to check)"},
+        "error": {"type": "PartiallyApplied", "message": message, "cell": 9,
+                  "execution_count": 5, "step": "## 3. Migrate"},
+    }
+    out = io.StringIO()
+    _print_summary(record, out)
+    shown = out.getvalue()
+    assert "round trip: asked for; it did not finish (see the error)" in shown
+    assert "app load: not checked: the database URL comes from the app's config" in shown
+    assert ADVICE in shown
+    line = error_line(record, Path("run.html"))
+    assert ADVICE in line and "\n" not in line
+
+
+@pytest.mark.notebook
+def test_a_round_trip_run_says_it_was_one_and_shows_the_app_load_check(tmp_path):
+    """beeyard on its own SQLite file (the URL only its config knows): base -> head -> base -> head."""
+    root = assemble_oldest_stack(tmp_path / "beeyard")
+    done = subprocess.run(
+        [sys.executable, "-m", "softbee.runbook", "run", "upgrade_downgrade", "-p", "app",
+         BEEYARD_APP, "-p", "migrations_dir", "migrations", "-p", "round_trip", "true",
+         "--archive-dir", str(tmp_path / "archive")],
+        cwd=root, env=_env({"SOFTBEE_RUNBOOKS_DIR": str(Path(__file__).parent.parent / "runbooks")}),
+        capture_output=True, text=True, timeout=HUNG_AFTER_S)
+    assert done.returncode == 0, done.stderr
+    assert ("round trip: passed: upgrade, downgrade, upgrade again over 4 revision(s); schema and "
+            "row counts identical at each end (4 checks)") in done.stdout, done.stdout
+    assert "app load: not checked: the database URL comes from the app's config" in done.stdout
+
+
+def test_the_summary_names_a_revision_in_progress_and_each_finding_in_one_line():
+    out = io.StringIO()
+    _print_summary({
+        "run_id": "r1", "runbook": "inspect_diff", "status": "passed", "duration_s": 1.0,
+        "outcome": "read-only: 1 finding(s) on the recorded state",
+        "extra_facts": {
+            "in_progress": ["revision 6f5b0d2a7c06: phase 2 of 3 (backfill users.full_name) "
+                            "running, 119,929 / 200,000 rows"],
+            "state_problems": ["records unknown revision deadbeef: it is not in migrations/:\n"
+                               "run recover_stamp with purge=True"],
+        },
+    }, out)
+
+    lines = out.getvalue().splitlines()
+    assert ("in progress: revision 6f5b0d2a7c06: phase 2 of 3 (backfill users.full_name) running, "
+            "119,929 / 200,000 rows") in lines
+    assert ("finding:  records unknown revision deadbeef: it is not in migrations/: "
+            "run recover_stamp with purge=True") in lines

@@ -510,10 +510,12 @@ def test_inspect_diff_on_an_unknown_recorded_revision_completes_without_a_plan(
     assert summary["revision_before"] == summary["revision_after"] == UNKNOWN_REVISION
     assert summary["outcome"] == ("read-only: no plan, 0 model difference(s), 0 lint error(s), "
                                   "1 finding(s) on the recorded state")
-    assert summary["state_problems"] == [
+    (problem,) = summary["state_problems"]
+    assert problem.startswith(
         f"records unknown revision {UNKNOWN_REVISION}: it is not in migrations/ (a revision "
         "deleted, or applied from another branch): run recover_stamp with purge=True and "
-        "stamp_revision='head' (the schema matches the models)"]
+        "stamp_revision='head' (the schema matches what the migrations produce at head): "
+        "`` softbee-runbook run recover_stamp -p app softbee:create_app -p migrations_dir ")
 
 
 def test_runbook_runs_with_the_kernel_in_the_runbooks_folder_as_jupyterlab_starts_it(

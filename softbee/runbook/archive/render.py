@@ -26,12 +26,15 @@ pygments writes (anything else is sanitized as before).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import html
 import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from softbee.runbook.archive.summary import is_facts
 
 if TYPE_CHECKING:
     import nbformat
@@ -76,7 +79,7 @@ class Rendered:
 
 def render_html(nb: nbformat.NotebookNode, *, up: int) -> Rendered:
     """The page for ``nb``, to be written ``up`` folders below the archive root, and its CSS."""
-    page = exporter().from_notebook_node(nb)[0]
+    page = exporter().from_notebook_node(_without_facts(nb))[0]
     head_end = page.index("</head>")
     head, body = page[:head_end], page[head_end:]
 
@@ -97,6 +100,18 @@ def render_html(nb: nbformat.NotebookNode, *, up: int) -> Rendered:
         part if part.startswith("<pre") else _BLOCK_GAP.sub(">", part) for part in _PRE.split(body)
     )
     return Rendered(html=(head + body).encode("utf-8"), stylesheet=stylesheet, stylesheet_name=name)
+
+
+def _without_facts(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` without the facts the runbook recorded for the archive: they are not for readers."""
+    if not any(is_facts(o) for cell in nb.cells for o in cell.get("outputs", ())):
+        return nb
+    shown = copy.copy(nb)
+    shown.cells = [copy.copy(cell) for cell in nb.cells]
+    for cell in shown.cells:
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if not is_facts(o)]
+    return shown
 
 
 def _once_each(pattern: re.Pattern[str], text: str) -> str:

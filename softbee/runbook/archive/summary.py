@@ -3,7 +3,10 @@
 A runbook calls :func:`record` as it learns things (the database at preflight,
 the revision before, the row counts after...). Each call displays a raw mime
 bundle of type :data:`MIME_TYPE`, so the facts are stored in the notebook's
-outputs; :func:`read_summary` merges them in cell order. Facts recorded before
+outputs, with an empty text form: they are for the archive, not for the reader, so
+JupyterLab shows nothing and the archived page leaves them out
+(:func:`softbee.runbook.archive.render.render_html`); :func:`read_summary` merges them
+in cell order. Facts recorded before
 a failure therefore survive it, and reading an archived notebook later gives the
 same facts as the archive index.
 """
@@ -29,7 +32,9 @@ FACT_KEYS = (
     "outcome",  # one sentence
 )
 
-_PLAIN_LIMIT = 300
+def is_facts(output: Mapping[str, Any]) -> bool:
+    """Whether a cell output is a :func:`record` of facts (shown to nobody)."""
+    return MIME_TYPE in (output.get("data") or {})
 
 
 def record(**facts: Any) -> None:
@@ -37,7 +42,7 @@ def record(**facts: Any) -> None:
     from IPython.display import display
 
     data = _jsonable(facts)
-    display({MIME_TYPE: data, "text/plain": _plain(data)}, raw=True)
+    display({MIME_TYPE: data, "text/plain": ""}, raw=True)
 
 
 def read_summary(nb: Mapping[str, Any]) -> dict[str, Any]:
@@ -77,15 +82,3 @@ def _mask(value: Any) -> Any:
 def _plain_dict(value: Mapping[str, Any]) -> dict[str, Any]:
     """Turn nbformat's NotebookNode (a dict subclass) back into plain dicts and lists."""
     return json.loads(json.dumps(value))
-
-
-def _plain(facts: Mapping[str, Any]) -> str:
-    """The short text shown where the mime type is not rendered."""
-    parts = []
-    for key, value in facts.items():
-        if key == "row_counts" and isinstance(value, list):
-            parts.append(f"row_counts=<{len(value)} tables>")
-        else:
-            parts.append(f"{key}={value}")
-    text = "runbook facts: " + ", ".join(parts)
-    return text if len(text) <= _PLAIN_LIMIT else text[: _PLAIN_LIMIT - 3] + "..."

@@ -35,6 +35,7 @@ from softbee.runbook.errors import (
     DataLossError,
     MigrationFailed,
     ParameterError,
+    RehearsalFailed,
     RevisionError,
     RoundTripMismatch,
     RunbookError,
@@ -43,6 +44,7 @@ from softbee.runbook.errors import (
 from softbee.runbook.engine import autocommit
 from softbee.runbook.online.phases import PHASE_TABLE
 from softbee.runbook.project import Project
+from softbee.runbook.project.advice import runbook_command
 from softbee.runbook.project.dialects import dialect_for, dialect_named, rollback_fully
 from softbee.runbook.review.counts import SKIPPED_TABLES, compare_counts, counts_records, has_rows
 from softbee.runbook.review.state import (
@@ -129,6 +131,7 @@ class MigrationResult:
     rehearsal: bool = False
     committed: bool = False
     phases: list[dict[str, Any]] = field(default_factory=list)
+    round_trip: str = ""  # a round trip's result in one sentence (empty: none was asked for)
 
     def counts_frame(self) -> pd.DataFrame:
         """Rows per table before, after and the difference."""
@@ -167,8 +170,9 @@ class MigrationResult:
             title = ("**Data this would lose:**" if self.rehearsal
                      else "**Data lost (allowed by `allow_data_loss=True`)**")
             shown.append((title, self.losses_frame()))
-        if self.checks:
-            shown.append(("**Round-trip checks:**", pd.DataFrame(self.checks)))
+        if self.round_trip:
+            shown.append((f"**Round trip:** {self.round_trip}",
+                           pd.DataFrame(self.checks) if self.checks else None))
         if self.locks:
             shown.append(("**Locks the migration took:**", pd.DataFrame(self.locks)))
         if self.sequences_moved:
@@ -197,6 +201,8 @@ class MigrationResult:
             outcome = f"rehearsal: would end at {self.end or 'base'}; everything was rolled back"
         else:
             outcome = f"{self.plan.direction} {self.plan.start or 'base'} -> {self.end or 'base'}"
+        if self.round_trip:
+            outcome += f"; round trip {self.round_trip}"
         return {
             "revision_before": self.plan.start or "base",
             "revision_after": (self.plan.start if self.rehearsal else self.end) or "base",
@@ -204,7 +210,35 @@ class MigrationResult:
             "data_loss": self.losses,
             "rehearsal": self.rehearsal,
             "outcome": outcome,
+            **({"round_trip": self.round_trip} if self.round_trip else {}),
         }
+
+
+def round_trip_phases(direction: str) -> tuple[str, str, str]:
+    """How a failure names the phase of a round trip it happened in: first pass, back, re-apply."""
+    back = "downgrade" if direction == "upgrade" else "upgrade"
+    return (f"round trip, phase 1 of 3 ({direction})",
+            f"round trip, phase 2 of 3 ({back}, after the {direction})",
+            f"round trip, phase 3 of 3 (re-{direction}, after the {back})")
+
+
+def round_trip_verdict(project: Project, plan: Plan, checks: list[dict[str, Any]]) -> str:
+    """A round trip's result in one sentence: passed, failed (which checks), or nothing to do."""
+    if not plan.scripts:
+        heads = project.script().get_heads()
+        where = "head" if plan.target is not None and list(heads) == [plan.target] else (
+            plan.target or "base")
+        return (f"nothing to round-trip: already at {where} (no {plan.direction}, no "
+                f"downgrade ran; no check made)")
+    back = "downgrade" if plan.direction == "upgrade" else "upgrade"
+    failed = [check["check"] for check in checks if not check["ok"]]
+    if failed:
+        return (f"FAILED: {plan.direction}, {back}, {plan.direction} again over "
+                f"{len(plan.scripts)} revision(s); {len(failed)} of {len(checks)} checks differ "
+                f"({', '.join(failed)})")
+    return (f"passed: {plan.direction}, {back}, {plan.direction} again over "
+            f"{len(plan.scripts)} revision(s); schema and row counts identical at each end "
+            f"({len(checks)} checks)")
 
 
 def default_target(direction: str) -> str:
@@ -222,7 +256,10 @@ def plan_migration(
     if state.unknown:
         raise RevisionError(
             f"the database records revision {', '.join(state.unknown)}, which is not in "
-            f"{project.migrations_dir.name}/: run the recover_stamp runbook (purge=True) first"
+            f"{project.migrations_dir.name}/: run the recover_stamp runbook (purge=True) first "
+            "(inspect_diff says which revision to stamp): `` "
+            + runbook_command(project, "recover_stamp", purge=True,
+                              stamp_revision="<the revision the schema matches>") + " ``"
         )
     if len(state.current) > 1:
         raise RevisionError(
@@ -360,15 +397,17 @@ def _run_without_transactional_ddl(
             return run_stepwise(target, connection, plan, round_trip=round_trip,
                                 count_mode=count_mode, allow_data_loss=allow_loss, say=say,
                                 observer=observer, lock_timeout_ms=lock_timeout_ms,
-                                statement_timeout_ms=statement_timeout_ms)
+                                statement_timeout_ms=statement_timeout_ms, on_copy=rehearse)
         except RunbookError:
             raise
         except Exception as exc:
             rollback_fully(connection)
-            outcome = ("the rehearsal ran on a scratch copy, dropped: the database is as it was"
-                       if rehearse else outcome_after_failure(target, connection, plan))
+            if rehearse:
+                raise _explain(target, exc, plan, [], lock_timeout_ms, statement_timeout_ms,
+                               "on the scratch copy", "fix the revision and rehearse again"
+                               ) from exc
             raise _explain(target, exc, plan, [], lock_timeout_ms, statement_timeout_ms,
-                           outcome) from exc
+                           outcome_after_failure(target, connection, plan)) from exc
 
     if not rehearse:
         return run(project, conn, allow_data_loss)
@@ -377,7 +416,13 @@ def _run_without_transactional_ddl(
             f"{project.dialect} cannot roll DDL back")
         # The copy's session gets the run's timeouts too: a rehearsal waits no longer than a run.
         with session_timeouts(scratch_conn, lock_timeout_ms, statement_timeout_ms):
-            result = run(copy, scratch_conn, True)  # a copy: show the loss rather than refuse it
+            try:
+                result = run(copy, scratch_conn, True)  # a copy: show a loss, not refuse it
+            except (MigrationFailed, RoundTripMismatch) as exc:
+                raise RehearsalFailed(
+                    f"rehearsal on a scratch copy of the database failed: {exc}; the copy is "
+                    f"dropped, and the real database {project.database_name} was not touched: "
+                    f"it is still at {plan.start or 'base'}", exc) from exc
     result.rehearsal, result.committed = True, False
     say("rehearsal finished: the scratch copy was dropped, the database is as it was")
     return result
@@ -402,11 +447,13 @@ def _run_locked(
         before = take_snapshot(conn, count_mode)
         schema_before = schema_of(conn)
         sequences_before = sequence_values(conn) if rehearse else {}
-        steps += _apply(project, conn, plan, say, observer)
+        phases = round_trip_phases(plan.direction) if round_trip and plan.scripts else (None,) * 3
+        steps += _apply(project, conn, plan, say, observer, phases[0])
         checks: list[dict[str, Any]] = []
-        if round_trip:
-            checks = _round_trip(project, conn, plan, before, schema_before, count_mode, steps, say)
-        if plan.scripts or round_trip:
+        if round_trip and plan.scripts:  # nothing pending: nothing to round-trip, and it says so
+            checks = _round_trip(project, conn, plan, before, schema_before, count_mode, steps,
+                                 say, phases)
+        if plan.scripts:
             after = take_snapshot(conn, count_mode, baseline=before)
             schema_after = schema_of(conn)
         else:  # nothing ran in this transaction: counting and reading the schema again
@@ -418,6 +465,7 @@ def _run_locked(
             plan=plan, end=end[0] if end else None, steps=steps, before=before, after=after,
             schema_before=schema_before, schema_after=schema_after, losses=losses,
             checks=checks, locks=locks, rehearsal=rehearse,
+            round_trip=round_trip_verdict(project, plan, checks) if round_trip else "",
         )
         failed_checks = [check for check in checks if not check["ok"]]
         if rehearse:
@@ -458,9 +506,24 @@ def _run_locked(
 
 
 def _apply(
-    project: Project, conn: Connection, plan: Plan, say: Progress, observer: StepObserver | None = None
+    project: Project, conn: Connection, plan: Plan, say: Progress,
+    observer: StepObserver | None = None, phase: str | None = None,
 ) -> list[Step]:
-    """Run the plan's scripts one at a time on ``conn``, timing each."""
+    """Run the plan's scripts one at a time on ``conn``, timing each.
+
+    ``phase`` names the round trip's phase these steps are (a failure carries it).
+    """
+    try:
+        return _apply_steps(project, conn, plan, say, observer)
+    except Exception as exc:
+        if phase is not None and getattr(exc, "_softbee_phase", None) is None:
+            setattr(exc, "_softbee_phase", phase)
+        raise
+
+
+def _apply_steps(
+    project: Project, conn: Connection, plan: Plan, say: Progress, observer: StepObserver | None
+) -> list[Step]:
     steps: list[Step] = []
     total = len(plan.scripts)
     if not total:  # nothing to run: no need to route (and so probe) the project's env.py
@@ -510,6 +573,7 @@ def _round_trip(
     count_mode: str,
     steps: list[Step],
     say: Progress,
+    phases: tuple[str | None, ...] = (None, None, None),
 ) -> list[dict[str, Any]]:
     """Go back to the start and forward again, checking schema and counts at each end."""
     def rows_now() -> dict[str, int]:
@@ -518,12 +582,12 @@ def _round_trip(
     mid_rows, schema_mid = rows_now(), schema_of(conn)
     back_direction = "downgrade" if plan.direction == "upgrade" else "upgrade"
     back = Plan(back_direction, plan.target, plan.start, list(reversed(plan.scripts)))
-    steps += _apply(project, conn, back, say)
+    steps += _apply(project, conn, back, say, phase=phases[1])
     checks = [
         _check("schema back at start", schema_of(conn), schema_before),
         _check("row counts back at start", rows_now(), before.rows),
     ]
-    steps += _apply(project, conn, plan, say)
+    steps += _apply(project, conn, plan, say, phase=phases[2])
     checks += [
         _check("schema after re-apply equals first apply", schema_of(conn), schema_mid),
         _check("row counts after re-apply equal first apply", rows_now(), mid_rows),
@@ -638,6 +702,8 @@ def _explain(
     """
     script = getattr(exc, "_softbee_script", None)
     where = f"revision {script.revision} ({(script.doc or '').strip()})" if script else plan.direction
+    phase = getattr(exc, "_softbee_phase", None)
+    where = f"{phase}: {where}" if phase else where
     outcome = outcome or f"rolled back, database still at {plan.start or 'base'}"
     if isinstance(exc, CommandError):
         return RevisionError(f"{where}: {exc}")

@@ -23,7 +23,6 @@ migration, rolled back on a loss) cannot hold. Instead:
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +32,7 @@ from sqlalchemy.engine import Connection
 
 from softbee.runbook.engine.guards import describe_blockers, find_losses, take_snapshot
 from softbee.runbook.errors import (
+    CannotPredict,
     DataLossError,
     MigrationFailed,
     PartiallyApplied,
@@ -41,8 +41,9 @@ from softbee.runbook.errors import (
     first_line,
 )
 from softbee.runbook.project import Project
+from softbee.runbook.project.advice import runbook_command
 from softbee.runbook.project.dialects import TimeoutReached, dialect_named
-from softbee.runbook.review.counts import SKIPPED_TABLES
+from softbee.runbook.review.counts import SKIPPED_TABLES, has_rows
 from softbee.runbook.review.lint import destructive_statements
 from softbee.runbook.review.offline import downgrade_sql, upgrade_sql
 from softbee.runbook.review.state import current_revisions, down_revisions
@@ -65,17 +66,24 @@ def step_sql(project: Project, direction: str, script: Script) -> str:
 
 
 def predict_losses(project: Project, connection: Connection, plan: Plan) -> list[dict[str, Any]]:
-    """What the plan would lose, read from its offline SQL and counted on the live database."""
+    """What the plan would lose, read from its offline SQL and counted on the live database.
+
+    A revision whose SQL cannot be rendered offline (it needs a live connection) is listed
+    as ``unpredictable`` only when the database holds rows it could lose: on a database with
+    no rows there is nothing to lose, whatever it does.
+    """
     losses: list[dict[str, Any]] = []
     tables = set(sa.inspect(connection).get_table_names())
+    holding = sorted(t for t in tables if t not in SKIPPED_TABLES and has_rows(connection, t))
     created: set[str] = set()
     for script in plan.scripts:
         try:
             sql = step_sql(project, plan.direction, script)
         except Exception as exc:  # noqa: BLE001 - a revision that needs a live connection
-            losses.append({"kind": "unpredictable", "object": script.revision, "lost": None,
-                           "detail": f"{script.revision}'s SQL cannot be rendered offline "
-                                     f"({type(exc).__name__}: {redact_text(first_line(exc))})"})
+            if holding:
+                losses.append({"kind": "unpredictable", "object": script.revision, "lost": None,
+                               "detail": f"{script.revision}'s SQL cannot be rendered offline "
+                                         f"({type(exc).__name__}: {redact_text(first_line(exc))})"})
             continue
         created |= {st.code.split()[2].strip("`").lower() for st in split_sql(sql)
                     if st.code.upper().startswith("CREATE TABLE")}
@@ -111,6 +119,8 @@ class StepRun:
     observer: StepObserver | None = None
     lock_timeout_ms: int | None = None
     statement_timeout_ms: int | None = None
+    on_copy: bool = False  # a rehearsal's scratch copy: a failure is the copy's, not the database's
+    phase: str | None = None  # the round trip's phase the steps belong to, when one runs
 
 
 def run_stepwise(
@@ -125,17 +135,28 @@ def run_stepwise(
     observer: StepObserver | None = None,
     lock_timeout_ms: int | None = None,
     statement_timeout_ms: int | None = None,
+    on_copy: bool = False,
 ) -> MigrationResult:
     """Run ``plan`` one committed revision at a time, after predicting its data loss.
 
     ``observer`` is told when each revision of ``plan`` starts and ends, as on the
-    one-transaction path (``capture`` records the statements that way).
+    one-transaction path (``capture`` records the statements that way). ``on_copy``: the
+    database is a rehearsal's scratch copy, and a failure is told as the copy's.
     """
-    from softbee.runbook.engine.migrate import MigrationResult, schema_of
+    from softbee.runbook.engine.migrate import (
+        MigrationResult,
+        round_trip_phases,
+        round_trip_verdict,
+        schema_of,
+    )
 
-    run = StepRun(say, observer, lock_timeout_ms, statement_timeout_ms)
+    run = StepRun(say, observer, lock_timeout_ms, statement_timeout_ms, on_copy=on_copy)
+    phases = round_trip_phases(plan.direction) if round_trip and plan.scripts else (None,) * 3
 
     predicted = predict_losses(project, conn, plan)
+    unpredictable = [loss for loss in predicted if loss["kind"] == "unpredictable"]
+    if unpredictable and not allow_data_loss:
+        raise cannot_predict(project, plan, unpredictable)
     if predicted and not allow_data_loss:
         listed = "; ".join(loss["detail"] for loss in predicted)
         raise DataLossError(
@@ -147,17 +168,22 @@ def run_stepwise(
     before = take_snapshot(conn, count_mode)
     schema_before = schema_of(conn)
     conn.commit()
-    steps = _steps(project, conn, plan, run)
+    steps = _steps(project, conn, plan, replace(run, phase=phases[0]))
     checks: list[dict[str, Any]] = []
-    if round_trip:
+    if round_trip and plan.scripts:  # nothing pending: nothing to round-trip, and it says so
         # Only the plan's own steps are observed, as on the one-transaction path.
         checks = _round_trip(project, conn, plan, before, schema_before, count_mode, steps,
-                             replace(run, observer=None))
+                             replace(run, observer=None), phases)
     after = take_snapshot(conn, count_mode, baseline=before)
     schema_after = schema_of(conn)
     end = current_revisions(project, conn)
     conn.commit()
     failed = [check for check in checks if not check["ok"]]
+    if failed and on_copy:
+        listed = "; ".join(f"{c['check']}: {c['detail']}" for c in failed)
+        raise RoundTripMismatch(
+            f"round trip did not come back to the same state ({listed}) on the scratch copy: "
+            "fix the revisions' downgrade()", checks)
     if failed:
         listed = "; ".join(f"{c['check']}: {c['detail']}" for c in failed)
         raise RoundTripMismatch(
@@ -170,12 +196,14 @@ def run_stepwise(
         plan=plan, end=end[0] if end else None, steps=steps, before=before, after=after,
         schema_before=schema_before, schema_after=schema_after,
         losses=find_losses(before, after) or predicted, checks=checks, committed=True,
+        round_trip=round_trip_verdict(project, plan, checks) if round_trip else "",
     )
 
 
 def _round_trip(
     project: Project, conn: Connection, plan: Plan, before: Any,
     schema_before: dict[str, dict[str, str]], count_mode: str, steps: list[Any], run: StepRun,
+    phases: tuple[str | None, ...],
 ) -> list[dict[str, Any]]:
     from softbee.runbook.engine.migrate import Plan, _check, schema_of
 
@@ -187,10 +215,10 @@ def _round_trip(
     mid_rows, schema_mid = rows_now(), schema_of(conn)
     back = Plan("downgrade" if plan.direction == "upgrade" else "upgrade",
                 plan.target, plan.start, list(reversed(plan.scripts)))
-    steps += _steps(project, conn, back, run)
+    steps += _steps(project, conn, back, replace(run, phase=phases[1]))
     checks = [_check("schema back at start", schema_of(conn), schema_before),
               _check("row counts back at start", rows_now(), before.rows)]
-    steps += _steps(project, conn, plan, run)
+    steps += _steps(project, conn, plan, replace(run, phase=phases[2]))
     checks += [_check("schema after re-apply equals first apply", schema_of(conn), schema_mid),
                _check("row counts after re-apply equal first apply", rows_now(), mid_rows)]
     return checks
@@ -255,11 +283,12 @@ def step_failed(
         exc, run.lock_timeout_ms, run.statement_timeout_ms)
     if not applied.empty or ran_before:
         return partially_applied(project, conn, direction, script, exc, schema_before,
-                                 recorded, executed, applied=applied, timeout=timeout)
-    where = f"revision {script.revision} ({(script.doc or '').strip()})"
+                                 recorded, executed, applied=applied, timeout=timeout, run=run)
+    where = _where(script, run)
     statement = one_line(getattr(exc, "statement", "") or "")[:200]
     at = ",".join(recorded) or "base"
-    nothing = f"nothing of it ran, database still at {at}"
+    nothing = (f"nothing of it ran, the scratch copy was at {at}" if run.on_copy
+               else f"nothing of it ran, database still at {at}")
     if timeout is not None and timeout.kind == "lock":
         return MigrationFailed(
             f"{where}: {timeout.setting} reached: statement {statement!r} waited for a lock held "
@@ -273,15 +302,22 @@ def step_failed(
     reason = redact_text(first_line(orig if orig is not None else exc))
     return MigrationFailed(
         f"{where} failed" + (f" at {statement!r}" if statement else "")
-        + f": {type(orig or exc).__name__}: {reason}; {nothing}: fix the script and run again")
+        + f": {type(orig or exc).__name__}: {reason}; {nothing}: fix the script and "
+        + ("rehearse again" if run.on_copy else "run again"))
 
 
 def partially_applied(
     project: Project, conn: Connection, direction: str, script: Script, exc: Exception,
     schema_before: dict[str, dict[str, str]], recorded: tuple[str, ...], executed: list[str],
     applied: pd.DataFrame | None = None, timeout: TimeoutReached | None = None,
+    run: StepRun | None = None,
 ) -> PartiallyApplied:
-    """Describe a revision that failed half-way: what ran, what is applied, how to finish."""
+    """Describe a revision that failed half-way: what ran, what is applied, how to finish.
+
+    On a rehearsal's scratch copy (``run.on_copy``) it says what the revision left on the
+    copy, and no recovery: the copy is dropped.
+    """
+    run = run or StepRun(say=lambda _message: None)
     from softbee.runbook.engine.migrate import schema_changes, schema_of
 
     if applied is None:
@@ -303,20 +339,68 @@ def partially_applied(
                      for r in applied.itertuples()) or (
         f"no schema change, but {len(ran) - 1} statement(s) before it ran and committed "
         f"(first: {one_line(ran[0])[:80]!r})" if len(ran) > 1 else "no schema change")
-    undo_call = f"softbee-runbook run recover_stamp -p fix_sql {shlex.quote(undo)} -p dry_run false"
-    finish_call = (f"softbee-runbook run recover_stamp -p fix_sql {shlex.quote(remaining or '<the rest, by hand>')}"
-                   f" -p stamp_revision {script.revision} -p dry_run false")
-    message = (
-        f"revision {script.revision} ({(script.doc or '').strip()}) failed at {statement!r}: "
-        f"{reason}. {project.dialect} commits DDL as it runs, so this was NOT rolled back: "
-        f"already applied: {what}; alembic_version still records {at}. Finish with recover_stamp "
-        f"(dry run first): undo it with `{undo_call}`"
-        + (", or fix the failing statement and complete the revision by hand, then stamp it with "
-           f"`{finish_call}`")
-    )
+    failed = f"{_where(script, run)} failed at {statement!r}: {reason}."
+    if run.on_copy:
+        message = (f"{failed} On the scratch copy it had already applied: {what} (the copy is "
+                   "dropped, nothing to recover): fix the revision and rehearse again")
+    else:
+        undo_call = runbook_command(project, "recover_stamp", fix_sql=sql_on_one_line(undo),
+                                    dry_run=False)
+        finish_call = runbook_command(
+            project, "recover_stamp", fix_sql=sql_on_one_line(remaining) or "<the rest, by hand>",
+            stamp_revision=destination(direction, script), dry_run=False)
+        message = (
+            f"{failed} {project.dialect} commits DDL as it runs, so this was NOT rolled back: "
+            f"already applied: {what}; alembic_version still records {at}. Finish with "
+            f"recover_stamp (dry run first): undo it with `` {undo_call} ``, or fix the failing "
+            "statement and complete the revision by hand, then stamp it with "
+            f"`` {finish_call} ``")
     return PartiallyApplied(message, revision=script.revision, recorded=at, statement=statement,
                             applied=applied.to_dict("records"), undo_sql=undo,
                             remaining_sql=remaining)
+
+
+def _where(script: Script, run: StepRun) -> str:
+    """``revision X (message)``, after the round trip's phase when it ran in one."""
+    where = f"revision {script.revision} ({(script.doc or '').strip()})"
+    return f"{run.phase}: {where}" if run.phase else where
+
+
+def destination(direction: str, script: Script) -> str:
+    """The revision a step of ``script`` ends at: itself going up, its parent going down."""
+    if direction == "upgrade":
+        return script.revision
+    parents = down_revisions(script)
+    return parents[0] if len(parents) == 1 else "base" if not parents else ",".join(parents)
+
+
+def sql_on_one_line(sql: str) -> str:
+    """``sql`` as one line for a command (its ``--`` comment lines left out)."""
+    return one_line(" ".join(line for line in sql.splitlines()
+                             if not line.strip().startswith("--")))
+
+
+def cannot_predict(
+    project: Project, plan: Plan, unpredictable: list[dict[str, Any]]
+) -> CannotPredict:
+    """The refusal of revisions whose loss cannot be predicted, with the rehearsal that shows it."""
+    revisions = [loss["object"] for loss in unpredictable]
+    reasons = "; ".join(loss["detail"] for loss in unpredictable)
+    rehearse = runbook_command(project, "upgrade_downgrade", direction=plan.direction,
+                               target=_target_word(project, plan), rehearse=True)
+    return CannotPredict(
+        f"{plan.direction}: cannot predict what {', '.join(revisions)} would do to the rows "
+        f"this database holds ({reasons}): nothing was run ({project.dialect} cannot roll DDL "
+        f"back, so a loss must be predicted before running). Rehearse it on a scratch copy "
+        f"with `` {rehearse} ``; when the rehearsal shows what you expect, run it with "
+        "allow_data_loss=True (that also lets through any other loss of the same run)",
+        revisions)
+
+
+def _target_word(project: Project, plan: Plan) -> str:
+    heads = project.script().get_heads()
+    return "head" if plan.target is not None and list(heads) == [plan.target] else (
+        plan.target or "base")
 
 
 def outcome_after_failure(project: Project, conn: Connection, plan: Plan) -> str:
@@ -347,8 +431,8 @@ def undo_sql(applied: pd.DataFrame) -> str:
         elif row.change == "table added":
             statements.append(f"DROP TABLE `{row.table}`")
         else:
-            statements.append(f"-- {row.change} {row.table} {row.item}: restore by hand "
-                              "(from a backup: its data is gone)")
+            statements.append(f"/* {row.change} {row.table} {row.item}: restore by hand "
+                              "(from a backup: its data is gone) */")
     return ";\n".join(statements)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from softbee.runbook.online.phases import PHASE_TABLE
 from softbee.runbook.project import Project
-from softbee.runbook.util.sqltypes import type_narrowing
+from softbee.runbook.util.sqltypes import type_narrowing, type_text
 
 DIFF_COLUMNS = ["operation", "table", "column", "detail", "destructive"]
 
@@ -38,8 +38,9 @@ def raw_diffs(project: Project, connection: Connection | None = None) -> list[An
     opts = {key: args[key] for key in _COMPARE_OPTS if key in args}
     opts.setdefault("compare_type", True)
     opts["include_name"] = _without_phase_table(opts.get("include_name"))
+    metadata = project.target_metadata(connection)  # env.py's own, where it sets one
     context = MigrationContext.configure(connection, opts=opts)
-    return list(compare_metadata(context, project.metadata))
+    return list(compare_metadata(context, metadata))
 
 
 def _without_phase_table(include_name: Any) -> Any:
@@ -78,7 +79,7 @@ def _row(item: tuple[Any, ...]) -> dict[str, Any]:
     elif op in ("add_column", "remove_column"):
         table, col = item[2], item[3]
         column = col.name
-        detail = f"{col.type}{'' if col.nullable else ' NOT NULL'}"
+        detail = f"{type_text(col.type)}{'' if col.nullable else ' NOT NULL'}"
         destructive = op == "remove_column"
         if op == "add_column" and col.server_default is not None:
             detail += f" DEFAULT {_text(col.server_default)}"
@@ -94,7 +95,7 @@ def _row(item: tuple[Any, ...]) -> dict[str, Any]:
         detail = f"{type(constraint).__name__} {constraint.name or ''}".strip()
     elif op == "modify_type":
         _, _, table, column, kw, old, new = item
-        detail = f"{old} -> {new}"
+        detail = f"{type_text(old)} -> {type_text(new)}"
         destructive = is_narrowing(old, new)
     elif op == "modify_nullable":
         _, _, table, column, kw, old, new = item
@@ -118,7 +119,7 @@ def _text(value: Any) -> str:
 
 def is_narrowing(old: sa.types.TypeEngine[Any], new: sa.types.TypeEngine[Any]) -> bool:
     """True when ``new`` may not hold every value ``old`` holds (lint's rules, on the SQL types)."""
-    return type_narrowing(str(old), str(new)) is not None
+    return type_narrowing(type_text(old), type_text(new)) is not None
 
 
 def destructive_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -55,7 +55,6 @@ ERROR_MARKER_TAG = "papermill-error-cell-tag"
 REDACTED_SCHEME = "softbee-redacted://"
 #: The papermill engine runs use (:func:`_engine`): papermill's own, saving less.
 ENGINE_NAME = "softbee"
-_MESSAGE_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -331,10 +330,9 @@ def describe_error(
         elif any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
             cell_index, step = index, heading
             break
-    message = evalue if len(evalue) <= _MESSAGE_LIMIT else evalue[: _MESSAGE_LIMIT - 3] + "..."
-    return {
+    return {  # the whole message: its advice, a command to copy, comes last and is never cut
         "type": ename,
-        "message": message,
+        "message": evalue,
         "cell": cell_index,
         "execution_count": exec_count,
         "step": step,

@@ -27,6 +27,8 @@ LIBRARY = "softbee.runbook"
 #: Libraries every Flask-Migrate project's app imports when the set-up cell loads it
 #: (dependencies of softbee.runbook itself): preloaded with the library's modules.
 STACK = ("flask_sqlalchemy", "flask_migrate")
+#: The IPython extension every headless kernel loads (:mod:`softbee.runbook.run.cells`).
+CELLS = "softbee.runbook.run.cells"
 
 
 def preload(names: Iterable[str]) -> list[str]:
@@ -58,6 +60,7 @@ def main() -> None:
 
     from ipykernel import kernelapp
 
+    sys.argv.append(f"--ext={CELLS}")  # one-line errors and plain tables from the first cell
     kernelapp.launch_new_instance()
     exit_now(kernelapp.IPKernelApp.instance())
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from softbee.runbook.util.sqltext import one_line
 
@@ -21,6 +22,19 @@ class SqlType:
     rank: int = 0  # integers and floats: storage size order; timestamps: 2 with time zone
     size: int | None = None  # string length or numeric precision; None: unbounded
     scale: int | None = None
+    values: tuple[str, ...] | None = None  # an ENUM's values
+
+
+def type_text(type_: Any) -> str:
+    """A column type as SQL text; an ENUM with its values (SQLAlchemy prints it as a VARCHAR)."""
+    enums = getattr(type_, "enums", None)
+    if enums:
+        return "ENUM(" + ", ".join(_quote_value(value) for value in enums) + ")"
+    return str(type_)
+
+
+def _quote_value(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _family(rank: int, family: str, *names: str) -> dict[str, tuple[str, int]]:
@@ -51,6 +65,9 @@ _INT_DIGITS = {1: 5, 2: 10, 3: 19}
 def parse_type(text: str) -> SqlType | None:
     """``VARCHAR(50)``, ``NUMERIC(10, 2)``, ``String(length=50)``... as family and size."""
     args = m[1] if (m := re.search(r"\(([^)]*)\)", text)) else ""
+    if re.match(r"\s*ENUM\s*\(", text, re.I):
+        return SqlType("enum", values=tuple(v.replace("''", "'") for v in
+                                            re.findall(r"'((?:[^']|'')*)'", args)))
     name = one_line(re.sub(r"\([^)]*\)|\[\]", " ", text)).upper()
     name = re.split(r"\s+(?:NOT\s+NULL|NULL|DEFAULT|COLLATE)\b|,", name)[0].strip()
     if not re.fullmatch(r"[A-Z_][A-Z_0-9 ]*", name):
@@ -91,6 +108,9 @@ def narrowing(old: SqlType, new: SqlType) -> str | None:
         ):
             return f"max length {old.size or 'unlimited'} -> {new.size}"
         return None
+    if old.family == new.family == "enum":
+        gone = [value for value in old.values or () if value not in (new.values or ())]
+        return f"values {', '.join(gone)} no longer allowed" if gone else None
     if old.family == new.family:
         if new.family in {"integer", "float"} and new.rank < old.rank:
             return "smaller range"
