@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from softbee.runbook.errors import MigrationFailed
 from softbee.runbook.engine.migrate import run_migration
+from softbee.runbook.errors import MigrationFailed
 from softbee.runbook.online.phases import PHASE_TABLE, recorded_phases
 from softbee.runbook.project import Project, load_project
-from tests.helpers import HUNG_AFTER_S, REPO_ROOT
 from tests.engine.test_online import Holder, wait_for_sessions_to_end
+from tests.helpers import HUNG_AFTER_S, REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "tests" / "examples" / "native_autocommit_block"
 MIGRATIONS = EXAMPLE / "migrations"

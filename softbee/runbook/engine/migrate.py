@@ -16,6 +16,7 @@ from alembic.script import Script
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
+from softbee.runbook.engine import autocommit
 from softbee.runbook.engine.guards import (
     Snapshot,
     describe_blockers,
@@ -41,7 +42,6 @@ from softbee.runbook.errors import (
     RunbookError,
     first_line,
 )
-from softbee.runbook.engine import autocommit
 from softbee.runbook.online.phases import PHASE_TABLE
 from softbee.runbook.project import Project
 from softbee.runbook.project.advice import runbook_command

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
-from softbee.runbook.engine.guards import Snapshot, find_losses, take_snapshot
 from softbee.runbook.engine.autocommit import blocks_in, finish_revision, revision_running
+from softbee.runbook.engine.guards import Snapshot, find_losses, take_snapshot
 from softbee.runbook.errors import (
     DataLossError,
     GuardError,
