@@ -402,8 +402,9 @@ def test_a_block_that_cannot_run_in_a_transaction_is_refused_in_a_rehearsal_with
         run_migration(project, "upgrade", "head", rehearse=True)
     message = str(caught.value)
     assert HEAD in message and "cannot run inside the rehearsal's transaction" in message
-    assert f"-p direction upgrade -p target {HARVESTS} -p rehearse true" in message
-    assert f"-p direction upgrade -p target {HEAD}`" in message  # for real: there it is a phase
+    rehearsal, for_real = advised(message)
+    assert rehearsal.endswith(f"-p direction upgrade -p target {HARVESTS} -p rehearse true")
+    assert for_real.endswith(f"-p direction upgrade -p target {HEAD}")  # there it is a phase
     assert revision_of(postgres_url) is None
     # The real run has no such limit.
     run_migration(project, "upgrade", "head")
@@ -449,21 +450,43 @@ def test_on_sqlite_a_block_the_transaction_cannot_hold_is_refused_with_the_exact
         run_migration(project, "upgrade", "head")
     message = str(caught.value)
     assert "revision ab0c00000004" in message and "VACUUM" in message
-    assert f"-p direction upgrade -p target {HARVESTS}`" in message
-    assert f"`flask db upgrade {HEAD}` (from {HARVESTS} it runs only {HEAD})" in message
+    runbook, flask = advised(message)
+    assert runbook.endswith(f"-p direction upgrade -p target {HARVESTS}")
+    assert flask.endswith(f"db upgrade -d {tmp_path / 'migrations'} {HEAD}")
+    assert f"(from {HARVESTS} it runs only {HEAD})" in message
     assert revision_of(sqlite_url) is None  # rolled back whole
 
-    run_migration(project, "upgrade", HARVESTS)  # as advised...
-    flask_db(sqlite_url, tmp_path / "migrations", "upgrade", HEAD)  # ...then Alembic
+    run_as_printed(runbook)  # as advised, copied as printed: the runbook to the step before...
+    assert revision_of(sqlite_url) == HARVESTS
+    run_as_printed(flask)  # ...then that one step with Alembic
     assert revision_of(sqlite_url) == HEAD
     with pytest.raises(MigrationFailed) as caught:
         run_migration(project, "downgrade", "base")
     message = str(caught.value)
     assert "revision ab0c00000002" in message
-    assert f"-p direction downgrade -p target {COLUMN_AND_INDEX}`" in message
-    assert f"`flask db downgrade {FIRST}` (from {COLUMN_AND_INDEX} it undoes only" in message
-    assert "flask db upgrade" not in message
+    runbook, flask = advised(message)
+    assert runbook.endswith(f"-p direction downgrade -p target {COLUMN_AND_INDEX}")
+    assert flask.endswith(f"db downgrade -d {tmp_path / 'migrations'} {FIRST}")
+    assert f"(from {COLUMN_AND_INDEX} it undoes only" in message
     assert revision_of(sqlite_url) == HEAD
+
+
+def advised(message: str) -> list[str]:
+    """The commands an advice quotes (between double backticks), in order."""
+    import re
+
+    return [command.strip() for command in re.findall(r"`` (.+?) ``", message)]
+
+
+def run_as_printed(command: str) -> None:
+    """Run an advised command in a shell, from the example's folder, as a user would paste it."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    done = subprocess.run(["bash", "-c", command], cwd=EXAMPLE, env=env, capture_output=True,
+                          text=True, timeout=HUNG_AFTER_S)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.mysql

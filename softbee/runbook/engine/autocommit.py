@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ from softbee.runbook.project.routing import routed_connection
 
 if TYPE_CHECKING:
     from alembic.script import Script
+
+    from softbee.runbook.project import Project
 
 _NAME = r'(?:"[^"]+"|\w+)(?:\s*\.\s*(?:"[^"]+"|\w+))?'
 _CREATE_INDEX = re.compile(
@@ -355,28 +358,36 @@ def in_a_block(exc: BaseException) -> bool:
     return bool(getattr(exc, "_softbee_autocommit_block", False))
 
 
-def refused_advice(direction: str, script: Script, run: str) -> str:
+def refused_advice(project: Project, direction: str, script: Script, run: str) -> str:
     """The commands that do exactly the step refused: ``script`` in ``direction``, from where it starts.
 
     ``flask db upgrade <rev>`` runs only ``<rev>`` once the database is at its down_revision,
     so the runbook goes there first; a downgrade goes to the revision itself, then one step down.
+    Every command is complete for this project (app, migrations folder, database).
     """
+    from softbee.runbook.project.advice import database_argument, runbook_command
     from softbee.runbook.review.state import down_revisions
 
     parents = down_revisions(script)
     parent = parents[0] if len(parents) == 1 else None
     # Where the refused step starts, and where it ends.
     start, end = (parent, script.revision) if direction == "upgrade" else (script.revision, parent)
-    runbook = f"softbee-runbook run upgrade_downgrade -p direction {direction} -p target "
+
+    def runbook(target: str | None, **flags: Any) -> str:
+        return runbook_command(project, "upgrade_downgrade", direction=direction,
+                               target=target or "base", **flags)
+
     if run in ("rehearsal", "round trip"):
-        flag = "-p rehearse true" if run == "rehearsal" else "-p round_trip true"
-        return (f"{run} the revisions before it with `{runbook}{start or 'base'} {flag}`, then "
-                f"run {script.revision} for real, without {run}: `{runbook}{end or 'base'}` "
+        flag = {"rehearse": True} if run == "rehearsal" else {"round_trip": True}
+        return (f"{run} the revisions before it with `` {runbook(start, **flag)} ``, then "
+                f"run {script.revision} for real, without {run}: `` {runbook(end)} `` "
                 "(there its autocommit_block runs outside the transaction, as an online phase on "
                 "PostgreSQL)")
-    flask = (f"flask db upgrade {script.revision}` (from {start or 'base'} it runs only "
-             f"{script.revision})" if direction == "upgrade" else
-             f"flask db downgrade {end or 'base'}` (from {start} it undoes only {script.revision})")
-    return (f"run the runbook to {start or 'base'} with `{runbook}{start or 'base'}`, then that "
-            f"one step with Alembic, outside any transaction of the runbook's: `{flask}, then come "
+    flask = (f"DATABASE_URL={database_argument(project)} flask --app {shlex.quote(project.app_spec)} "
+             f"db {direction} -d {shlex.quote(project.migrations_spec)} ")
+    flask += (f"{script.revision} `` (from {start or 'base'} it runs only {script.revision})"
+              if direction == "upgrade" else
+              f"{end or 'base'} `` (from {start} it undoes only {script.revision})")
+    return (f"run the runbook to {start or 'base'} with `` {runbook(start)} ``, then that one step "
+            f"with Alembic, outside any transaction of the runbook's: `` {flask}, then come "
             "back to the runbook")

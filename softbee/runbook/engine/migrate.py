@@ -712,7 +712,7 @@ def _explain(
         orig = getattr(exc, "orig", None)
         statement = " ".join(str(getattr(exc, "statement", "") or "").split())[:200]
         reason = redact_text(first_line(orig if orig is not None else exc))
-        advice = (autocommit.refused_advice(plan.direction, script, run) if script else
+        advice = (autocommit.refused_advice(project, plan.direction, script, run) if script else
                   "run it outside the runbook's transaction")
         return MigrationFailed(
             f"{where}: its autocommit_block ran {statement!r}, which cannot run inside the {run}'s "
