@@ -577,17 +577,19 @@ def test_round_trip_that_does_not_come_back_on_mariadb_says_where_it_left_the_da
 
 
 @pytest.mark.postgres
-def test_autocommit_block_is_refused_before_it_can_commit_half_a_run(postgres_url: str, tmp_path) -> None:
+def test_autocommit_block_runs_as_an_online_phase_not_half_a_run(postgres_url: str, tmp_path) -> None:
+    """Once refused; now the block is a phase of its own (tests/test_native_autocommit.py)."""
     migrations = migrations_with_extra_revision(
         tmp_path, "c0cc0ffee001", HEAD,
         upgrade="with op.get_context().autocommit_block(): op.create_index("
                 "'ix_hives_queen_year', 'hives', ['queen_year'], postgresql_concurrently=True)")
     project = project_at(postgres_url, HEAD, rows=20, migrations_dir=migrations)
     before = snapshot(postgres_url)
-    with pytest.raises(MigrationFailed, match="autocommit_block") as caught:
-        run_migration(project, "upgrade", "head")
-    assert "flask db upgrade c0cc0ffee001" in str(caught.value)
-    assert snapshot(postgres_url) == before
+    result = run_migration(project, "upgrade", "head")
+    assert [p["runs"] for p in result.phases] == ["in the transaction", "online"]
+    after = snapshot(postgres_url)
+    assert revision_of(postgres_url) == "c0cc0ffee001"
+    assert "ix_hives_queen_year" in str(after["hives"]) and "ix_hives_queen_year" not in str(before)
 
 
 def test_production_false_cannot_overrule_flask_env_production(

@@ -192,3 +192,29 @@ def test_the_scripts_graph_is_read_once_and_again_when_a_revision_is_added(
     )
     assert project.script() is not first
     assert project.script().get_current_head() == "ffff00000001"
+
+
+def test_revision_scripts_that_read_current_app_at_import_load_and_migrate(
+    database_url, tmp_path, monkeypatch
+):
+    """As under `flask db`, the scripts are imported inside the app's context."""
+    import shutil
+    import sys
+
+    from softbee.runbook.engine.migrate import run_migration
+    from softbee.runbook.review.state import get_state
+    from tests.helpers import EXAMPLES, revision_of
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    root = shutil.copytree(EXAMPLES / "revision_reads_current_app", tmp_path / "broodbox_project")
+    monkeypatch.chdir(root)
+    for name in [m for m in sys.modules if m == "broodbox" or m.startswith("broodbox.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+    project = load_project(app="broodbox:create_app", migrations_dir="migrations",
+                           database_url=database_url)
+    assert get_state(project).heads == ("d0000000003c",)
+
+    run_migration(project, "upgrade", "head")
+
+    assert revision_of(database_url) == "d0000000003c"

@@ -352,6 +352,11 @@ def guarantees_table() -> str:
             "work outside any transaction; a killed run resumes" if d.online_phases
             else "the plain forms, inside the run's transaction" if d.transactional_ddl
             else "the plain forms, inside the revision's step"),
+        "Alembic's `autocommit_block`": lambda d: (
+            "an online phase: the work before it guarded and committed, the block in autocommit, "
+            "recorded; a killed run resumes" if d.online_phases
+            else "inside the run's transaction, under the guard" if d.transactional_ddl
+            else "as Alembic runs it: the work before it committed, the block in autocommit"),
         "data-loss guard": lambda d: "after the migration, in its transaction: a loss is rolled back"
         + ("; online: per revision, on the tables it touches" if d.online_phases else "")
         if d.transactional_ddl else "before: predicted from the revisions' SQL and refused",
