@@ -371,8 +371,8 @@ def test_sessions_env_py_opens_during_a_run_start_with_the_runs_timeouts(
     seen: list[tuple[str, str, str]] = []
     original = sa.engine.Engine.connect
 
-    def spy(engine: sa.engine.Engine) -> Any:
-        conn = original(engine)
+    def spy(engine: sa.engine.Engine, *args: Any, **kwargs: Any) -> Any:
+        conn = original(engine, *args, **kwargs)  # SQLAlchemy 1.4 passes close_with_result
         if engine is not project.engine:
             seen.append(tuple(conn.exec_driver_sql(  # type: ignore[arg-type]
                 "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), "
