@@ -26,9 +26,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from softbee.runbook.util.error_codes import UNDEFINED_TABLE, error_code
 from softbee.runbook.errors import ConfigError, first_line
 from softbee.runbook.fleet.targets import Fleet, Target, TargetsError
+from softbee.runbook.util.error_codes import UNDEFINED_TABLE, error_code
 from softbee.urls import BadDatabaseURL, parse_url, redact_text
 
 AT_HEAD = "at head"
