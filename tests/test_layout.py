@@ -131,3 +131,12 @@ def test_the_old_names_are_the_new_modules():
     for old, new in MOVED.items():
         assert importlib.import_module(f"{PREFIX}.{old}") is importlib.import_module(
             f"{PREFIX}.{new}"), old
+
+
+def test_test_modules_find_the_repository_through_tests_helpers_not_their_own_folder():
+    """Tests moved a folder down once and paths built from ``__file__`` broke: use REPO_ROOT/EXAMPLES."""
+    own_paths = sorted(
+        str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "tests").rglob("test_*.py")
+        if "examples" not in path.parts and "Path(__file__)" in path.read_text()
+    )
+    assert own_paths == []

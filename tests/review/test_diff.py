@@ -17,7 +17,7 @@ from softbee.runbook.review.diff import (
     is_narrowing,
     model_diff,
 )
-from tests.helpers import HEAD, VARROA, project_at
+from tests.helpers import EXAMPLES, HEAD, VARROA, project_at
 
 
 def test_database_at_head_matches_the_models(database_url: str) -> None:
@@ -78,7 +78,7 @@ def test_numeric_narrowing_is_destructive_like_lint_says() -> None:
     assert not is_narrowing(sa.Integer(), sa.Numeric(12, 2))
 
 
-ENUM_CHANGE = Path(__file__).resolve().parent / "examples" / "enum_change"
+ENUM_CHANGE = EXAMPLES / "enum_change"
 
 
 def test_an_enum_change_shows_its_values_not_a_varchar(

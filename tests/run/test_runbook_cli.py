@@ -539,7 +539,7 @@ def test_a_round_trip_run_says_it_was_one_and_shows_the_app_load_check(tmp_path)
         [sys.executable, "-m", "softbee.runbook", "run", "upgrade_downgrade", "-p", "app",
          BEEYARD_APP, "-p", "migrations_dir", "migrations", "-p", "round_trip", "true",
          "--archive-dir", str(tmp_path / "archive")],
-        cwd=root, env=_env({"SOFTBEE_RUNBOOKS_DIR": str(Path(__file__).parent.parent / "runbooks")}),
+        cwd=root, env=_env({"SOFTBEE_RUNBOOKS_DIR": str(REPO_ROOT / "runbooks")}),
         capture_output=True, text=True, timeout=HUNG_AFTER_S)
     assert done.returncode == 0, done.stderr
     assert ("round trip: passed: upgrade, downgrade, upgrade again over 4 revision(s); schema and "
