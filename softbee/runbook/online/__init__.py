@@ -39,27 +39,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.errors import MigrationFailed
-from softbee.runbook.online.phases import Batches, PhaseRunner, runner_for
+from softbee.runbook.online.phases import Batches, Phase, PhaseRunner, runner_for
 
 __all__ = [
     "Phase", "add_foreign_key", "backfill", "create_index", "ddl", "run_phases", "set_not_null",
 ]
-
-
-@dataclass
-class Phase:
-    """One step of a revision: a name, and whether it runs outside the migration's transaction."""
-
-    name: str
-    online: bool = field(default=False, init=False)
-
-    def plain(self) -> None:
-        """The plain form, inside the migration's transaction (SQLite, MySQL, offline SQL)."""
-        raise NotImplementedError
-
-    def run_online(self, connection: Connection, runner: PhaseRunner) -> None:
-        """The online form on PostgreSQL, on a connection in autocommit (no transaction of ours)."""
-        self.plain()
 
 
 @dataclass

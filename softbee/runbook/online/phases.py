@@ -34,7 +34,6 @@ from softbee.runbook.util.error_codes import DEADLOCK_DETECTED, LOCK_NOT_AVAILAB
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
 
-    from softbee.runbook.online import Phase
 
 PHASE_TABLE = "softbee_runbook_phases"
 MARKER = "-- softbee-runbook phase"
@@ -434,3 +433,19 @@ class _Bar:
     def update(self, done: int) -> None:
         if self.handle is not None:
             self.handle.update(self._html(self._render(done)))
+
+
+@dataclass
+class Phase:
+    """One step of a revision: a name, and whether it runs outside the migration's transaction."""
+
+    name: str
+    online: bool = field(default=False, init=False)
+
+    def plain(self) -> None:
+        """The plain form, inside the migration's transaction (SQLite, MySQL, offline SQL)."""
+        raise NotImplementedError
+
+    def run_online(self, connection: Connection, runner: PhaseRunner) -> None:
+        """The online form on PostgreSQL, on a connection in autocommit (no transaction of ours)."""
+        self.plain()
