@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.engine import make_url
+
 from softbee.runbook.engine.migrate import plan_migration
 from softbee.runbook.review.offline import plan_sql, render_plan
 from tests.helpers import FULL_NAME, HEAD, HIVE_HEALTH, project_at, snapshot
@@ -45,3 +47,22 @@ def test_rendering_revision_by_revision_gives_every_revisions_sql(sqlite_url: st
         statements = [line for line in whole.splitlines() if line and line not in ("BEGIN;", "COMMIT;")]
         assert all(line in rendered.sql for line in statements)
     assert snapshot(sqlite_url) == before
+
+
+def test_postgresql_sql_is_rendered_with_the_projects_own_driver(tmp_path) -> None:
+    """A psycopg 3 project may have no psycopg2: an env.py without an offline branch builds
+    an engine from the render URL, so it must name a driver that is there (zou's shape)."""
+    from softbee.runbook.review.offline import render_url
+
+    class OnPsycopg3:
+        dialect = "postgresql"
+        url = make_url("postgresql+psycopg://app:pw@db/softbee")
+
+    class OnSqlite:
+        dialect = "sqlite"
+        url = make_url(f"sqlite:///{tmp_path / 'x.db'}")
+
+    assert render_url(OnPsycopg3(), "postgresql").drivername == "postgresql+psycopg"
+    assert render_url(OnPsycopg3(), "postgresql").password is None  # never the real one
+    assert render_url(OnSqlite(), "postgresql").get_backend_name() == "postgresql"
+    assert render_url(OnSqlite(), None) == OnSqlite.url

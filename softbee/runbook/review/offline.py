@@ -26,6 +26,24 @@ from softbee.urls import redact_text
 POSTGRESQL_RENDER_URL = "postgresql+psycopg2://offline@localhost/offline"
 
 
+def render_url(project: Project, dialect: str | None) -> URL:
+    """The URL offline SQL is rendered for: the project's own, or PostgreSQL's for ``dialect``.
+
+    For PostgreSQL it names a driver that is installed (the project's own when it is on
+    PostgreSQL): an ``env.py`` with no offline branch builds an engine from it, and a
+    psycopg 3 project may have no psycopg2 to import.
+    """
+    if dialect != "postgresql":
+        return project.url
+    if project.dialect == "postgresql":
+        return make_url(POSTGRESQL_RENDER_URL).set(drivername=project.url.drivername)
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+        return make_url(POSTGRESQL_RENDER_URL).set(drivername="postgresql+psycopg")
+    return make_url(POSTGRESQL_RENDER_URL)
+
+
 class _UrlOnlyEngine:
     """What env.py's offline branch needs from an engine: its URL."""
 
@@ -74,7 +92,7 @@ def plan_sql(project: Project, plan: Any, dialect: str | None = None) -> str:
 
 def _render(project: Project, direction: str, revision_range: str, dialect: str | None) -> str:
     """Run Alembic's ``upgrade``/``downgrade`` with ``sql=True`` and return what it printed."""
-    url = make_url(POSTGRESQL_RENDER_URL) if dialect == "postgresql" else project.url
+    url = render_url(project, dialect)
     buffer = io.StringIO()
     with project.stand_in_engine(_UrlOnlyEngine(url)):
         config = project.config(url)
