@@ -23,7 +23,7 @@ from softbee.runbook.review.state import down_revisions
 from softbee.urls import redact_text
 
 # Offline mode never connects; this URL only picks the dialect that renders the SQL.
-POSTGRESQL_RENDER_URL = "postgresql+psycopg2://offline@localhost/offline"
+POSTGRESQL_RENDER_URL = "postgresql+psycopg2://offline@127.0.0.1:1/offline"  # refused at once if used
 
 
 def render_url(project: Project, dialect: str | None) -> URL:
