@@ -26,6 +26,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from softbee.runbook.dialects import DEFAULT_LOCK_TIMEOUT_MS, dialect_named
 from softbee.runbook.errors import ConfigError, first_line
 from softbee.runbook.targets import Fleet, Target, TargetsError
 from softbee.urls import BadDatabaseURL, parse_url, redact_text
@@ -243,9 +244,11 @@ def read_revisions(
         params = {k: v for k, v in {
             "host": url.host, "port": url.port, "user": url.username,
             "password": url.password, "dbname": url.database}.items() if v is not None}
+        # Born with the lock timeout (libpq options): a target whose version table someone
+        # holds answers within it, like any session the runbooks open.
         connection = psycopg2.connect(
             **params, **dict(url.query), connect_timeout=max(1, int(connect_timeout_s)),
-            application_name="softbee-runbook fleet status")
+            application_name="softbee-runbook fleet status", **_bounded(backend, driver))
         try:
             connection.autocommit = True  # one query: no BEGIN round trip, no transaction left
             with connection.cursor() as cursor:
@@ -270,7 +273,7 @@ def read_revisions(
                 if "no such table" in str(exc):
                     return ()
                 raise
-    engine = sa.create_engine(url, poolclass=NullPool)
+    engine = sa.create_engine(url, poolclass=NullPool, connect_args=_bounded(backend, driver))
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(
@@ -279,6 +282,11 @@ def read_revisions(
             return tuple(context.get_current_heads())
     finally:
         engine.dispose()
+
+
+def _bounded(backend: str, driver: str) -> dict[str, Any]:
+    """Connect arguments giving a new session the default lock timeout (none for other drivers)."""
+    return dialect_named(backend).connect_params(driver, DEFAULT_LOCK_TIMEOUT_MS, None)
 
 
 def _server(url: URL | None) -> str:

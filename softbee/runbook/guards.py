@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from softbee.runbook.counts import column_value_counts, has_rows, row_counts, user_tables
 from softbee.runbook.dialects import (
     Dialect,
+    TimeoutReached,
     check_timeouts,
     dialect_for,
     dialect_named,
@@ -58,6 +59,17 @@ def require_confirmation(project: Project, confirm: str | None, production: bool
 
 
 # -- one migration at a time -------------------------------------------------------------
+
+
+def counts_under_lock(project: Project, count_mode: str = "exact", lock_wait_s: float = 0.0) -> dict[str, int]:
+    """Rows per table, counted holding the migration lock.
+
+    While another run migrates, its locked tables would make the count wait (up to
+    ``lock_timeout_ms``): holding the lock first makes this run fail at once instead, with
+    :class:`~softbee.runbook.errors.LockHeld` naming the run that holds it.
+    """
+    with project.connect() as conn, migration_lock(project, conn, lock_wait_s):
+        return row_counts(conn, count_mode)
 
 
 @dataclass
@@ -312,32 +324,39 @@ def _reset_timeouts(connection: Connection, dialect: Dialect) -> None:
 def blockers_of(project: Project, statement: str) -> list[dict[str, Any]]:
     """Sessions holding locks on the tables ``statement`` names (looked up from a new connection).
 
+    When ``statement`` names no table that another session holds (a catalog query reflecting
+    the schema waits on the tables it describes), the sessions holding an ACCESS EXCLUSIVE
+    lock in this database are listed: the only lock a read waits for.
+
     MySQL and MariaDB do not say who holds a metadata lock (without performance_schema or the
     METADATA_LOCK_INFO plugin): there the sessions of this database with an open transaction,
     the ones that can hold one, are listed (:func:`mysql_open_transactions`).
     """
     if dialect_named(project.dialect).lock_kind == "get_lock":
         return mysql_open_transactions(project)
-    tables = _table_names(statement)
-    if not tables or project.dialect != "postgresql":
+    if project.dialect != "postgresql":
         return []
-    with project.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT DISTINCT l.pid, c.relname, l.mode, a.application_name, "
-                "left(a.query, 120) AS query, a.state "
-                "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                "JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.granted AND c.relname = ANY(:tables) AND l.pid <> pg_backend_pid()"
-            ),
-            {"tables": tables},
-        ).mappings()
-        return [dict(row) for row in rows]
+    tables = _table_names(statement)
+    select = ("SELECT DISTINCT l.pid, c.relname, l.mode, a.application_name, "
+              "left(a.query, 120) AS query, a.state "
+              "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+              "JOIN pg_stat_activity a ON a.pid = l.pid "
+              "WHERE l.granted AND l.pid <> pg_backend_pid() AND ")
+    with project.connect() as conn:
+        rows = [dict(row) for row in conn.execute(
+            sa.text(select + "c.relname = ANY(:tables)"), {"tables": tables}).mappings()
+        ] if tables else []
+        if not rows:
+            rows = [dict(row) for row in conn.execute(sa.text(
+                select + "l.mode = 'AccessExclusiveLock' AND l.database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "ORDER BY l.pid, c.relname")).mappings()]
+        return rows
 
 
 def mysql_open_transactions(project: Project) -> list[dict[str, Any]]:
     """Other sessions of this MySQL/MariaDB database with an open transaction, oldest first."""
-    with project.engine.connect() as conn:
+    with project.connect() as conn:
         rows = conn.execute(sa.text(
             "SELECT p.ID AS pid, p.USER AS user, p.HOST AS client, p.COMMAND AS command, "
             "LEFT(p.INFO, 120) AS query, t.trx_started AS since "
@@ -362,6 +381,32 @@ def describe_blockers(project: Project, statement: str) -> str:
         f"pid {b['pid']} ({b['application_name'] or 'no application name'}, {b['mode']} on "
         f"{b['relname']}, state {b['state']}, query {b['query']!r})" for b in blockers
     ) or "a session that has since let go"
+
+
+def describe_file_holders(project: Project) -> str:
+    """The processes other than this one that hold the SQLite file open, as one phrase."""
+    holders = [h for h in dialect_named(project.dialect).file_holders(project.url)
+               if h["pid"] != os.getpid()]
+    if not holders:
+        return "another connection of this process"
+    return "; ".join(f"pid {h['pid']} ({h['command']})" for h in holders)
+
+
+def describe_timeout(project: Project, timeout: TimeoutReached, statement: str) -> str:
+    """One line for a session of the run stopped by a timeout: what waited, on whom, what to do."""
+    catalog = "pg_catalog." in statement or "information_schema." in statement.lower()
+    shown = ("reading the schema" if catalog else repr(
+        statement if len(statement) <= 100 else statement[:97] + "..."))
+    if timeout.kind == "statement":
+        return (f"{timeout.setting} reached by {shown}: the run stopped there; raise "
+                "statement_timeout_ms (or count with count_mode='estimate')")
+    if project.dialect == "sqlite":
+        return (f"{timeout.setting} reached: the SQLite file is locked by "
+                f"{describe_file_holders(project)}; the run stopped there: retry when that "
+                "process lets go of it, or raise lock_timeout_ms")
+    return (f"{timeout.setting} reached: {shown} waited for a lock held by "
+            f"{describe_blockers(project, statement)}; the run stopped there: retry when that "
+            "session ends, or raise lock_timeout_ms")
 
 
 _TABLE_AFTER = re.compile(

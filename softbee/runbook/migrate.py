@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from softbee.runbook.errors import (
 from softbee.runbook.guards import (
     Snapshot,
     describe_blockers,
+    describe_file_holders,
     find_losses,
     migration_lock,
     require_confirmation,
@@ -38,7 +38,7 @@ from softbee.runbook.guards import (
 )
 from softbee.runbook.online_run import is_online, refuse_replaying_half_done, run_online_plan
 from softbee.runbook.phases import PHASE_TABLE
-from softbee.runbook.project import Project
+from softbee.runbook.project import Project, caller_explains_timeouts
 from softbee.runbook.state import (
     State,
     current_revisions,
@@ -284,7 +284,8 @@ def run_migration(
     say = progress or (lambda _message: None)
     # A rehearsal writes nothing in the end, but it takes the same locks on the same tables.
     require_confirmation(project, confirm, production)
-    with project.connect() as conn:
+    # Its timeouts are explained here (_explain), with what became of the database.
+    with project.connect() as conn, caller_explains_timeouts(conn):
         first = Plan(direction, None, None, [])
         try:
             # Fail fast, before the lock; under the timeouts already: a session holding
@@ -362,7 +363,8 @@ def _run_without_transactional_ddl(
 
     if not rehearse:
         return run(project, conn, allow_data_loss)
-    with scratch_copy(project, conn) as copy, copy.connect() as scratch_conn:
+    with scratch_copy(project, conn) as copy, copy.connect() as scratch_conn, \
+            caller_explains_timeouts(scratch_conn):
         say(f"rehearsal on a scratch copy of the database ({copy.url.database}): "
             f"{project.dialect} cannot roll DDL back")
         # The copy's session gets the run's timeouts too: a rehearsal waits no longer than a run.
@@ -642,7 +644,7 @@ def _explain(
     if timeout is not None and timeout.kind == "lock" and project.dialect == "sqlite":
         return MigrationFailed(
             f"{where}: {timeout.setting} reached: the SQLite file is locked by "
-            f"{_describe_file_holders(project)}; {outcome}: retry when that process lets go of "
+            f"{describe_file_holders(project)}; {outcome}: retry when that process lets go of "
             "it, or raise lock_timeout_ms"
         )
     if timeout is not None and timeout.kind == "lock":
@@ -658,12 +660,3 @@ def _explain(
         )
     advice = advice or "fix the script, or fix the database by hand and run recover_stamp"
     return MigrationFailed(f"{where} failed: {type(orig or exc).__name__}: {reason}; {outcome}: {advice}")
-
-
-def _describe_file_holders(project: Project) -> str:
-    """The processes other than this one that hold the SQLite file open, as one phrase."""
-    holders = [h for h in dialect_named(project.dialect).file_holders(project.url)
-               if h["pid"] != os.getpid()]
-    if not holders:
-        return "another connection of this process"
-    return "; ".join(f"pid {h['pid']} ({h['command']})" for h in holders)

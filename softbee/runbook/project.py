@@ -8,11 +8,13 @@ instead of Flask-Migrate's ``sys.exit(1)``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,13 +33,37 @@ from softbee.runbook.compat import (
     models_metadata,
     sqlite_relative_folder,
 )
-from softbee.runbook.dialects import dialect_for
-from softbee.runbook.errors import AppMigratedOnLoad, ConfigError, DatabaseError, first_line
+from softbee.runbook.dialects import (
+    DEFAULT_LOCK_TIMEOUT_MS,
+    check_timeouts,
+    dialect_for,
+    dialect_named,
+)
+from softbee.runbook.errors import (
+    AppMigratedOnLoad,
+    ConfigError,
+    DatabaseError,
+    SessionTimeout,
+    first_line,
+)
 from softbee.runbook.roots import candidate_roots, find_project_root, project_root
 from softbee.runbook.secrets import reveal
 from softbee.urls import BadDatabaseURL, parse_url, redact_text, redact_url
 
 APPLICATION_NAME = "softbee-runbook"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """The run's timeouts, given to every session the runbooks open (None: the server's setting).
+
+    The lock timeout bounds every wait for a table another session holds; the statement
+    timeout is left to the server unless the run sets one (an exact count of a huge table may
+    rightly take minutes).
+    """
+
+    lock_timeout_ms: int | None = DEFAULT_LOCK_TIMEOUT_MS
+    statement_timeout_ms: int | None = None
 
 
 @dataclass
@@ -52,6 +78,10 @@ class Project:
     _extension: Any = field(default=None, repr=False)
     load_check: str = ""  # whether loading the app was checked for moving the database, and how
     _scripts: tuple[tuple[Any, ...], ScriptDirectory] | None = field(default=None, repr=False)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    def __post_init__(self) -> None:
+        explain_timeouts(self)
 
     @property
     def dialect(self) -> str:
@@ -119,11 +149,19 @@ class Project:
         return script
 
     def connect(self) -> Connection:
-        """Open a connection, turning driver errors into one clear line."""
+        """Open a session with the run's timeouts (:func:`open_session`); driver errors become one line."""
         try:
-            return self.engine.connect()
+            return open_session(self.engine, self.timeouts)
         except sa.exc.OperationalError as exc:
             raise DatabaseError(describe_connection_error(exc, self.url)) from None
+
+    def on_url(self, url: URL) -> Project:
+        """This project on another database (a scratch copy, the server's admin database).
+
+        Same app, migrations and timeouts: its sessions are bounded like this project's.
+        The caller disposes of its engine.
+        """
+        return dataclasses.replace(self, url=url, engine=make_engine(url))
 
     @contextmanager
     def bound(self, connection: Connection) -> Iterator[Config]:
@@ -254,7 +292,10 @@ def describe_connection_error(exc: sa.exc.DBAPIError, url: URL) -> str:
 
 
 def make_engine(url: URL) -> Engine:
-    """Create the engine the runbooks use: psycopg2 named, SQLite with real transactions."""
+    """Create the engine the runbooks use: psycopg2 named, SQLite with real transactions.
+
+    Sessions come from it only through :func:`open_session` (``Project.connect``).
+    """
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database and database != ":memory:" and not Path(database).parent.exists():
@@ -274,6 +315,77 @@ def make_engine(url: URL) -> Engine:
                                 **engine_options())
     except (ModuleNotFoundError, sa.exc.NoSuchModuleError) as exc:
         raise ConfigError(f"no driver for {redact_url(url)}: {exc}") from None
+
+
+def open_session(engine: Engine, timeouts: Timeouts) -> Connection:
+    """The one place a runbook session is opened: connected, then given the run's timeouts.
+
+    Applied on every checkout, not only when the driver connects: a pooled session a run
+    reset to the server's settings is bounded again before anyone reads through it.
+    """
+    connection = engine.connect()
+    try:
+        dialect_for(connection).set_timeouts(
+            connection, timeouts.lock_timeout_ms, timeouts.statement_timeout_ms)
+        connection.commit()  # a SET rolled back with its transaction would not hold
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+# Connections whose caller explains their timeouts itself (a migration says where the
+# database is left); and whether a timeout is being explained (no explaining the explainer).
+_CALLER_EXPLAINS: ContextVar[tuple[Connection, ...]] = ContextVar(
+    "softbee_runbook_caller_explains", default=())
+_EXPLAINING: ContextVar[bool] = ContextVar("softbee_runbook_explaining", default=False)
+
+
+@contextmanager
+def caller_explains_timeouts(connection: Connection) -> Iterator[None]:
+    """In the block, a timeout on ``connection`` stays the driver's error, for the caller to explain."""
+    token = _CALLER_EXPLAINS.set((*_CALLER_EXPLAINS.get(), connection))
+    try:
+        yield
+    finally:
+        _CALLER_EXPLAINS.reset(token)
+
+
+def explain_timeouts(project: Project) -> None:
+    """Make a timeout on any of ``project``'s sessions one line naming who held the lock.
+
+    PostgreSQL's "canceling statement due to lock timeout" does not say who held it; the
+    sessions that do are read from another session, and the statement is stopped with a
+    :class:`~softbee.runbook.errors.SessionTimeout` naming them. Sessions whose caller
+    explains their timeouts (:func:`caller_explains_timeouts`) keep the driver's error.
+    """
+    engine = project.engine
+    previous = getattr(engine, "_softbee_explainer", None)
+    if previous is not None:
+        sa.event.remove(engine, "handle_error", previous)
+
+    def explain(context: Any) -> None:
+        connection = context.connection
+        if connection is None or _EXPLAINING.get() or any(
+                connection is c for c in _CALLER_EXPLAINS.get()):
+            return
+        lock_ms, statement_ms = project.timeouts.lock_timeout_ms, project.timeouts.statement_timeout_ms
+        timeout = dialect_named(project.dialect).timeout_reached(
+            context.sqlalchemy_exception, lock_ms, statement_ms)
+        if timeout is None:
+            return
+        statement = " ".join(str(context.statement or "").split())
+        token = _EXPLAINING.set(True)
+        try:
+            from softbee.runbook.guards import describe_timeout  # guards builds on this module
+
+            message = describe_timeout(project, timeout, statement)
+        finally:
+            _EXPLAINING.reset(token)
+        raise SessionTimeout(message)
+
+    sa.event.listen(engine, "handle_error", explain)
+    engine._softbee_explainer = explain  # type: ignore[attr-defined]
 
 
 def _enable_sqlite_transactions(engine: Engine) -> None:
@@ -357,13 +469,19 @@ def load_project(
     app: str = "softbee:create_app",
     migrations_dir: str | os.PathLike[str] = "migrations",
     database_url: str | None = None,
+    *,
+    lock_timeout_ms: int | None = DEFAULT_LOCK_TIMEOUT_MS,
+    statement_timeout_ms: int | None = None,
 ) -> Project:
     """Load the Flask app at ``app`` and the Flask-Migrate project around it.
 
-    A ``database_url`` that ``softbee-runbook run`` passed masked (its password is
-    never written into the notebook) is exchanged for the real URL from the
-    kernel's environment (:func:`~softbee.runbook.secrets.reveal`).
+    Every session the project opens (:meth:`Project.connect`) gets ``lock_timeout_ms`` and
+    ``statement_timeout_ms``: the run's, where its runbook has them. A ``database_url``
+    that ``softbee-runbook run`` passed masked (its password is never written into the
+    notebook) is exchanged for the real URL from the kernel's environment
+    (:func:`~softbee.runbook.secrets.reveal`).
     """
+    check_timeouts(lock_timeout_ms, statement_timeout_ms)
     database_url = reveal(database_url)
     directory = _migrations_directory(migrations_dir)
     if database_url:
@@ -408,6 +526,7 @@ def load_project(
         environment=environment,
         _extension=extension,
         load_check=load_check,
+        timeouts=Timeouts(lock_timeout_ms, statement_timeout_ms),
     )
 
 
@@ -430,14 +549,13 @@ def _recorded_revision(raw_url: str | URL) -> str | None:
         if not Path(database).is_file():
             return "base"
     try:
-        engine = sa.create_engine(url, **engine_options())
+        engine = make_engine(url)
     except Exception:  # noqa: BLE001 - no driver, bad URL: the real load says so in one line
         return None
     try:
-        with engine.connect() as conn:
-            # A session holding the version table must not make loading the project wait:
-            # past the bound the revision is unknown here, and the run's own read names it.
-            dialect_for(conn).set_timeouts(conn, RECORDED_REVISION_LOCK_TIMEOUT_MS, None)
+        # A session holding the version table must not make loading the project wait:
+        # past the bound the revision is unknown here, and the run's own read names it.
+        with open_session(engine, Timeouts(RECORDED_REVISION_LOCK_TIMEOUT_MS, None)) as conn:
             if not sa.inspect(conn).has_table("alembic_version"):
                 return "base"
             rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()

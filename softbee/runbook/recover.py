@@ -17,7 +17,7 @@ from softbee.runbook.errors import RecoveryError, RevisionError, RunbookError, f
 from softbee.runbook.guards import migration_lock, require_confirmation, session_timeouts
 from softbee.runbook.migrate import schema_changes, schema_of
 from softbee.runbook.phases import in_progress
-from softbee.runbook.project import Project, make_engine
+from softbee.runbook.project import Project
 from softbee.runbook.scratch import scratch_copy
 from softbee.runbook.secrets import reveal
 from softbee.runbook.sqltext import split_sql
@@ -313,12 +313,13 @@ def _pg_scratch_schema(project: Project, revision: str | None) -> dict[str, dict
     import uuid
 
     name = f"softbee_verify_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(project.url.set(database="postgres")).execution_options(
-        isolation_level="AUTOCOMMIT")
+    admin = project.on_url(project.url.set(database="postgres"))
     try:
         with admin.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     except Exception as exc:
+        admin.engine.dispose()
         raise RecoveryError(
             f"cannot create a scratch database to verify against ({type(exc).__name__}): "
             "grant CREATEDB to the migration user or stamp head"
@@ -327,15 +328,16 @@ def _pg_scratch_schema(project: Project, revision: str | None) -> dict[str, dict
         return _schema_at(project, project.url.set(database=name), revision)
     finally:
         with admin.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        admin.engine.dispose()
 
 
 def _mysql_scratch_schema(project: Project, revision: str | None) -> dict[str, dict[str, str]]:
     import uuid
 
     name = f"softbee_verify_{uuid.uuid4().hex[:10]}"
-    with project.engine.connect() as conn:
+    with project.connect() as conn:
         try:
             conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
         except Exception as exc:
@@ -350,11 +352,9 @@ def _mysql_scratch_schema(project: Project, revision: str | None) -> dict[str, d
 
 
 def _schema_at(project: Project, url: Any, revision: str | None) -> dict[str, dict[str, str]]:
-    scratch = Project(app=project.app, migrations_dir=project.migrations_dir, url=url,
-                      engine=make_engine(url), environment=project.environment,
-                      _extension=project._extension)  # noqa: SLF001 - same project, other database
+    scratch = project.on_url(url)  # same project, other database, the same timeouts
     try:
-        with scratch.engine.connect() as conn:
+        with scratch.connect() as conn:
             with conn.begin(), scratch.bound(conn) as config:
                 if revision is not None:
                     command.upgrade(config, revision)
