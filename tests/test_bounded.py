@@ -2,7 +2,7 @@
 
 A helper session holds a Soft-Bee table in the strongest lock for far longer than any run's
 timeout (released by the fixture after a minute at most). Each runbook must then fail
-within its ``lock_timeout_ms`` plus a generous 5 s, in one line naming the holder, and leave
+within its ``lock_timeout_ms`` plus a generous margin, in one line naming the holder, and leave
 the database as it was. The bound is asserted on the failing cell's own duration (papermill
 records it), so kernel start-up on a loaded machine does not count. Which session waited
 does not matter: counts, state reads, reflection, diagnosis, scratch databases all come
@@ -39,7 +39,10 @@ from tests.helpers import (
 LOCKED_TABLE = "hives"
 HOLDER_NAME = "table-holder"
 HELD_FOR_S = 60.0  # far longer than any timeout below; a run that waits for it fails the test
-MARGIN_S = 5.0
+# The promise is the lock timeout plus a few seconds; the failing cell also imports, reads
+# the scripts and reflects the tables before the locked one, which took up to 6.5 s on the
+# 2-core machine at a load of 13. A run that waits for the holder takes HELD_FOR_S.
+MARGIN_S = 15.0
 
 
 @contextmanager
@@ -119,7 +122,7 @@ def _run_behind_the_lock(url: str, case: str, tmp_path: Path) -> None:
         result = run_cli(runbook, *pairs, env={"DATABASE_URL": url}, archive=archive)
     assert result.returncode == 1, result.stdout + result.stderr
     step, seconds = failing_cell(archive)
-    assert seconds <= lock_timeout_ms / 1000 + MARGIN_S, (step, seconds)
+    assert seconds <= lock_timeout_ms / 1000 + MARGIN_S, (step, seconds, result.stderr)
     assert_one_clear_line(result, f"pid {pid}", LOCKED_TABLE)
     if not is_mysql(url):
         assert HOLDER_NAME in result.stderr and "AccessExclusiveLock" in result.stderr

@@ -29,7 +29,13 @@ from softbee.runbook.dialects import (
     rollback_fully,
 )
 from softbee.runbook.errors import ConfirmationRequired, LockHeld, ParameterError
-from softbee.runbook.project import APPLICATION_NAME, Project
+from softbee.runbook.project import (
+    APPLICATION_NAME,
+    Project,
+    Timeouts,
+    record_session_timeouts,
+    session_timeouts_of,
+)
 from softbee.runbook.routing import timeouts_for_new_sessions
 
 # pg_advisory_lock(int4, int4): a fixed pair; advisory locks are per database already.
@@ -289,17 +295,25 @@ def session_timeouts(
     The runbook's own session gets them now; any other session that opens while the block
     runs (a project's ``env.py`` building its own engine) is born with them
     (:func:`~softbee.runbook.routing.timeouts_for_new_sessions`), so nothing waits forever.
+    Afterwards the session is given back the timeouts it had (the run's, from the factory).
     """
     check_timeouts(lock_timeout_ms, statement_timeout_ms)
     dialect = dialect_for(connection)
+    had = session_timeouts_of(connection)
     dialect.set_timeouts(connection, lock_timeout_ms, statement_timeout_ms)
     connection.commit()
+    record_session_timeouts(connection, Timeouts(
+        had.lock_timeout_ms if lock_timeout_ms is None else lock_timeout_ms,
+        had.statement_timeout_ms if statement_timeout_ms is None else statement_timeout_ms))
     try:
         with timeouts_for_new_sessions(lock_timeout_ms, statement_timeout_ms):
             yield
     finally:
         if not connection.closed and not connection.invalidated:
             _reset_timeouts(connection, dialect)
+            dialect.set_timeouts(connection, had.lock_timeout_ms, had.statement_timeout_ms)
+            connection.commit()
+            record_session_timeouts(connection, had)
 
 
 def _reset_timeouts(connection: Connection, dialect: Dialect) -> None:

@@ -331,7 +331,21 @@ def open_session(engine: Engine, timeouts: Timeouts) -> Connection:
     except BaseException:
         connection.close()
         raise
+    record_session_timeouts(connection, timeouts)
     return connection
+
+
+_TIMEOUTS_KEY = "softbee_runbook_timeouts"
+
+
+def record_session_timeouts(connection: Connection, timeouts: Timeouts) -> None:
+    """Note the timeouts ``connection``'s session has now (what a timeout message names)."""
+    connection.info[_TIMEOUTS_KEY] = timeouts
+
+
+def session_timeouts_of(connection: Connection) -> Timeouts:
+    """The timeouts ``connection``'s session was last given (none noted: the server's)."""
+    return connection.info.get(_TIMEOUTS_KEY) or Timeouts(None, None)
 
 
 # Connections whose caller explains their timeouts itself (a migration says where the
@@ -369,9 +383,9 @@ def explain_timeouts(project: Project) -> None:
         if connection is None or _EXPLAINING.get() or any(
                 connection is c for c in _CALLER_EXPLAINS.get()):
             return
-        lock_ms, statement_ms = project.timeouts.lock_timeout_ms, project.timeouts.statement_timeout_ms
+        has = session_timeouts_of(connection)
         timeout = dialect_named(project.dialect).timeout_reached(
-            context.sqlalchemy_exception, lock_ms, statement_ms)
+            context.sqlalchemy_exception, has.lock_timeout_ms, has.statement_timeout_ms)
         if timeout is None:
             return
         statement = " ".join(str(context.statement or "").split())

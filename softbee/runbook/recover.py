@@ -13,7 +13,13 @@ from sqlalchemy.engine import Connection
 
 from softbee.runbook.dialects import dialect_for
 from softbee.runbook.diff import model_diff
-from softbee.runbook.errors import RecoveryError, RevisionError, RunbookError, first_line
+from softbee.runbook.errors import (
+    RecoveryError,
+    RevisionError,
+    RunbookError,
+    SessionTimeout,
+    first_line,
+)
 from softbee.runbook.guards import migration_lock, require_confirmation, session_timeouts
 from softbee.runbook.migrate import schema_changes, schema_of
 from softbee.runbook.phases import in_progress
@@ -268,6 +274,10 @@ def _run_statements(
     for number, statement in enumerate(statements, start=1):
         try:
             conn.exec_driver_sql(statement)
+        except SessionTimeout as exc:  # it waited too long: the SQL is not what is wrong
+            raise RecoveryError(
+                f"fix_sql statement {number} ({redact_text(statement[:80])!r}): {exc}; {undone}"
+            ) from None
         except Exception as exc:
             orig = getattr(exc, "orig", None)
             reason = redact_text(first_line(orig if orig is not None else exc))
