@@ -37,6 +37,7 @@ from softbee.runbook.project import (
     session_timeouts_of,
 )
 from softbee.runbook.routing import timeouts_for_new_sessions
+from softbee.urls import redact_text
 
 # pg_advisory_lock(int4, int4): a fixed pair; advisory locks are per database already.
 LOCK_CLASS = 0x50F7BEE
@@ -409,8 +410,8 @@ def describe_file_holders(project: Project) -> str:
 def describe_timeout(project: Project, timeout: TimeoutReached, statement: str) -> str:
     """One line for a session of the run stopped by a timeout: what waited, on whom, what to do."""
     catalog = "pg_catalog." in statement or "information_schema." in statement.lower()
-    shown = ("reading the schema" if catalog else repr(
-        statement if len(statement) <= 100 else statement[:97] + "..."))
+    shown = ("reading the schema" if catalog else repr(redact_text(
+        statement if len(statement) <= 100 else statement[:97] + "...")))
     if timeout.kind == "statement":
         return (f"{timeout.setting} reached by {shown}: the run stopped there; raise "
                 "statement_timeout_ms (or count with count_mode='estimate')")

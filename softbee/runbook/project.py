@@ -394,6 +394,8 @@ def explain_timeouts(project: Project) -> None:
             from softbee.runbook.guards import describe_timeout  # guards builds on this module
 
             message = describe_timeout(project, timeout, statement)
+        except Exception:  # noqa: BLE001 - no one to name: the driver's own error stands
+            return
         finally:
             _EXPLAINING.reset(token)
         raise SessionTimeout(message)
