@@ -336,7 +336,7 @@ def _reset_timeouts(connection: Connection, dialect: Dialect) -> None:
                 raise
 
 
-def blockers_of(project: Project, statement: str) -> list[dict[str, Any]]:
+def blockers_of(project: Project, statement: str, waiting: int | None = None) -> list[dict[str, Any]]:
     """Sessions holding locks on the tables ``statement`` names (looked up from a new connection).
 
     When ``statement`` names no table that another session holds (a catalog query reflecting
@@ -345,10 +345,11 @@ def blockers_of(project: Project, statement: str) -> list[dict[str, Any]]:
 
     MySQL and MariaDB do not say who holds a metadata lock (without performance_schema or the
     METADATA_LOCK_INFO plugin): there the sessions of this database with an open transaction,
-    the ones that can hold one, are listed (:func:`mysql_open_transactions`).
+    the ones that can hold one, are listed (:func:`mysql_open_transactions`), but for the
+    session that waited (``waiting``, its connection id, when known).
     """
     if dialect_named(project.dialect).lock_kind == "get_lock":
-        return mysql_open_transactions(project)
+        return mysql_open_transactions(project, waiting)
     if project.dialect != "postgresql":
         return []
     tables = _table_names(statement)
@@ -369,7 +370,7 @@ def blockers_of(project: Project, statement: str) -> list[dict[str, Any]]:
         return rows
 
 
-def mysql_open_transactions(project: Project) -> list[dict[str, Any]]:
+def mysql_open_transactions(project: Project, besides: int | None = None) -> list[dict[str, Any]]:
     """Other sessions of this MySQL/MariaDB database with an open transaction, oldest first."""
     with project.connect() as conn:
         rows = conn.execute(sa.text(
@@ -377,14 +378,15 @@ def mysql_open_transactions(project: Project) -> list[dict[str, Any]]:
             "LEFT(p.INFO, 120) AS query, t.trx_started AS since "
             "FROM information_schema.INNODB_TRX t "
             "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
-            "WHERE p.ID <> CONNECTION_ID() AND p.DB = DATABASE() "
-            "ORDER BY t.trx_started LIMIT 5")).mappings()
+            "WHERE p.ID <> CONNECTION_ID() AND p.ID <> :besides AND p.DB = DATABASE() "
+            "ORDER BY t.trx_started LIMIT 5"), {"besides": -1 if besides is None else besides}
+        ).mappings()
         return [dict(row) for row in rows]
 
 
-def describe_blockers(project: Project, statement: str) -> str:
-    """One phrase naming the sessions that hold what ``statement`` waited for."""
-    blockers = blockers_of(project, statement)
+def describe_blockers(project: Project, statement: str, waiting: int | None = None) -> str:
+    """One phrase naming the sessions that hold what ``statement`` waited for (not ``waiting``)."""
+    blockers = blockers_of(project, statement, waiting)
     if dialect_named(project.dialect).lock_kind == "get_lock":
         return "; ".join(
             f"pid {b['pid']} (user {b['user']}, client {b['client']}, "
@@ -407,8 +409,13 @@ def describe_file_holders(project: Project) -> str:
     return "; ".join(f"pid {h['pid']} ({h['command']})" for h in holders)
 
 
-def describe_timeout(project: Project, timeout: TimeoutReached, statement: str) -> str:
-    """One line for a session of the run stopped by a timeout: what waited, on whom, what to do."""
+def describe_timeout(
+    project: Project, timeout: TimeoutReached, statement: str, waiting: int | None = None
+) -> str:
+    """One line for a session of the run stopped by a timeout: what waited, on whom, what to do.
+
+    ``waiting`` is the stopped session's connection id where the driver tells it (MySQL).
+    """
     catalog = "pg_catalog." in statement or "information_schema." in statement.lower()
     shown = ("reading the schema" if catalog else repr(redact_text(
         statement if len(statement) <= 100 else statement[:97] + "...")))
@@ -420,7 +427,7 @@ def describe_timeout(project: Project, timeout: TimeoutReached, statement: str) 
                 f"{describe_file_holders(project)}; the run stopped there: retry when that "
                 "process lets go of it, or raise lock_timeout_ms")
     return (f"{timeout.setting} reached: {shown} waited for a lock held by "
-            f"{describe_blockers(project, statement)}; the run stopped there: retry when that "
+            f"{describe_blockers(project, statement, waiting)}; the run stopped there: retry when that "
             "session ends, or raise lock_timeout_ms")
 
 

@@ -28,6 +28,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from softbee.runbook import routing
 from softbee.runbook.compat import (
+    dbapi_connection,
     engine_options,
     engine_stood_in,
     models_metadata,
@@ -393,7 +394,9 @@ def explain_timeouts(project: Project) -> None:
         try:
             from softbee.runbook.guards import describe_timeout  # guards builds on this module
 
-            message = describe_timeout(project, timeout, statement)
+            thread_id = getattr(dbapi_connection(connection), "thread_id", None)  # MySQL drivers
+            message = describe_timeout(project, timeout, statement,
+                                       thread_id() if callable(thread_id) else None)
         except Exception:  # noqa: BLE001 - no one to name: the driver's own error stands
             return
         finally:
