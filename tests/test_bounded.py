@@ -254,3 +254,51 @@ def test_the_factory_check_sees_a_direct_engine_connect(tmp_path: Path) -> None:
                       "        pass\n    sa.create_engine(url).connect()\n"
                       "    import psycopg2\n    psycopg2.connect(url)\n", encoding="utf-8")
     assert len(_direct_sessions(sample)) == 4
+
+
+@contextmanager
+def sqlite_file_held(url: str) -> Iterator[int]:
+    """Another process holding the SQLite file in an exclusive transaction; yields its pid."""
+    import subprocess
+    import sys
+
+    from tests.helpers import HUNG_AFTER_S
+
+    path = sa.engine.make_url(url).database
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys, time\n"
+         f"c = sqlite3.connect({path!r}, isolation_level=None)\n"
+         "c.execute('BEGIN EXCLUSIVE')\nprint('held', flush=True)\n"
+         f"time.sleep({HELD_FOR_S})\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait(timeout=HUNG_AFTER_S)
+
+
+def test_a_read_through_the_factory_stops_within_lock_timeout_naming_the_holder(
+    any_database_url: str,
+) -> None:
+    """In the library itself, on every database: a count behind a held table or file stops
+    within the lock timeout with SessionTimeout naming the holder (it waited for it before)."""
+    import time
+
+    from softbee.runbook.counts import row_counts
+    from softbee.runbook.errors import SessionTimeout
+
+    url = any_database_url
+    project_at(url, VARROA, rows=5)
+    project = load_project(database_url=url, migrations_dir=str(MIGRATIONS), lock_timeout_ms=1000)
+    holding = sqlite_file_held if project.dialect == "sqlite" else table_held
+    with holding(url) as pid:
+        started = time.monotonic()
+        with pytest.raises(SessionTimeout) as caught, project.connect() as conn:
+            row_counts(conn)
+        waited = time.monotonic() - started
+    message = str(caught.value)
+    assert waited < 1 + MARGIN_S and f"pid {pid}" in message and "\n" not in message, message
+    assert "reached" in message and "raise lock_timeout_ms" in message
