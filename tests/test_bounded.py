@@ -232,7 +232,8 @@ def _direct_sessions(path: Path) -> list[str]:
                 or (name == "connect" and (receiver in DRIVERS or isinstance(func.value, ast.Call)))
             )
             if direct:
-                found.append(f"{path.parent.name}/{path.name}:{node.lineno} {ast.unparse(node)[:80]}")
+                where = f"{path.parent.name}/{path.name}:{node.lineno}"
+                found.append(f"{where} {ast.unparse(node)[:80]}")
         for child in ast.iter_child_nodes(node):
             visit(child, function)
 

@@ -68,7 +68,9 @@ def require_confirmation(project: Project, confirm: str | None, production: bool
 # -- one migration at a time -------------------------------------------------------------
 
 
-def counts_under_lock(project: Project, count_mode: str = "exact", lock_wait_s: float = 0.0) -> dict[str, int]:
+def counts_under_lock(
+    project: Project, count_mode: str = "exact", lock_wait_s: float = 0.0
+) -> dict[str, int]:
     """Rows per table, counted holding the migration lock.
 
     While another run migrates, its locked tables would make the count wait (up to
@@ -336,7 +338,9 @@ def _reset_timeouts(connection: Connection, dialect: Dialect) -> None:
                 raise
 
 
-def blockers_of(project: Project, statement: str, waiting: int | None = None) -> list[dict[str, Any]]:
+def blockers_of(
+    project: Project, statement: str, waiting: int | None = None
+) -> list[dict[str, Any]]:
     """Sessions holding locks on the tables ``statement`` names (looked up from a new connection).
 
     When ``statement`` names no table that another session holds (a catalog query reflecting
@@ -427,8 +431,8 @@ def describe_timeout(
                 f"{describe_file_holders(project)}; the run stopped there: retry when that "
                 "process lets go of it, or raise lock_timeout_ms")
     return (f"{timeout.setting} reached: {shown} waited for a lock held by "
-            f"{describe_blockers(project, statement, waiting)}; the run stopped there: retry when that "
-            "session ends, or raise lock_timeout_ms")
+            f"{describe_blockers(project, statement, waiting)}; the run stopped there: retry "
+            "when that session ends, or raise lock_timeout_ms")
 
 
 _TABLE_AFTER = re.compile(

@@ -150,7 +150,7 @@ class Project:
         return script
 
     def connect(self) -> Connection:
-        """Open a session with the run's timeouts (:func:`open_session`); driver errors become one line."""
+        """Open a session with the run's timeouts (:func:`open_session`); driver errors in one line."""
         try:
             return open_session(self.engine, self.timeouts)
         except sa.exc.OperationalError as exc:
@@ -358,7 +358,7 @@ _EXPLAINING: ContextVar[bool] = ContextVar("softbee_runbook_explaining", default
 
 @contextmanager
 def caller_explains_timeouts(connection: Connection) -> Iterator[None]:
-    """In the block, a timeout on ``connection`` stays the driver's error, for the caller to explain."""
+    """In the block a timeout on ``connection`` stays the driver's error, for the caller to explain."""
     token = _CALLER_EXPLAINS.set((*_CALLER_EXPLAINS.get(), connection))
     try:
         yield
