@@ -52,7 +52,7 @@ test: $(INSTALLED)
 # when requirements/oldest.txt changes (the stamp holds that file's sha256).
 OLDEST := .venv-oldest
 OLDEST_STAMP := $(OLDEST)/.installed-$(shell sha256sum requirements/oldest.txt | cut -c1-16)
-OLDEST_TESTS := tests/test_oldest_stack.py tests/test_capture.py tests/test_self_migrating.py
+OLDEST_TESTS := tests/test_oldest_stack.py tests/engine/test_capture.py tests/project/test_self_migrating.py
 
 $(OLDEST_STAMP): requirements/oldest.txt
 	rm -rf $(OLDEST)
@@ -68,7 +68,7 @@ $(OLDEST_STAMP): requirements/oldest.txt
 test-oldest: $(OLDEST_STAMP)
 	SOFTBEE_STACK=oldest $(OLDEST)/bin/python -m pytest -n 2 -p no:cacheprovider $(OLDEST_TESTS)
 	SOFTBEE_STACK=oldest $(OLDEST)/bin/python -m pytest -n 2 -p no:cacheprovider -m "not notebook" \
-		tests/test_envpy_corpus.py
+		tests/project/test_envpy_corpus.py
 
 # The Airflow fleet DAG, proved with `airflow dags test` on three local databases.
 # Airflow gets its own venv, built from requirements/airflow.txt (versions that resolved here,

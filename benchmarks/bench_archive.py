@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from softbee.runbook import archive
+from softbee.runbook.archive import chain
 
 NOTEBOOK_BYTES = 25_000
 HTML_BYTES = 34_000
@@ -101,10 +102,10 @@ def measure(root: Path, runs: int) -> dict[str, float]:
     with open(directory / archive.INDEX_NAME, "rb") as index:
         for _ in range(EXTRA_APPENDS):
             begin = time.perf_counter()
-            archive._chain_end_from_head(directory, index.fileno())
+            chain._chain_end_from_head(directory, index.fileno())
             lookups.append(time.perf_counter() - begin)
     begin = time.perf_counter()
-    archive._chain_end((directory / archive.INDEX_NAME).read_bytes())
+    chain._chain_end((directory / archive.INDEX_NAME).read_bytes())
     whole_read = time.perf_counter() - begin
     begin = time.perf_counter()
     problems = archive.verify_archive(directory)

@@ -35,7 +35,7 @@ ADMIN = make_url(os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.
 
 def make_databases(prefix: str, count: int) -> list[str]:
     """A template at head, then ``count`` copies of it; returns their names (template first)."""
-    from softbee.runbook.migrate import run_migration
+    from softbee.runbook.engine.migrate import run_migration
     from softbee.runbook.project import load_project
 
     admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")

@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from softbee.runbook.phases import PHASE_TABLE, PhaseRecord, recorded_phases
+from softbee.runbook.online.phases import PHASE_TABLE, PhaseRecord, recorded_phases
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -80,7 +80,7 @@ def say(message: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Pure logic: stalls, and the state a kill left (tests/test_bench_online.py)
+# Pure logic: stalls, and the state a kill left (tests/engine/test_bench_online.py)
 # --------------------------------------------------------------------------------------------
 
 Op = tuple[float, float | None]  # (started, finished or None when it never finished)
@@ -758,7 +758,7 @@ def revision_chain(start: str) -> tuple[list[str], dict[str, str]]:
 def reference_schemas(server: Server, chain: Sequence[str], scratch: Path, tag: str
                       ) -> dict[str, dict[str, dict[str, str]]]:
     """The schema of each revision of ``chain``: an empty database migrated one step at a time."""
-    from softbee.runbook.migrate import schema_of
+    from softbee.runbook.engine.migrate import schema_of
 
     database = server.create(server.name("reference"))
     env = command_env(server.url(database), tag, scratch / "archive")
@@ -823,7 +823,7 @@ def read_state(server: Server, database: str
     """alembic_version, schema_of, phase rows and INVALID indexes of ``database``."""
     import sqlalchemy as sa
 
-    from softbee.runbook.migrate import schema_of
+    from softbee.runbook.engine.migrate import schema_of
 
     with server.connect(database) as conn:
         versions = []

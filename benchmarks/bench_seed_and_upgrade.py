@@ -18,7 +18,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from softbee.runbook.migrate import run_migration
+from softbee.runbook.engine.migrate import run_migration
 from softbee.runbook.project import load_project
 from softbee.seed import seed_database
 

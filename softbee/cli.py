@@ -51,7 +51,7 @@ def one_line_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
 def seed_command(rows: int, seed_value: int, if_empty: bool) -> None:
     """Fill the tables present at the database's current revision with sample rows."""
     from softbee.db import db
-    from softbee.runbook.counts import row_counts
+    from softbee.runbook.review.counts import row_counts
     from softbee.seed import seed_database
 
     if if_empty:

@@ -276,7 +276,7 @@ def git_project(tmp_path: Path) -> tuple[Path, str]:
 
 
 @pytest.fixture
-def beeyard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - returns a loader
+def beeyard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Load the oldest_stack example (beeyard) on a database, from a copy of its root."""
     import sys
 
@@ -287,7 +287,7 @@ def beeyard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - 
     root = assemble_oldest_stack(tmp_path / "oldest_stack")
     monkeypatch.chdir(root)
 
-    def load(url: str, app: str = BEEYARD_APP):  # noqa: ANN202
+    def load(url: str, app: str = BEEYARD_APP):
         for name in [m for m in sys.modules if m == "beeyard" or m.startswith("beeyard.")]:
             del sys.modules[name]
         return load_project(app=app, migrations_dir="migrations", database_url=url)

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from softbee.runbook.migrate import run_migration
+from softbee.runbook.engine.migrate import run_migration
 from softbee.runbook.project import Project, load_project
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

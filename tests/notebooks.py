@@ -83,8 +83,8 @@ def table_rows(table_html: str) -> list[dict[str, str]]:
     """The rows of a DataFrame shown as HTML, as dicts keyed by column name."""
     rows = [
         [html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
-         for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
-        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table_html, re.S)
+         for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.DOTALL)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table_html, re.DOTALL)
     ]
     header, body = rows[0], rows[1:]
     return [dict(zip(header[1:], row[1:], strict=True)) for row in body]

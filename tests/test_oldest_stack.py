@@ -14,9 +14,9 @@ from importlib.metadata import version
 import pytest
 import sqlalchemy as sa
 
+from softbee.runbook.engine.migrate import run_migration
 from softbee.runbook.errors import AppMigratedOnLoad
-from softbee.runbook.migrate import run_migration
-from softbee.runbook.phases import PHASE_TABLE
+from softbee.runbook.online.phases import PHASE_TABLE
 from tests.helpers import (
     BEEYARD_APP,
     BEEYARD_REVISIONS,
@@ -76,7 +76,7 @@ def downgrade():
 '''
 
 
-def pins(path) -> dict[str, str]:  # noqa: ANN001
+def pins(path) -> dict[str, str]:
     """``name==version`` lines of a requirements file, by lower-case name."""
     found = {}
     for line in path.read_text().splitlines():

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from softbee.runbook.airflow_dag import fleet_dag
+from softbee.runbook.fleet.airflow_dag import fleet_dag
 
 HERE = Path(__file__).resolve().parent
 

@@ -5,7 +5,7 @@ verify`` found something off; 2 bad input (unknown runbook or parameter, wrong
 type, unusable archive directory...), with nothing executed and nothing archived.
 
 Each command imports what it uses when it runs: ``--help``, ``list`` and ``fleet
-status`` never import papermill, nbconvert, pandas or Flask (tests/test_runbook_cli.py).
+status`` never import papermill, nbconvert, pandas or Flask (tests/run/test_runbook_cli.py).
 """
 
 from __future__ import annotations
@@ -19,22 +19,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from softbee.runbook.catalog import (
+from softbee.runbook.errors import ArchiveError, CatalogError, ParameterError, RunbookError
+from softbee.runbook.fleet.fleet_cli import add_fleet_parser, fleet_command
+from softbee.runbook.run.catalog import (
     Runbook,
     list_runbooks,
     load_parameter_file,
     runbooks_dir,
 )
-from softbee.runbook.errors import ArchiveError, CatalogError, ParameterError, RunbookError
-from softbee.runbook.fleet_cli import add_fleet_parser, fleet_command
+from softbee.runbook.run.process import Terminated, exit_now
 
 PROG = "softbee-runbook"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _USAGE_ERRORS = (ParameterError, CatalogError, ArchiveError)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's stop or timeout): unwinds like Ctrl-C, so the run is archived."""
 
 
 def _terminate(signum: int, _frame: Any) -> None:
@@ -110,23 +107,6 @@ def entry() -> NoReturn:
     """
     code = main()
     exit_now(code)
-
-
-def exit_now(code: int) -> NoReturn:
-    """Run the atexit handlers, flush stdout and stderr, and end the process with ``code``."""
-    import atexit
-    import os
-
-    run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_functions is None:  # not CPython: the ordinary way
-        sys.exit(code)
-    run_exit_functions()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing more can be said
-            pass
-    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,7 +201,7 @@ def _print_runbook(runbook: Runbook, out: TextIO) -> None:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from softbee.runbook.execute import run_runbook  # papermill: seconds to import
+    from softbee.runbook.run.execute import run_runbook  # papermill: seconds to import
 
     values = load_parameter_file(args.parameters_file) if args.parameters_file else {}
     texts = {key: value for key, value in args.parameter}
@@ -238,18 +218,20 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     _print_summary(record, out)
     if run.passed:
         return EXIT_OK
-    error = record.get("error") or {}
-    where = f" at step {error['step']!r}" if error.get("step") else ""
-    print(
-        f"{PROG}: runbook {record['runbook']!r} failed{where}: {error.get('type')}: "
-        f"{_one_line(error.get('message'))} (see {run.html})",
-        file=sys.stderr,
-    )
+    print(error_line(record, run.html), file=sys.stderr)
     return EXIT_FAILED
 
 
+def error_line(record: dict[str, Any], html: Path) -> str:
+    """The one line on stderr for a failed run: where it failed, the error and its advice."""
+    error = record.get("error") or {}
+    where = f" at step {error['step']!r}" if error.get("step") else ""
+    return (f"{PROG}: runbook {record['runbook']!r} failed{where}: {error.get('type')}: "
+            f"{_one_line(error.get('message'))} (see {html})")
+
+
 def _print_summary(record: dict[str, Any], out: TextIO) -> None:
-    from softbee.runbook import auditpage
+    from softbee.runbook.archive import auditpage
 
     print(
         f"run:      {record.get('run_id')}  {record.get('runbook')}  {record.get('status')} "
@@ -281,6 +263,11 @@ def _print_summary(record: dict[str, Any], out: TextIO) -> None:
         _table(rows, out, indent="    ")
     if record.get("outcome"):
         print(f"outcome:  {record['outcome']}", file=out)
+    extra = record.get("extra_facts") or {}
+    if extra.get("round_trip"):
+        print(f"round trip: {extra['round_trip']}", file=out)
+    if extra.get("app_load_check"):
+        print(f"app load: {extra['app_load_check']}", file=out)
     error = record.get("error")
     if error:
         count = error.get("execution_count")
@@ -296,7 +283,8 @@ def _print_summary(record: dict[str, Any], out: TextIO) -> None:
 
 
 def _archive(args: argparse.Namespace, out: TextIO) -> int:
-    from softbee.runbook import archive, auditpage
+    from softbee.runbook import archive
+    from softbee.runbook.archive import auditpage
 
     directory = archive.archive_dir(args.archive_dir)
     if args.action == "list" and args.fleet:
@@ -371,7 +359,7 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _fleet_list(directory: Path, fleet_id: str, out: TextIO) -> int:
-    from softbee.runbook.fleet_run import fleet_runs
+    from softbee.runbook.fleet.fleet_run import fleet_runs
 
     fleet, runs = fleet_runs(directory, fleet_id)
     counts = ", ".join(f"{n} {s}" for s, n in (fleet.get("counts") or {}).items())
@@ -406,5 +394,5 @@ def _count(value: Any) -> str:
 
 
 def _one_line(text: Any) -> str:
-    lines = str(text or "").strip().splitlines()
-    return lines[0] if lines else ""
+    """The whole message on one line: never cut, its advice (at the end) included."""
+    return " ".join(line.strip() for line in str(text or "").strip().splitlines() if line.strip())

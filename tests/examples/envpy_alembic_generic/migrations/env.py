@@ -7,12 +7,9 @@ the transaction. It never looks at the Flask app or ``configure_args``.
 """
 from logging.config import fileConfig
 
-from sqlalchemy import engine_from_config
-from sqlalchemy import pool
-
 from alembic import context
-
 from hivelog import db
+from sqlalchemy import engine_from_config, pool
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

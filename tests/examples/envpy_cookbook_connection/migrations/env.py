@@ -11,11 +11,9 @@ Flask-Migrate's templates do, so ``flask db upgrade`` works on its own).
 import logging
 from logging.config import fileConfig
 
-from flask import current_app
-from sqlalchemy import engine_from_config
-from sqlalchemy import pool
-
 from alembic import context
+from flask import current_app
+from sqlalchemy import engine_from_config, pool
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

@@ -10,9 +10,8 @@ import logging
 from logging.config import fileConfig
 
 import sqlalchemy
-from flask import current_app
-
 from alembic import context
+from flask import current_app
 
 config = context.config
 

@@ -7,15 +7,13 @@ without escaping ``%``), then builds a second engine of its own with
 connection is opened by hand and closed in ``finally``;
 ``**configure_args`` from the Migrate extension is passed through.
 """
-from __future__ import with_statement
 
 import logging
 from logging.config import fileConfig
 
+from alembic import context
 from flask import current_app
 from sqlalchemy import engine_from_config, pool
-
-from alembic import context
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

@@ -5,14 +5,12 @@ via ``db.get_engine()`` (deprecated in Flask-SQLAlchemy 3.x: it warns, and is
 removed in 3.2). The connection is a pooled one from the app's own engine;
 ``**configure_args`` is passed through.
 """
-from __future__ import with_statement
 
 import logging
 from logging.config import fileConfig
 
-from flask import current_app
-
 from alembic import context
+from flask import current_app
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

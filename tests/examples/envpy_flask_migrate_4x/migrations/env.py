@@ -10,9 +10,8 @@ template also writes its ``process_revision_directives`` into the app's
 import logging
 from logging.config import fileConfig
 
-from flask import current_app
-
 from alembic import context
+from flask import current_app
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.

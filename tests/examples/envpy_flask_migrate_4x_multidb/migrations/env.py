@@ -11,10 +11,9 @@ transaction and closes every connection.
 import logging
 from logging.config import fileConfig
 
-from sqlalchemy import MetaData
-from flask import current_app
-
 from alembic import context
+from flask import current_app
+from sqlalchemy import MetaData
 
 USE_TWOPHASE = False
 
@@ -160,7 +159,7 @@ def run_migrations_online():
 
         for rec in engines.values():
             rec['transaction'].commit()
-    except:  # noqa: E722
+    except:
         for rec in engines.values():
             rec['transaction'].rollback()
         raise

@@ -10,13 +10,11 @@ It also needs ``greenlet`` and an async driver (``aiosqlite``/``asyncpg``).
 import asyncio
 from logging.config import fileConfig
 
+from alembic import context
 from flask import current_app
 from sqlalchemy import pool
-from sqlalchemy.engine import Connection
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import async_engine_from_config
-
-from alembic import context
 
 config = context.config
 

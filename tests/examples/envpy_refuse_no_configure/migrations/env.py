@@ -29,7 +29,6 @@ def run_migrations_offline():
 def run_migrations_online():
     """Online mode: a real one would shell out to ``alembic upgrade`` here."""
     logger.info("migrations run elsewhere")
-    return
 
 
 if context.is_offline_mode():

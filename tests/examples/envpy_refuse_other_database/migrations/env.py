@@ -10,12 +10,9 @@ import logging
 import os
 from logging.config import fileConfig
 
-from sqlalchemy import engine_from_config
-from sqlalchemy import pool
-
 from alembic import context
-
 from hivelog import db
+from sqlalchemy import engine_from_config, pool
 
 config = context.config
 

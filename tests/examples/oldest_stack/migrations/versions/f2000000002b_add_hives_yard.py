@@ -5,9 +5,8 @@ Revises: f2000000001a
 Create Date: 2022-04-11 10:30:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'f2000000002b'

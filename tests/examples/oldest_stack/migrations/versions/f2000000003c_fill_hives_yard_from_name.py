@@ -8,9 +8,8 @@ Revises: f2000000002b
 Create Date: 2022-05-02 14:00:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'f2000000003c'

@@ -9,8 +9,6 @@ Create Date: 2022-06-20 08:15:00.000000
 
 """
 from alembic import op
-import sqlalchemy as sa
-
 
 # revision identifiers, used by Alembic.
 revision = 'f2000000004d'

@@ -1,0 +1,11 @@
+"""Migrating a database, with every guard rail around it.
+
+Owns: the migration lock, timeouts and the data-loss guard (``guards``); upgrades,
+downgrades, round trips and rehearsals (``migrate``); MySQL/MariaDB's revision-by-revision
+runs (``stepwise``) and PostgreSQL's online plans (``online_run``); statements captured in
+a rehearsal (``capture``); scratch copies (``scratch``); a manual fix plus stamp
+(``recover``).
+Imports: :mod:`~softbee.runbook.util`, :mod:`~softbee.runbook.project`,
+:mod:`~softbee.runbook.online` and :mod:`~softbee.runbook.review`; never ``run``,
+``archive`` or ``fleet``.
+"""

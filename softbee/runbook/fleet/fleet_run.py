@@ -1,0 +1,477 @@
+"""Run one runbook on every target of a fleet: canary first, then waves, under a failure limit.
+
+Each target is an ordinary run (its own kernel, started with the target's URL as
+``DATABASE_URL`` in its environment, never on a command line; its own guards and
+archive record). ``--parallel N`` runs them in N fleet workers
+(:mod:`softbee.runbook.fleet.worker`), long-lived processes that keep what carries
+nothing of a target (imports, the checked runbook, the HTML exporter) and launch the
+next target's kernel while the current one runs. When the fleet ends, one fleet
+record is appended to the same archive index, linking the runs: fleet id,
+per-target status, run id, revisions and the archived HTML; the auditors' page is
+rebuilt once, then, rather than after every target.
+
+Stopping (SIGTERM, Ctrl-C, or the failure limit) stops *starting* targets: the
+running ones finish (each worker in its own session, so a terminal's Ctrl-C does not
+reach it) and the record says what ran, what failed and what did not start.
+Every wait is bounded: a target taking longer than ``target_timeout_s`` gets
+SIGTERM (it archives itself as failed), then SIGKILL after ``KILL_GRACE_S``; the
+worker is replaced for the targets after it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from softbee.runbook import archive
+from softbee.runbook.errors import ParameterError
+from softbee.runbook.fleet.targets import Fleet, Target
+from softbee.runbook.fleet.worker import WorkerProcess
+from softbee.runbook.util.redact import Redactor
+from softbee.urls import redact_text
+
+PASSED, FAILED, NOT_STARTED = "passed", "failed", "not started"
+FLEET_KIND = "fleet"
+DEFAULT_TARGET_TIMEOUT_S = 3600.0
+KILL_GRACE_S = 60.0
+POLL_S = 0.5
+_RUN_LINE = re.compile(r"^run:\s+(?P<run_id>[0-9a-f]{12})\b", re.MULTILINE)
+
+
+@dataclass
+class TargetRun:
+    """One target's outcome in a fleet run."""
+
+    name: str
+    wave: int
+    stage: str
+    status: str = NOT_STARTED
+    run_id: str | None = None
+    revision_before: str | None = None
+    revision_after: str | None = None
+    html: str | None = None
+    error: str | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Targets that start together: the canary, a wave, or the whole fleet."""
+
+    label: str
+    targets: tuple[Target, ...]
+
+
+@dataclass
+class Progress:
+    """Where one stage stands, for the live line."""
+
+    stage: str
+    total: int
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    eta_s: float | None = None
+
+    def line(self) -> str:
+        """``wave 2: 5/12 done, 1 failed, 2 running, ETA 0:40``."""
+        eta = "" if self.eta_s is None else f", ETA {int(self.eta_s // 60)}:{int(self.eta_s % 60):02d}"
+        return (f"{self.stage}: {self.done}/{self.total} done, {self.failed} failed, "
+                f"{self.running} running{eta}")
+
+
+@dataclass
+class FleetRun:
+    """A finished (or stopped) fleet run: every target's outcome and the fleet record."""
+
+    fleet_id: str
+    runbook: str
+    status: str
+    stopped: str | None
+    targets: list[TargetRun]
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def with_status(self, status: str) -> list[TargetRun]:
+        """The targets that ended with ``status``."""
+        return [t for t in self.targets if t.status == status]
+
+
+def plan(fleet: Fleet, *, canary: str | None = None, waves: bool = False) -> list[Stage]:
+    """The stages in order: the canary alone, then each wave (or every other target at once)."""
+    first = fleet.target(canary) if canary else None
+    rest = [t for t in fleet.targets if first is None or t.name != first.name]
+    stages = [Stage(f"canary {first.name}", (first,))] if first else []
+    if waves:
+        for number in sorted({t.wave for t in rest}):
+            stages.append(Stage(f"wave {number}", tuple(t for t in rest if t.wave == number)))
+    elif rest:
+        stages.append(Stage("all targets", tuple(rest)))
+    return stages
+
+
+def run_fleet(
+    runbook: str,
+    fleet: Fleet,
+    *,
+    values: Mapping[str, Any] | None = None,
+    texts: Mapping[str, str] | None = None,
+    parallel: int = 1,
+    canary: str | None = None,
+    waves: bool = False,
+    max_failures: int = 1,
+    archive_dir: str | os.PathLike[str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    stop: threading.Event | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    target_timeout_s: float = DEFAULT_TARGET_TIMEOUT_S,
+) -> FleetRun:
+    """Run ``runbook`` on the fleet's targets stage by stage, then append the fleet record.
+
+    Parameters are checked against the notebook before anything starts (a
+    :class:`ParameterError` changes nothing). A stage starts only while fewer than
+    ``max_failures`` targets failed; a failed canary stops the fleet whatever the limit.
+    """
+    from softbee.runbook.run.catalog import check_parameters, find_runbook
+
+    values, texts = dict(values or {}), dict(texts or {})
+    if "database_url" in values or "database_url" in texts:
+        raise ParameterError("database_url comes from each target's url_env: do not pass it "
+                             "to a fleet run")
+    if parallel < 1 or max_failures < 1:
+        raise ParameterError("--parallel and --max-failures must be at least 1")
+    found = find_runbook(runbook)
+    parameters = check_parameters(found, values=values, texts=texts)
+    directory = archive.archive_dir(archive_dir)
+    archive.check_writable(directory)
+    environ = dict(os.environ if environ is None else environ)
+    urls = {t.name: t.resolve_url(environ) for t in fleet.targets}  # TargetsError: nothing ran
+    stages = plan(fleet, canary=canary, waves=waves)
+    stop = stop or threading.Event()
+    project = Path(cwd if cwd is not None else os.getcwd()).absolute()
+
+    fleet_id = uuid.uuid4().hex[:12]
+    started = dt.datetime.now(dt.UTC)
+    results = {t.name: TargetRun(t.name, t.wave, s.label) for s in stages for t in s.targets}
+    stopped: str | None = None
+    slots = _Slots(parallel, found.name, values, texts, directory, project, environ, urls,
+                   target_timeout_s)
+    try:
+        for stage in stages:
+            failures = sum(r.status == FAILED for r in results.values())
+            if stop.is_set() or failures >= max_failures:
+                break
+            outcome = _run_stage(stage, slots, max_failures - failures, stop, on_progress)
+            results.update({r.name: r for r in outcome})
+            if stage.label.startswith("canary") and any(r.status == FAILED for r in outcome):
+                stopped = f"the canary {stage.targets[0].name} failed"
+                break
+    finally:
+        slots.close()
+    if stopped is None and any(r.status == NOT_STARTED for r in results.values()):
+        failures = sum(r.status == FAILED for r in results.values())
+        stopped = ("stopped by signal: running targets finished, no new one started"
+                   if stop.is_set() else
+                   f"failure limit reached: {failures} failed (--max-failures {max_failures})")
+
+    ordered = [results[t.name] for s in stages for t in s.targets]
+    failed = any(r.status != PASSED for r in ordered)
+    status = "stopped" if stopped else (FAILED if failed else PASSED)
+    redactor = Redactor.for_run({**parameters}, environ)
+    record = {
+        "kind": FLEET_KIND,
+        "run_id": fleet_id,
+        "fleet_id": fleet_id,
+        "runbook": found.name,
+        "status": status,
+        "stopped": stopped,
+        "started_at": _iso(started),
+        "finished_at": _iso(dt.datetime.now(dt.UTC)),
+        "duration_s": round((dt.datetime.now(dt.UTC) - started).total_seconds(), 3),
+        "parameters": redactor.parameters(parameters),
+        "parallel": parallel,
+        "max_failures": max_failures,
+        "canary": canary,
+        "waves": waves,
+        "targets_file": str(fleet.path),
+        "counts": {s: sum(r.status == s for r in ordered) for s in (PASSED, FAILED, NOT_STARTED)},
+        "targets": [asdict(r) for r in ordered],
+        "user": _os_user(),
+        "host": socket.gethostname(),
+        "project_dir": str(project),
+    }
+    record = archive.append_record(directory, record)
+    from softbee.runbook.archive.auditpage import write_index_page
+
+    write_index_page(directory)  # once for the fleet: its runs and its record
+    return FleetRun(fleet_id, found.name, status, stopped, ordered, record)
+
+
+class _Slots:
+    """``parallel`` fleet workers, each started on first use and replaced if it dies."""
+
+    def __init__(self, parallel: int, runbook: str, values: Mapping[str, Any],
+                 texts: Mapping[str, str], archive_dir: Path, project: Path,
+                 environ: Mapping[str, str], urls: Mapping[str, str], timeout_s: float) -> None:
+        self.count = parallel
+        self.urls = urls
+        self.timeout_s = timeout_s
+        self._workers: list[WorkerProcess | None] = [None] * parallel
+        self._start = dict(runbook=runbook, values=values, texts=texts,
+                           archive_dir=archive_dir, cwd=project, environ=environ)
+        self._lock = threading.Lock()
+
+    def run(self, slot: int, stage: str, target: Target, following: Target | None) -> TargetRun:
+        """Run ``target`` on this slot's worker, telling it which target should come next."""
+        result = TargetRun(target.name, target.wave, stage)
+        began = time.monotonic()
+        url = self.urls[target.name]
+        try:
+            worker = self._worker(slot)
+        except RuntimeError as exc:
+            answer: dict[str, Any] = {"status": FAILED, "error": str(exc)}
+        else:
+            answer = worker.run(target.name, url,
+                                (following.name, self.urls[following.name]) if following
+                                else None, self.timeout_s, KILL_GRACE_S)
+        result.duration_s = round(time.monotonic() - began, 3)
+        result.status = PASSED if answer.get("status") == PASSED else FAILED
+        result.run_id = answer.get("run_id")
+        result.revision_before = answer.get("revision_before")
+        result.revision_after = answer.get("revision_after")
+        result.html = answer.get("html")
+        error = answer.get("error")
+        if error:
+            redact = Redactor.for_run({}, {"DATABASE_URL": url}).text
+            text = (f"{error.get('type')}: {_first(error.get('message'))}"
+                    if isinstance(error, dict) else _first(error))
+            result.error = redact(redact_text(text))
+        return result
+
+    def _worker(self, slot: int) -> WorkerProcess:
+        worker = self._workers[slot]
+        if worker is None or not worker.alive:
+            if worker is not None:
+                worker.close(timeout_s=KILL_GRACE_S)
+            worker = WorkerProcess(**self._start)  # type: ignore[arg-type]
+            self._workers[slot] = worker
+        return worker
+
+    def close(self) -> None:
+        """End every worker (each stops the kernel it launched for a target it will not run)."""
+        for worker in self._workers:
+            if worker is not None:
+                worker.close()
+        self._workers = [None] * self.count
+
+
+def _run_stage(
+    stage: Stage,
+    slots: _Slots,
+    allowed_failures: int,
+    stop: threading.Event,
+    on_progress: Callable[[Progress], None] | None,
+) -> list[TargetRun]:
+    """Run a stage's targets on the slots; stop starting on ``stop`` or the failure limit.
+
+    Each slot takes the next target (the one its worker was told would come next, when
+    no other slot took it), and names the following one so that its kernel starts while
+    this one runs. The hint never crosses a stage: the next stage may not start.
+    """
+    waiting = list(stage.targets)
+    hinted: dict[int, str] = {}  # slot -> the target its worker launched a kernel for
+    finished: list[TargetRun] = []
+    durations: list[float] = []
+    progress = Progress(stage.label, len(waiting))
+    lock = threading.Lock()
+    changed = threading.Event()
+
+    def take(slot: int) -> tuple[Target, Target | None] | None:
+        with lock:
+            failures = sum(r.status == FAILED for r in finished)
+            if not waiting or stop.is_set() or failures >= allowed_failures:
+                hinted.pop(slot, None)
+                return None
+            others = {name for other, name in hinted.items() if other != slot}
+            mine = [t for t in waiting if t.name == hinted.get(slot)]
+            free = [t for t in waiting if t.name not in others]
+            target = (mine or free or waiting)[0]
+            waiting.remove(target)
+            following = next((t for t in waiting if t.name not in others), None)
+            if following is None:
+                hinted.pop(slot, None)
+            else:
+                hinted[slot] = following.name
+            progress.running += 1
+            changed.set()
+            return target, following
+
+    def serve(slot: int) -> None:
+        while (job := take(slot)) is not None:
+            result = slots.run(slot, stage.label, *job)
+            with lock:
+                finished.append(result)
+                if result.duration_s is not None:
+                    durations.append(result.duration_s)
+                progress.running -= 1
+                progress.done += 1
+                progress.failed += result.status == FAILED
+                changed.set()
+
+    threads = [threading.Thread(target=serve, args=(slot,), daemon=True,
+                                name=f"fleet-slot-{slot}")
+               for slot in range(min(slots.count, len(waiting)))]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        changed.wait(POLL_S)
+        changed.clear()
+        with lock:
+            progress.eta_s = _eta(durations, len(waiting) + progress.running, slots.count)
+        if on_progress:
+            on_progress(progress)
+    for thread in threads:
+        thread.join()
+    progress.running = 0
+    progress.eta_s = None
+    if on_progress:
+        on_progress(progress)
+    return finished
+
+
+def _eta(durations: Sequence[float], left: int, parallel: int) -> float | None:
+    if not durations:
+        return None
+    return sum(durations) / len(durations) * left / parallel
+
+
+def run_target(
+    runbook: str,
+    target: Target,
+    url: str,
+    *,
+    texts: Mapping[str, str],
+    values: Mapping[str, Any],
+    archive_dir: Path,
+    cwd: Path,
+    environ: Mapping[str, str] | None = None,
+    timeout_s: float = DEFAULT_TARGET_TIMEOUT_S,
+    stage: str = "",
+) -> TargetRun:
+    """``softbee-runbook run`` on one target, its URL in ``DATABASE_URL``; read back its record."""
+    import yaml
+
+    command = [sys.executable, "-m", "softbee.runbook", "run", runbook,
+               "--archive-dir", str(archive_dir)]
+    for key, text in texts.items():
+        command += ["-p", key, text]
+    env = {**(os.environ if environ is None else environ), "DATABASE_URL": url}
+    result = TargetRun(target.name, target.wave, stage)
+    began = time.monotonic()
+    scratch = None
+    try:
+        if values:  # the -f values, handed over in a private file
+            import tempfile
+
+            scratch = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="softbee-fleet-",
+                                                  delete=False)
+            with scratch:
+                yaml.safe_dump(dict(values), scratch)
+            command += ["-f", scratch.name]
+        done = _bounded_run(command, cwd, env, timeout_s)
+    finally:
+        if scratch is not None:
+            Path(scratch.name).unlink(missing_ok=True)
+    result.duration_s = round(time.monotonic() - began, 3)
+    match = _RUN_LINE.search(done.stdout)
+    redact = Redactor.for_run({}, {"DATABASE_URL": url}).text
+    if match:
+        run = archive.find_run(archive_dir, match["run_id"])
+        record = run.record
+        result.run_id = record.get("run_id")
+        result.status = PASSED if run.passed else FAILED
+        result.revision_before = record.get("revision_before")
+        result.revision_after = record.get("revision_after")
+        result.html = str(run.html)
+        error = record.get("error") or {}
+        if error:
+            result.error = redact(f"{error.get('type')}: {_first(error.get('message'))}")
+    else:  # the run never reached the archive (bad input, a crash, a kill)
+        result.status = FAILED
+        result.error = redact(redact_text(_first(done.stderr) or f"exit {done.returncode}"))
+    return result
+
+
+def _bounded_run(
+    command: list[str], cwd: Path, env: Mapping[str, str], timeout_s: float
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in its own session; SIGTERM at ``timeout_s``, SIGKILL after the grace."""
+    with subprocess.Popen(command, cwd=cwd, env=dict(env), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)  # the run archives itself as failed
+            try:
+                out, err = proc.communicate(timeout=KILL_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            err = f"timed out after {timeout_s:.0f} s\n{err}"
+        return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def fleet_records(directory: Path, fleet_id: str | None = None) -> list[dict[str, Any]]:
+    """The fleet records of the archive (or the one whose id starts with ``fleet_id``)."""
+    records = [r for r in archive.read_index(directory) if r.get("kind") == FLEET_KIND]
+    if fleet_id is None:
+        return records
+    return [r for r in records if str(r.get("fleet_id", "")).startswith(fleet_id)]
+
+
+def fleet_runs(directory: Path, fleet_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A fleet's record and the run records it links, in the fleet's target order."""
+    from softbee.runbook.errors import ArchiveError
+
+    matches = fleet_records(directory, fleet_id)
+    if not matches:
+        raise ArchiveError(f"no fleet {fleet_id!r} in {directory / archive.INDEX_NAME}: "
+                           "see softbee-runbook archive list")
+    if len(matches) > 1:
+        raise ArchiveError(f"fleet id {fleet_id!r} is ambiguous: give more characters")
+    fleet = matches[0]
+    wanted = [t.get("run_id") for t in fleet.get("targets", []) if t.get("run_id")]
+    by_id = {r.get("run_id"): r for r in archive.read_index(directory)
+             if r.get("kind") != FLEET_KIND}
+    return fleet, [by_id[run_id] for run_id in wanted if run_id in by_id]
+
+
+def _first(text: Any) -> str:
+    """The line that names the problem: a ``softbee-runbook:`` line, else the first line."""
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    named = [line for line in lines if line.startswith("softbee-runbook:")]
+    return (named or lines or [""])[-1 if named else 0]
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _os_user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name is not worth failing a fleet over
+        return None

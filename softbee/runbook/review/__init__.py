@@ -1,0 +1,26 @@
+"""Reading what is there and what will run, without changing anything.
+
+Owns: the recorded revision and the scripts' graph (``state``), row counts (``counts``),
+models against database (``diff``), the SQL a plan renders offline (``offline``), lint
+(``lint``), writing a new revision file (``revision``) and the verdict on what a database
+records (``findings``).
+Imports: :mod:`~softbee.runbook.util`, :mod:`~softbee.runbook.project` and
+:mod:`~softbee.runbook.online` (the phase markers and record); never ``engine``, ``run``,
+``archive`` or ``fleet``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_FINDINGS = ("Finding", "check_versions", "findings_frame", "findings_markdown",
+             "blocks_migration", "review_plan")
+
+
+def __getattr__(name: str) -> Any:
+    """The names of :mod:`.findings`, where ``softbee.runbook.review`` (a module) kept them."""
+    if name in _FINDINGS:
+        from softbee.runbook.review import findings
+
+        return getattr(findings, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

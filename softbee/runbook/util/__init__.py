@@ -1,0 +1,8 @@
+"""Helpers that know nothing of a project or a database: text, SQL text, secrets, paths.
+
+Owns: SQLAlchemy-version shims (``compat``), the project root (``roots``), redaction
+(``redact``) and masked parameters (``secrets``), splitting SQL (``sqltext``) and naming
+column types (``sqltypes``).
+Imports: only :mod:`softbee.runbook.errors` and :mod:`softbee.urls`; never another
+``softbee.runbook`` package.
+"""

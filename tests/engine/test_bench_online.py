@@ -1,0 +1,104 @@
+"""The pure logic of benchmarks/bench_online.py: stalls, percentiles, the kill-state classifier.
+
+No database: the schemas are ``schema_of``-shaped dicts written out by hand.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.bench_online import classify_state, percentile, stalls
+from softbee.runbook.online.phases import PHASE_TABLE, PhaseRecord
+
+PARENT = {
+    "alembic_version": {"version_num": "VARCHAR(32) NOT NULL"},
+    "users": {"id": "INTEGER NOT NULL", "first_name": "VARCHAR(100) NOT NULL"},
+}
+CHILD = {
+    "alembic_version": {"version_num": "VARCHAR(32) NOT NULL"},
+    "users": {"id": "INTEGER NOT NULL", "first_name": "VARCHAR(100) NOT NULL",
+              "full_name": "VARCHAR(200) NOT NULL", "index ix_users_full_name": "full_name"},
+}
+REFERENCES = {"a": PARENT, "b": CHILD}
+CHILDREN = {"a": "b"}
+MIDWAY = {"alembic_version": PARENT["alembic_version"],
+          "users": {**PARENT["users"], "full_name": "VARCHAR(200)"}}
+
+
+def phase(revision: str = "b", number: int = 2, state: str = "running",
+          direction: str = "upgrade") -> PhaseRecord:
+    return PhaseRecord(revision, direction, number, 3, "backfill", state, 430_000, 1_000_000)
+
+
+def test_stalls_keep_the_window_and_count_unfinished_operations_until_its_end() -> None:
+    ops = [(0.5, 0.6), (1.0, 1.01), (2.0, 5.0), (9.0, None), (11.0, 11.1)]
+    assert stalls(ops, began=1.0, ended=10.0) == pytest.approx([0.01, 3.0, 1.0])
+
+
+def test_stalls_cut_an_operation_that_finished_after_the_window_at_its_end() -> None:
+    assert stalls([(8.0, 30.0)], began=0.0, ended=10.0) == [2.0]
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([5.0], 99) == 5.0
+    assert percentile([], 99) == 0.0
+
+
+def test_a_revision_with_exactly_its_schema_and_no_phase_is_explained() -> None:
+    verdict = classify_state("a", PARENT, [], REFERENCES, CHILDREN)
+    assert verdict.explained
+    assert verdict.state.startswith("a: at the revision")
+
+
+def test_the_phase_table_itself_is_not_part_of_the_schema() -> None:
+    with_table = {**PARENT, PHASE_TABLE: {"revision": "VARCHAR(64) NOT NULL"}}
+    assert classify_state("a", with_table, [], REFERENCES, CHILDREN).explained
+
+
+def test_a_schema_change_without_a_recorded_phase_is_unexplained() -> None:
+    verdict = classify_state("a", MIDWAY, [], REFERENCES, CHILDREN)
+    assert not verdict.explained
+    assert "extra users.full_name" in verdict.state
+
+
+def test_a_recorded_phase_of_the_next_revision_explains_a_schema_between_the_two() -> None:
+    verdict = classify_state("a", MIDWAY, [phase(number=1, state="done"), phase()],
+                             REFERENCES, CHILDREN)
+    assert verdict.explained
+    assert verdict.state == ("a, then revision b (upgrade): phase 2 of 3 (backfill) running, "
+                             "430,000 / 1,000,000 rows")
+
+
+def test_a_recorded_phase_explains_the_parent_schema_too() -> None:
+    """Killed after the phase row was written, before its DDL committed."""
+    assert classify_state("a", PARENT, [phase(number=1)], REFERENCES, CHILDREN).explained
+
+
+def test_a_schema_beyond_the_next_revision_is_unexplained_even_with_a_phase() -> None:
+    beyond = {**MIDWAY, "users": {**MIDWAY["users"], "nickname": "VARCHAR(50)"}}
+    verdict = classify_state("a", beyond, [phase()], REFERENCES, CHILDREN)
+    assert not verdict.explained
+    assert "users.nickname in neither revision" in verdict.state
+
+
+def test_a_schema_missing_part_of_the_revision_is_unexplained_even_with_a_phase() -> None:
+    missing = {"alembic_version": PARENT["alembic_version"], "users": {"id": "INTEGER NOT NULL"}}
+    assert not classify_state("a", missing, [phase()], REFERENCES, CHILDREN).explained
+
+
+def test_phase_rows_of_another_revision_or_direction_are_unexplained() -> None:
+    assert not classify_state("a", MIDWAY, [phase(revision="a")], REFERENCES, CHILDREN).explained
+    assert not classify_state("a", MIDWAY, [phase(direction="downgrade")],
+                              REFERENCES, CHILDREN).explained
+
+
+def test_phase_rows_at_head_have_no_next_revision_to_explain_them() -> None:
+    assert not classify_state("b", CHILD, [phase()], REFERENCES, CHILDREN).explained
+
+
+def test_an_unknown_or_missing_revision_is_unexplained() -> None:
+    assert not classify_state("zzz", PARENT, [], REFERENCES, CHILDREN).explained
+    assert not classify_state(None, PARENT, [], REFERENCES, CHILDREN).explained

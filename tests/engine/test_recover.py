@@ -1,0 +1,171 @@
+"""Recovery: fix SQL in one transaction, stamp, verify, commit only when it holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from softbee.runbook.engine.recover import diagnose, load_fix_sql, recover, split_statements
+from softbee.runbook.errors import RecoveryError, RevisionError
+from tests.helpers import (
+    FULL_NAME,
+    HEAD,
+    MIGRATIONS,
+    VARROA,
+    production_project,
+    project_at,
+    revision_of,
+    snapshot,
+)
+from tests.notebooks import run_failing_runbook, step_outputs
+
+HAND_COLUMN = "ALTER TABLE inspections ADD COLUMN varroa_mites_per_100 INTEGER"
+INDEX = "CREATE INDEX ix_inspections_varroa_mites_per_100 ON inspections (varroa_mites_per_100)"
+
+
+def test_split_statements_respects_quotes_and_comments() -> None:
+    sql = "UPDATE t SET a = 'x;y'; -- trailing; comment\n/* block; */ DELETE FROM t;"
+    assert split_statements(sql) == ["UPDATE t SET a = 'x;y'", "DELETE FROM t"]
+
+
+def test_fix_sql_can_be_a_file(tmp_path) -> None:
+    path = tmp_path / "fix.sql"
+    path.write_text("SELECT 1;")
+    assert load_fix_sql(str(path)) == "SELECT 1;"
+    with pytest.raises(RecoveryError, match="does not exist"):
+        load_fix_sql(str(tmp_path / "missing.sql"))
+
+
+def test_diagnosis_shows_the_hand_made_column(database_url: str) -> None:
+    project = project_at(database_url, FULL_NAME, rows=30)
+    with project.connect() as conn:
+        conn.exec_driver_sql(HAND_COLUMN)
+        conn.commit()
+    diagnosis = diagnose(project)
+    assert diagnosis.recorded == (FULL_NAME,) and diagnosis.unknown == ()
+    assert "add_index" in set(diagnosis.diff["operation"])
+
+
+def test_dry_run_verifies_then_rolls_back(database_url: str) -> None:
+    project = project_at(database_url, FULL_NAME, rows=30)
+    with project.connect() as conn:
+        conn.exec_driver_sql(HAND_COLUMN)
+        conn.commit()
+    before = snapshot(database_url)
+    result = recover(project, INDEX, VARROA, dry_run=True)
+    assert result.verification.ok and result.dry_run and not result.applied
+    assert snapshot(database_url) == before
+
+
+def test_real_recovery_commits_fix_and_stamp(database_url: str) -> None:
+    project = project_at(database_url, FULL_NAME, rows=30)
+    with project.connect() as conn:
+        conn.exec_driver_sql(HAND_COLUMN)
+        conn.commit()
+    result = recover(project, INDEX, VARROA, dry_run=False)
+    assert result.succeeded and result.applied
+    assert revision_of(database_url) == VARROA
+    indexes = [name for name, _ in snapshot(database_url)["inspections"]["indexes"]]
+    assert "ix_inspections_varroa_mites_per_100" in indexes
+
+
+def test_unverified_stamp_is_not_committed(database_url: str) -> None:
+    project = project_at(database_url, FULL_NAME)
+    before = snapshot(database_url)
+    result = recover(project, "", HEAD, dry_run=False)
+    assert not result.verification.ok and not result.applied
+    assert snapshot(database_url) == before
+
+
+def test_sql_error_in_the_fix_changes_nothing(database_url: str) -> None:
+    project = project_at(database_url, FULL_NAME, rows=10)
+    before = snapshot(database_url)
+    with pytest.raises(RecoveryError, match="statement 2"):
+        recover(project, "CREATE INDEX ix_users_first_name ON users (first_name); ALTR TABLE x", None,
+                dry_run=False)
+    assert snapshot(database_url) == before
+
+
+def test_stamp_to_an_unknown_revision_is_refused_before_anything_runs(database_url: str) -> None:
+    project = project_at(database_url, FULL_NAME)
+    before = snapshot(database_url)
+    with pytest.raises(RevisionError, match="0badc0ffee00"):
+        recover(project, INDEX, "0badc0ffee00", dry_run=False)
+    assert snapshot(database_url) == before
+
+
+def test_purge_replaces_a_revision_missing_from_the_scripts(database_url: str) -> None:
+    project = project_at(database_url, HEAD)
+    with project.connect() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'deadbeef0000'")
+        conn.commit()
+    assert diagnose(project).unknown == ("deadbeef0000",)
+    with pytest.raises(RevisionError, match="purge=True"):
+        recover(project, "", HEAD, dry_run=False)
+    result = recover(project, "", HEAD, purge=True, dry_run=False)
+    assert result.succeeded and revision_of(database_url) == HEAD
+
+
+@pytest.mark.parametrize("fix", ["BEGIN; DROP TABLE treatments; COMMIT;", "DROP TABLE treatments; COMMIT",
+                                 "drop table treatments; end"])
+def test_transaction_control_in_the_fix_is_refused_so_a_dry_run_stays_dry(database_url: str, fix: str) -> None:
+    project = project_at(database_url, HEAD, rows=10)
+    before = snapshot(database_url)
+    with pytest.raises(RecoveryError, match="remove BEGIN/COMMIT/ROLLBACK"):
+        recover(project, fix, None, dry_run=True)
+    assert snapshot(database_url) == before
+
+
+def test_production_needs_confirm_even_for_a_dry_run(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from softbee.runbook.errors import ConfirmationRequired
+
+    project_at(sqlite_url, FULL_NAME)
+    project = production_project(sqlite_url, monkeypatch)
+    with pytest.raises(ConfirmationRequired):
+        recover(project, INDEX, VARROA, dry_run=True)
+    result = recover(project, "", None, dry_run=True, confirm=project.database_name)
+    assert result.dry_run
+
+
+@pytest.mark.postgres
+def test_fix_waiting_on_a_lock_times_out_and_changes_nothing(postgres_url: str) -> None:
+    import sqlalchemy as sa
+
+    project = project_at(postgres_url, FULL_NAME, rows=10)
+    before = snapshot(postgres_url)
+    reader = sa.create_engine(postgres_url)
+    with reader.connect() as conn:
+        conn.execute(sa.text("SELECT count(*) FROM users"))  # ACCESS SHARE until rollback
+        reader_pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        with pytest.raises(RecoveryError, match=r"lock_timeout \(300 ms\) reached") as caught:
+            recover(project, "ALTER TABLE users ADD COLUMN nickname VARCHAR(40)", None,
+                    dry_run=False, lock_timeout_ms=300)
+        conn.rollback()
+    # the session that held it, and what it held (issue 18: every timeout names its holder)
+    assert f"pid {reader_pid} (" in str(caught.value), caught.value
+    assert "AccessShareLock on users" in str(caught.value) and "rolled back" in str(caught.value)
+    reader.dispose()
+    assert snapshot(postgres_url) == before
+
+
+def test_a_dry_run_that_does_not_verify_never_advises_applying_it(sqlite_url: str) -> None:
+    """Issue 18: after "NOT verified" the verdict must not say to run again with dry_run=False."""
+    project = project_at(sqlite_url, FULL_NAME)
+    unverified = recover(project, "", HEAD, dry_run=True)
+    verified = recover(project, "", FULL_NAME, dry_run=True)
+
+    assert not unverified.verification.ok and "NOT verified" in unverified.verdict()
+    assert "dry_run=False" not in unverified.verdict() and "do not apply" in unverified.verdict()
+    assert verified.verification.ok and "run again with `dry_run=False`" in verified.verdict()
+
+
+@pytest.mark.notebook
+def test_the_runbook_shows_the_verdict_without_advising_an_unverified_recovery(
+    sqlite_url: str, tmp_path
+) -> None:
+    project_at(sqlite_url, FULL_NAME)
+    error, nb = run_failing_runbook("recover_stamp", tmp_path, database_url=sqlite_url,
+                                    migrations_dir=str(MIGRATIONS), stamp_revision=HEAD)
+    assert error.ename == "RecoveryError"
+    said = " ".join(text for output in step_outputs(nb, "## 4.")
+                    for text in output.get("data", {}).values() if isinstance(text, str))
+    assert "NOT verified" in said and "dry_run=False" not in said, said

@@ -1,0 +1,84 @@
+"""What differs per database, in one place: the facts, and the README table made from them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from softbee.runbook.project.dialects import (
+    MySQL,
+    PostgreSQL,
+    SQLite,
+    dialect_named,
+    guarantees_table,
+)
+from tests.helpers import REPO_ROOT
+
+
+def test_readme_table_of_guarantees_is_the_one_the_dialects_make() -> None:
+    """The README's per-database promises cannot drift from the code that keeps them."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    found = re.search(r"<!-- guarantees:start -->\n(.*?)\n<!-- guarantees:end -->", readme, re.DOTALL)
+    assert found, "README.md lost its guarantees table markers"
+    assert found.group(1) == guarantees_table()
+
+
+def test_only_databases_with_transactional_ddl_promise_an_atomic_run() -> None:
+    assert PostgreSQL.transactional_ddl and SQLite.transactional_ddl
+    assert not MySQL.transactional_ddl and dialect_named("mariadb") is dialect_named("mysql")
+    assert not dialect_named("mssql").transactional_ddl and dialect_named("mssql").lock_kind == "none"
+
+
+@pytest.mark.parametrize(("ms", "seconds"), [(1, 1), (1000, 1), (1001, 2), (5000, 5)])
+def test_mysql_lock_timeouts_round_up_to_whole_seconds(ms: int, seconds: int) -> None:
+    params = MySQL().connect_params("pymysql", ms, None)
+    assert params == {"init_command": f"SET SESSION lock_wait_timeout = {seconds}, "
+                                      f"innodb_lock_wait_timeout = {seconds}"}
+
+
+def test_new_sessions_get_timeouts_only_through_drivers_that_take_them() -> None:
+    assert PostgreSQL().connect_params("psycopg2", 1500, 90000) == {
+        "options": "-c lock_timeout=1500 -c statement_timeout=90000"}
+    assert PostgreSQL().connect_params("asyncpg", 1500, None) == {}
+    assert SQLite().connect_params("pysqlite", 1500, None) == {"timeout": 1.5}
+    assert MySQL().connect_params("pymysql", 0, None) == {}  # 0: no limit, the server's setting
+
+
+class _DriverError(Exception):
+    """A driver error as SQLAlchemy wraps it: ``.orig`` with a code (pgcode, or MySQL's number)."""
+
+    def __init__(self, *args: object, pgcode: str | None = None) -> None:
+        super().__init__(*args)
+        self.pgcode = pgcode
+
+
+def _wrapped(orig: Exception) -> Exception:
+    error = Exception("wrapped")
+    error.orig = orig  # type: ignore[attr-defined]
+    return error
+
+
+def test_each_dialect_names_its_own_timeouts_as_set() -> None:
+    """A stopped statement is named by the setting that stopped it, with the value the run set."""
+    pg = PostgreSQL()
+    assert pg.timeout_reached(_wrapped(_DriverError("x", pgcode="55P03")), 300, None).setting == (
+        "lock_timeout (300 ms)")
+    assert pg.timeout_reached(_wrapped(_DriverError("x", pgcode="57014")), 300, 500).kind == "statement"
+    assert SQLite().timeout_reached(_wrapped(_DriverError("database is locked")), 300, None).kind == "lock"
+    mysql = MySQL()
+    lock = mysql.timeout_reached(_wrapped(_DriverError(1205, "Lock wait timeout exceeded")), 300, None)
+    assert (lock.kind, lock.setting) == ("lock", "lock_wait_timeout (1 s)")  # rounded up, as set
+    mariadb = mysql.timeout_reached(_wrapped(_DriverError(1969, "max_statement_time exceeded")), 0, 2500)
+    assert (mariadb.kind, mariadb.setting) == ("statement", "max_statement_time (2.5 s)")
+    assert mysql.timeout_reached(_wrapped(_DriverError(3024, "...")), 0, 500).setting == (
+        "max_execution_time (0.5 s)")
+    for dialect in (pg, SQLite(), mysql, dialect_named("mssql")):
+        assert dialect.timeout_reached(_wrapped(_DriverError(1146, "no such table")), 300, 500) is None
+
+
+def test_a_review_lints_what_will_run_where_lint_can_read_it() -> None:
+    """MySQL's own SQL (MODIFY, concat()) on MySQL; PostgreSQL's where squawk must read it."""
+    assert MySQL.review_sql == "mysql" and dialect_named("mariadb").review_sql == "mysql"
+    assert PostgreSQL.review_sql == "postgresql"
+    assert SQLite.review_sql == "postgresql"  # SQLite's batch revisions cannot render offline
