@@ -251,6 +251,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("DATABASE_URL", "FLASK_ENV", "RUNBOOK_ARCHIVE_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RUNBOOK_ARCHIVE_DIR", str(tmp_path / "archive"))
+    monkeypatch.setenv("SOFTBEE_CACHE_DIR", str(tmp_path / "schema-cache"))  # expected schemas
 
 
 @pytest.fixture

@@ -229,3 +229,17 @@ def add_hives(url: str, names: tuple[str, ...] = ("north-1", "south-2", "lone"))
             conn.execute(sa.text("INSERT INTO hives (id, name) VALUES (:id, :name)"),
                          {"id": number, "name": name})
     engine.dispose()
+
+
+# -- small example apps of real projects' shapes (tests/examples/<shape>/) ------------------
+
+
+def load_example(shape: str, package: str, url: str, destination: Path, monkeypatch: Any) -> Project:
+    """Load ``tests/examples/<shape>`` (its app package ``package``) from a copy in ``destination`` on ``url``."""
+    root = destination / shape
+    shutil.copytree(EXAMPLES / shape, root, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
+        del sys.modules[name]
+    monkeypatch.setattr(sys, "path", list(sys.path))  # import_app adds the project root
+    monkeypatch.chdir(root)
+    return load_project(app=f"{package}:create_app", migrations_dir="migrations", database_url=url)

@@ -9,14 +9,12 @@ from softbee.runbook.errors import RecoveryError, RevisionError
 from tests.helpers import (
     FULL_NAME,
     HEAD,
-    MIGRATIONS,
     VARROA,
     production_project,
     project_at,
     revision_of,
     snapshot,
 )
-from tests.notebooks import run_failing_runbook, step_outputs
 
 HAND_COLUMN = "ALTER TABLE inspections ADD COLUMN varroa_mites_per_100 INTEGER"
 INDEX = "CREATE INDEX ix_inspections_varroa_mites_per_100 ON inspections (varroa_mites_per_100)"
@@ -147,25 +145,93 @@ def test_fix_waiting_on_a_lock_times_out_and_changes_nothing(postgres_url: str) 
     assert snapshot(postgres_url) == before
 
 
-def test_a_dry_run_that_does_not_verify_never_advises_applying_it(sqlite_url: str) -> None:
-    """Issue 18: after "NOT verified" the verdict must not say to run again with dry_run=False."""
-    project = project_at(sqlite_url, FULL_NAME)
-    unverified = recover(project, "", HEAD, dry_run=True)
-    verified = recover(project, "", FULL_NAME, dry_run=True)
+# -- verified against the migrations, not the models (issue 18) -----------------------------
 
-    assert not unverified.verification.ok and "NOT verified" in unverified.verdict()
-    assert "dry_run=False" not in unverified.verdict() and "do not apply" in unverified.verdict()
-    assert verified.verification.ok and "run again with `dry_run=False`" in verified.verdict()
+QUEEN_YEAR_BY_HAND = ("ALTER TABLE hives ADD COLUMN queen_year INTEGER; "
+                      "CREATE INDEX ix_hives_queen_year ON hives (queen_year)")
 
 
-@pytest.mark.notebook
-def test_the_runbook_shows_the_verdict_without_advising_an_unverified_recovery(
-    sqlite_url: str, tmp_path
+def test_an_exact_fix_on_an_app_whose_models_drift_is_verified_and_the_drift_reported_apart(
+    any_database_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project_at(sqlite_url, FULL_NAME)
-    error, nb = run_failing_runbook("recover_stamp", tmp_path, database_url=sqlite_url,
-                                    migrations_dir=str(MIGRATIONS), stamp_revision=HEAD)
-    assert error.ename == "RecoveryError"
-    said = " ".join(text for output in step_outputs(nb, "## 4.")
-                    for text in output.get("data", {}).values() if isinstance(text, str))
-    assert "NOT verified" in said and "dry_run=False" not in said, said
+    from softbee.runbook.engine.migrate import run_migration
+    from tests.helpers import load_example
+
+    project = load_example("models_drift_from_migrations", "driftyard", any_database_url, tmp_path,
+                           monkeypatch)
+    run_migration(project, "upgrade", "d3000000001a")  # d3000000002b then "failed": done by hand
+
+    result = recover(project, QUEEN_YEAR_BY_HAND, "head", dry_run=False)
+
+    assert result.verification.ok, result.verification.message
+    assert result.succeeded and revision_of(any_database_url) == "d3000000002b"
+    assert result.verification.message.startswith("verified: the schema matches revision d3000000002b")
+    assert len(result.model_drift) == 3
+    assert any("the models differ from the migrations in 3 place(s)" in note for note in result.notes)
+    assert "column hives.nickname not in revision d3000000002b" in " ".join(result.notes)
+
+
+@pytest.mark.postgres
+def test_verification_migrates_a_history_with_an_autocommit_block_revision(
+    postgres_url: str, tmp_path
+) -> None:
+    from tests.helpers import migrations_with_extra_revision
+
+    concurrent = "CREATE INDEX CONCURRENTLY ix_treatments_notes ON treatments (notes)"
+    migrations = migrations_with_extra_revision(
+        tmp_path, "ac0000000001", HEAD,
+        upgrade=f"with op.get_context().autocommit_block(): op.execute({concurrent!r})",
+        downgrade="op.drop_index('ix_treatments_notes', table_name='treatments')")
+    (migrations / "versions" / "ac0000000002_later.py").write_text(
+        '"""A later revision\n\nRevision ID: ac0000000002\n"""\n'
+        "revision = 'ac0000000002'\ndown_revision = 'ac0000000001'\nbranch_labels = None\n"
+        "depends_on = None\n\n\ndef upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n")
+    project = project_at(postgres_url, HEAD, migrations_dir=migrations)
+
+    result = recover(project, concurrent.replace(" CONCURRENTLY", ""), "ac0000000001", dry_run=True)
+
+    assert result.verification.ok, result.verification.message
+    assert "ac0000000001" in result.verification.message
+
+
+@pytest.mark.postgres
+def test_recover_and_diagnose_complete_on_models_with_an_unnamed_postgresql_enum(
+    postgres_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from softbee.runbook.engine.migrate import run_migration
+    from tests.helpers import load_example
+
+    project = load_example("unnamed_pg_enum", "mailyard", postgres_url, tmp_path, monkeypatch)
+    run_migration(project, "upgrade", "c4000000001a")
+
+    diagnosis = diagnose(project)
+    result = recover(project, "ALTER TABLE accounts ADD COLUMN port INTEGER", "head", dry_run=False)
+
+    cause = "PostgreSQL Enum type requires a name (accounts.protocol)"
+    assert any(f"the models cannot be compared: {cause}" in p for p in diagnosis.problems)
+    assert f"the models cannot be compared: {cause}" in diagnosis.frame().to_string()
+    assert result.succeeded and revision_of(postgres_url) == "c4000000002b"
+    assert any(cause in note for note in result.notes)
+
+
+@pytest.mark.postgres
+def test_the_recover_stamp_runbook_completes_on_an_unnamed_postgresql_enum_naming_it(
+    postgres_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from softbee.runbook.engine.migrate import run_migration
+    from tests.helpers import load_example
+    from tests.notebooks import run_runbook
+
+    run_migration(load_example("unnamed_pg_enum", "mailyard", postgres_url, tmp_path, monkeypatch),
+                  "upgrade", "c4000000001a")
+
+    nb = run_runbook("recover_stamp", tmp_path, cwd=tmp_path / "unnamed_pg_enum",
+                     app="mailyard:create_app", database_url=postgres_url,
+                     fix_sql="ALTER TABLE accounts ADD COLUMN port INTEGER",
+                     stamp_revision="head", dry_run=False)
+
+    text = json.dumps(nb)
+    assert "the models cannot be compared: PostgreSQL Enum type requires a name (accounts.protocol)" in text
+    assert "Recovery succeeded" in text and revision_of(postgres_url) == "c4000000002b"

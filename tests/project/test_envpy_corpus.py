@@ -345,11 +345,13 @@ def test_an_async_env_py_is_refused_before_any_statement(sqlite_url: str, hivelo
     assert snapshot(sqlite_url) == {}
 
 
+@pytest.mark.parametrize("shape", ["flask_migrate_2x", "engine_begin", "alembic_generic"])
 def test_sessions_env_py_opens_during_a_run_start_with_the_runs_timeouts(
-    postgres_url: str, hivelog, tmp_path: Path
+    postgres_url: str, hivelog, tmp_path: Path, shape: str
 ) -> None:
-    """The 2.x shape opens a session of its own: it is born with lock_timeout and statement_timeout."""
-    project = hivelog("flask_migrate_2x", postgres_url)
+    """Shapes that open a session of their own (engine_from_config on the app's URI or on
+    sqlalchemy.url, their own create_engine): it is born with lock_timeout and statement_timeout."""
+    project = hivelog(shape, postgres_url)
     seen: list[tuple[str, str, str]] = []
     original = sa.engine.Engine.connect
 

@@ -64,7 +64,8 @@ def test_an_unknown_recorded_revision_names_recover_stamp_with_purge_and_changes
     fix = findings[0].fix
     assert fix.startswith(
         "run recover_stamp with purge=True and stamp_revision='head' "
-        "(the schema matches the models): `` softbee-runbook run recover_stamp ")
+        "(the schema matches what the migrations produce at head): `` softbee-runbook run "
+        "recover_stamp ")
     words = shlex.split(fix.split("``")[1])  # the command, complete for this project (issue 18)
     assert words[words.index("app") + 1] == "softbee:create_app"
     assert words[words.index("migrations_dir") + 1] == str(MIGRATIONS)
@@ -181,3 +182,99 @@ def test_findings_read_in_full_as_markdown_with_markup_escaped() -> None:
     assert text == ("- **error**: records unknown revision &lt;b&gt;x&lt;/b&gt;. "
                     "**Fix:** run recover_stamp.")
     assert findings_markdown([]).startswith("The recorded revision is in the scripts")
+
+
+# -- degrade, never die (issue 18) ------------------------------------------------------------
+
+ENUM_CAUSE = "PostgreSQL Enum type requires a name (accounts.protocol)"
+
+
+@pytest.mark.postgres
+def test_the_review_completes_on_models_with_an_unnamed_postgresql_enum_naming_the_cause(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from softbee.runbook.engine.migrate import run_migration
+    from softbee.runbook.review.findings import review_models
+    from tests.helpers import load_example
+
+    project = load_example("unnamed_pg_enum", "mailyard", postgres_url, tmp_path, monkeypatch)
+    run_migration(project, "upgrade", "head")
+    _execute(project, "DROP TABLE alembic_version")  # a state whose advice compares schemas
+
+    (finding,) = check_versions(project)
+    models = review_models(project)
+
+    assert finding.fix.startswith("run recover_stamp with stamp_revision='head' (the schema "
+                                  "matches what the migrations produce at head)")
+    assert [f.problem for f in models.problems] == [f"the models cannot be compared: {ENUM_CAUSE}"]
+    assert "name='...'" in models.problems[0].fix
+
+
+def test_the_target_metadata_env_py_sets_is_the_models_compared(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mailyard's env.py gives Alembic [db.metadata, reporting]: mail_stats is a model, not a stray table."""
+    from softbee.runbook.engine.migrate import run_migration
+    from softbee.runbook.review.diff import model_diff
+    from tests.helpers import load_example
+
+    project = load_example("unnamed_pg_enum", "mailyard", sqlite_url, tmp_path, monkeypatch)
+    run_migration(project, "upgrade", "head")
+
+    diff = model_diff(project)
+
+    assert diff.empty, diff.to_string()
+
+
+@pytest.mark.postgres
+def test_inspect_diff_completes_on_models_with_an_unnamed_postgresql_enum(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from softbee.runbook.archive.summary import read_summary
+    from softbee.runbook.engine.migrate import run_migration
+    from tests.helpers import load_example
+    from tests.notebooks import run_runbook
+
+    run_migration(load_example("unnamed_pg_enum", "mailyard", postgres_url, tmp_path, monkeypatch),
+                  "upgrade", "c4000000001a")
+    project = {"app": "mailyard:create_app", "migrations_dir": "migrations", "database_url": postgres_url}
+
+    nb = run_runbook("inspect_diff", tmp_path, cwd=tmp_path / "unnamed_pg_enum", **project)
+
+    outcome = read_summary(nb)["outcome"]
+    assert "read-only: 1 pending revision(s), models not compared, 0 lint error(s)" in outcome
+    assert f"1 check(s) could not run: the models cannot be compared: {ENUM_CAUSE}" in outcome
+
+
+def test_inspect_diff_without_an_offline_branch_counts_what_it_did_not_lint(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from softbee.runbook.archive.summary import read_summary
+    from tests.helpers import HIVELOG_REVISIONS, assemble_envpy_project
+    from tests.notebooks import run_runbook
+
+    root = assemble_envpy_project("no_offline_branch", tmp_path / "hivelog")
+    project = {"app": "hivelog:create_app", "migrations_dir": "migrations", "database_url": sqlite_url}
+
+    nb = run_runbook("inspect_diff", tmp_path, cwd=root, **project)
+
+    outcome = read_summary(nb)["outcome"]
+    assert "lint error(s)" not in outcome
+    assert (f"3 revision(s) not linted: {', '.join(HIVELOG_REVISIONS)} need a live connection "
+            "(RevisionError: offline rendering tried to connect") in outcome
+    assert "run with capture=True" in outcome
+
+
+def test_the_lint_clause_never_says_zero_errors_for_sql_it_did_not_read() -> None:
+    import pandas as pd
+
+    from softbee.runbook.review.findings import lint_part
+
+    none = pd.DataFrame(columns=["severity"])
+    skipped = [("a1", "needs a live connection (X)")]
+
+    assert lint_part(none, []) == "0 lint error(s)"
+    assert lint_part(none, skipped, pending=1).startswith("1 revision(s) not linted: a1 need")
+    assert lint_part(none, skipped, pending=3).startswith(
+        "0 lint error(s) in the 2 revision(s) rendered, 1 revision(s) not linted")
+    assert lint_part(None, []).startswith("SQL not linted")

@@ -514,8 +514,8 @@ def test_inspect_diff_on_an_unknown_recorded_revision_completes_without_a_plan(
     assert problem.startswith(
         f"records unknown revision {UNKNOWN_REVISION}: it is not in migrations/ (a revision "
         "deleted, or applied from another branch): run recover_stamp with purge=True and "
-        "stamp_revision='head' (the schema matches the models): `` softbee-runbook run "
-        "recover_stamp -p app softbee:create_app -p migrations_dir ")
+        "stamp_revision='head' (the schema matches what the migrations produce at head): "
+        "`` softbee-runbook run recover_stamp -p app softbee:create_app -p migrations_dir ")
 
 
 def test_runbook_runs_with_the_kernel_in_the_runbooks_folder_as_jupyterlab_starts_it(

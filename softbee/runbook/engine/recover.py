@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ from alembic import command
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.engine.guards import migration_lock, require_confirmation, session_timeouts
-from softbee.runbook.engine.migrate import schema_changes, schema_of
 from softbee.runbook.engine.scratch import scratch_copy
 from softbee.runbook.errors import (
     RecoveryError,
@@ -24,7 +22,16 @@ from softbee.runbook.errors import (
 from softbee.runbook.online.phases import in_progress
 from softbee.runbook.project import Project
 from softbee.runbook.project.dialects import dialect_for
-from softbee.runbook.review.diff import model_diff
+from softbee.runbook.review.diff import diff_frame, model_diff
+from softbee.runbook.review.expected import (
+    compare_schemas,
+    differences_frame,
+    drift_message,
+    expected_schema,
+    model_drift,
+    reflect_schema,
+)
+from softbee.runbook.review.findings import Finding, cause_of, run_check
 from softbee.runbook.review.state import current_revisions, get_script, get_state, single_head
 from softbee.runbook.util.secrets import reveal
 from softbee.runbook.util.sqltext import split_sql
@@ -40,6 +47,7 @@ class Diagnosis:
     heads: tuple[str, ...]
     diff: pd.DataFrame
     in_progress: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()  # checks that could not run, each with its cause
 
     def frame(self) -> pd.DataFrame:
         """The diagnosis as a two-column table."""
@@ -48,7 +56,9 @@ class Diagnosis:
             ("recorded revision in scripts", "no: " + ", ".join(self.unknown) if self.unknown else "yes"),
             ("scripts' head(s)", ", ".join(self.heads)),
             ("at head", "yes" if set(self.recorded) == set(self.heads) else "no"),
-            ("models differ from database", f"{len(self.diff)} difference(s)"),
+            ("models differ from database", f"{len(self.diff)} difference(s)"
+             if not self.problems else "not compared (below)"),
+            *(("check that could not run", problem) for problem in self.problems),
             *(("online revision in progress (re-run upgrade_downgrade to resume)", line)
               for line in self.in_progress),
         ]
@@ -59,9 +69,11 @@ def diagnose(project: Project) -> Diagnosis:
     """Read the version table, look its revision up in the scripts and diff the live schema."""
     with project.connect() as conn:
         state = get_state(project, conn)
-        diff = model_diff(project, conn)
-    return Diagnosis(recorded=state.current, unknown=state.unknown, heads=state.heads, diff=diff,
-                     in_progress=state.in_progress)
+        diff, failed = run_check("the models cannot be compared", lambda: model_diff(project, conn),
+                                 metadata=lambda: project.target_metadata(conn))
+    return Diagnosis(recorded=state.current, unknown=state.unknown, heads=state.heads,
+                     diff=diff if diff is not None else diff_frame([]), in_progress=state.in_progress,
+                     problems=(failed.problem,) if failed else ())
 
 
 def load_fix_sql(fix_sql: str | None) -> str:
@@ -98,11 +110,14 @@ class Verification:
     differences: pd.DataFrame
     method: str
     in_progress: tuple[str, ...] = ()  # online revisions a run left half-way (phases.py)
+    error: str = ""  # why the schema could not be checked at all
 
     @property
     def message(self) -> str:
         """One sentence saying whether the recovery holds."""
         where = self.revision or "base"
+        if self.error:
+            return f"NOT verified against revision {where}: {self.error}"
         if self.ok:
             return f"verified: the schema matches revision {where} ({self.method})"
         half_way = "".join(f"; the difference is an online revision half-way ({line}): run "
@@ -124,6 +139,7 @@ class Recovery:
     dry_run: bool
     applied: bool
     notes: list[str] = field(default_factory=list)
+    model_drift: list[str] = field(default_factory=list)  # models vs migrations: the project's own
 
     @property
     def succeeded(self) -> bool:
@@ -177,6 +193,8 @@ def recover(
         conn, lock_timeout_ms, statement_timeout_ms
     ):
         before = current_revisions(project, conn)
+        metadata, unreadable = run_check("the models cannot be read",
+                                         lambda: project.target_metadata(conn))
         if before and not purge:
             unknown = get_state(project, conn).unknown
             if unknown:
@@ -186,8 +204,11 @@ def recover(
                 )
         conn.commit()
         if not dialect_for(conn).transactional_ddl:
-            return _recover_without_transactional_ddl(
+            recovery = _recover_without_transactional_ddl(
                 project, conn, statements, stamp_revision, target, purge, dry_run, before)
+            recovery.model_drift, drift = drift_notes(project, metadata, unreadable)
+            recovery.notes += drift
+            return recovery
         transaction = conn.begin()
         try:
             _run_statements(conn, statements)
@@ -206,9 +227,11 @@ def recover(
     notes = []
     if not verification.ok and not dry_run:
         notes.append("nothing was committed because verification failed")
+    model_differences, drift = drift_notes(project, metadata, unreadable)
     return Recovery(statements=statements, stamped=target if stamp_revision else None,
                     before=before, after=after, verification=verification, dry_run=dry_run,
-                    applied=not dry_run and verification.ok, notes=notes)
+                    applied=not dry_run and verification.ok, notes=notes + drift,
+                    model_drift=model_differences)
 
 
 def _recover_without_transactional_ddl(
@@ -307,81 +330,27 @@ def _stamp(project: Project, conn: Connection, revision: str | None, purge: bool
 
 
 def verify(project: Project, conn: Connection, revision: str | None) -> Verification:
-    """Check the live schema against what ``revision`` expects (head: the models)."""
-    heads = project.script().get_heads()
-    if revision is not None and [revision] == list(heads):
-        diff = model_diff(project, conn)
-        return Verification(revision, diff.empty, diff, "models vs database, as `flask db check`")
-    expected = expected_schema(project, revision)
-    actual = {t: c for t, c in schema_of(conn).items() if t != "alembic_version"}
-    changes = schema_changes(expected, actual)
-    return Verification(revision, changes.empty, changes,
-                        "scratch database upgraded to that revision vs database",
+    """Check the live schema against the schema ``revision``'s migrations produce (never the models)."""
+    method = "a scratch database migrated to that revision vs the database"
+    try:
+        want = expected_schema(project, revision)
+    except Exception as exc:  # noqa: BLE001 - cannot verify: said, never a crash half-way
+        return Verification(revision, False, differences_frame([]), method,
+                            error=f"the expected schema could not be built: {cause_of(exc)}")
+    differences = compare_schemas(reflect_schema(conn), want)
+    return Verification(revision, not differences, differences_frame(differences), method,
                         tuple(in_progress(conn)))
 
 
-def expected_schema(project: Project, revision: str | None) -> dict[str, dict[str, str]]:
-    """The schema a fresh database has at ``revision``, built in a scratch database."""
-    if project.dialect == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="softbee-verify-") as folder:
-            url = project.url.set(database=str(Path(folder) / "scratch.sqlite3"))
-            return _schema_at(project, url, revision)
-    if project.dialect == "postgresql":
-        return _pg_scratch_schema(project, revision)
-    if project.dialect in ("mysql", "mariadb"):
-        return _mysql_scratch_schema(project, revision)
-    raise RecoveryError(f"cannot build a scratch {project.dialect} database to verify against")
-
-
-def _pg_scratch_schema(project: Project, revision: str | None) -> dict[str, dict[str, str]]:
-    import uuid
-
-    name = f"softbee_verify_{uuid.uuid4().hex[:10]}"
-    admin = project.on_url(project.url.set(database="postgres"))
-    try:
-        with admin.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except Exception as exc:
-        admin.engine.dispose()
-        raise RecoveryError(
-            f"cannot create a scratch database to verify against ({type(exc).__name__}): "
-            "grant CREATEDB to the migration user or stamp head"
-        ) from None
-    try:
-        return _schema_at(project, project.url.set(database=name), revision)
-    finally:
-        with admin.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.engine.dispose()
-
-
-def _mysql_scratch_schema(project: Project, revision: str | None) -> dict[str, dict[str, str]]:
-    import uuid
-
-    name = f"softbee_verify_{uuid.uuid4().hex[:10]}"
-    with project.connect() as conn:
-        try:
-            conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
-        except Exception as exc:
-            raise RecoveryError(
-                f"cannot create a scratch database to verify against ({type(exc).__name__}): "
-                "grant CREATE to the migration user or stamp head"
-            ) from None
-        try:
-            return _schema_at(project, project.url.set(database=name), revision)
-        finally:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-
-
-def _schema_at(project: Project, url: Any, revision: str | None) -> dict[str, dict[str, str]]:
-    scratch = project.on_url(url)  # same project, other database, the same timeouts
-    try:
-        with scratch.connect() as conn:
-            with conn.begin(), scratch.bound(conn) as config:
-                if revision is not None:
-                    command.upgrade(config, revision)
-            return {t: c for t, c in schema_of(conn).items() if t != "alembic_version"}
-    finally:
-        scratch.engine.dispose()
+def drift_notes(
+    project: Project, metadata: Any, unreadable: Finding | None = None
+) -> tuple[list[str], list[str]]:
+    """The models against the migrations at head: (the differences, notes to show); never raises."""
+    if unreadable is not None:
+        return [], [unreadable.problem]
+    drift, failed = run_check("the models cannot be compared with the migrations",
+                              lambda: model_drift(project, metadata), metadata=metadata)
+    if failed is not None:
+        return [], [failed.problem]
+    lines = [str(difference) for difference in drift or []]
+    return lines, ([drift_message(drift)] if drift else [])

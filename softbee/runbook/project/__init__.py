@@ -30,7 +30,13 @@ from flask import Flask
 from flask.cli import NoAppException, locate_app
 from sqlalchemy.engine import URL, Connection, Engine
 
-from softbee.runbook.errors import AppMigratedOnLoad, ConfigError, DatabaseError, first_line
+from softbee.runbook.errors import (
+    AppMigratedOnLoad,
+    ConfigError,
+    DatabaseError,
+    NotRoutable,
+    first_line,
+)
 from softbee.runbook.project import routing
 from softbee.runbook.project.dialects import DEFAULT_LOCK_TIMEOUT_MS, check_timeouts
 from softbee.runbook.project.sessions import Timeouts, explain_timeouts, open_session
@@ -61,6 +67,7 @@ class Project:
     app_spec: str = "softbee:create_app"  # ``app`` as the run was given it (for advised commands)
     migrations_spec: str = "migrations"  # ``migrations_dir`` as the run was given it
     _scripts: tuple[tuple[Any, ...], ScriptDirectory] | None = field(default=None, repr=False)
+    _target_metadata: Any = field(default=None, repr=False)
     timeouts: Timeouts = field(default_factory=Timeouts)
 
     def __post_init__(self) -> None:
@@ -165,6 +172,22 @@ class Project:
             config.attributes["connection"] = connection
             with routing.onto(connection, config):
                 yield config
+
+    def target_metadata(self, connection: Connection) -> Any:
+        """The models as env.py gives them to ``context.configure`` (its ``target_metadata``), else :attr:`metadata`.
+
+        Read once, by running env.py with no steps on ``connection`` (nothing is written).
+        """
+        if self._target_metadata is None:
+            with self.stand_in_engine(_BoundEngine(connection)):
+                config = self.config()
+                config.attributes["connection"] = connection
+                try:
+                    found = routing.target_metadata(connection, config)
+                except NotRoutable:  # the run itself refuses it; a comparison still has the models
+                    found = None
+            self._target_metadata = found if found is not None else self.metadata
+        return self._target_metadata
 
     @contextmanager
     def stand_in_engine(self, engine: Any) -> Iterator[None]:

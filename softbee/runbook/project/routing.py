@@ -72,6 +72,7 @@ class _Route:
     render_url: URL | None = None
     probing: bool = False
     asked: list[str] = field(default_factory=list)
+    target_metadata: Any = None  # the first target_metadata env.py gave configure
 
 
 _ROUTE: ContextVar[_Route | None] = ContextVar("softbee_runbook_route", default=None)
@@ -109,6 +110,8 @@ def _routed_configure(
         raise NotRoutable(refusal)
     if route.probing:
         kw["dont_mutate"] = True  # the probe reads the version table, never creates it
+        if route.target_metadata is None and kw.get("target_metadata") is not None:
+            route.target_metadata = kw["target_metadata"]
     _original_configure(self, connection=route.connection, **kw)
 
 
@@ -185,6 +188,15 @@ def probe(connection: Connection, config: Config) -> list[str]:
     Returns the databases its ``configure`` calls named. Nothing is written: the probe's
     migration function yields no step and ``dont_mutate`` keeps the version table as it is.
     """
+    return _probe(connection, config).asked
+
+
+def target_metadata(connection: Connection, config: Config) -> Any:
+    """The ``target_metadata`` env.py passes to ``context.configure`` (None when it passes none), by a probe."""
+    return _probe(connection, config).target_metadata
+
+
+def _probe(connection: Connection, config: Config) -> _Route:
     route = _Route(env_py=env_py_label(config), connection=connection, probing=True)
     script = ScriptDirectory.from_config(config)
     token = _ROUTE.set(route)
@@ -199,7 +211,7 @@ def probe(connection: Connection, config: Config) -> list[str]:
             "may run migrations in a subprocess): the runbook cannot put them on its guarded "
             "connection, so nothing was run; migrate this project with `flask db upgrade`"
         )
-    return route.asked
+    return route
 
 
 @contextmanager

@@ -38,8 +38,9 @@ def raw_diffs(project: Project, connection: Connection | None = None) -> list[An
     opts = {key: args[key] for key in _COMPARE_OPTS if key in args}
     opts.setdefault("compare_type", True)
     opts["include_name"] = _without_phase_table(opts.get("include_name"))
+    metadata = project.target_metadata(connection)  # env.py's own, where it sets one
     context = MigrationContext.configure(connection, opts=opts)
-    return list(compare_metadata(context, project.metadata))
+    return list(compare_metadata(context, metadata))
 
 
 def _without_phase_table(include_name: Any) -> Any:

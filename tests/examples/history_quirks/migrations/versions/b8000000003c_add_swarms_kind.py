@@ -5,9 +5,8 @@ Revises: b8000000002b
 Create Date: 2026-04-08 09:00:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 from swarmlog.models import SwarmKind
 
 # revision identifiers, used by Alembic.

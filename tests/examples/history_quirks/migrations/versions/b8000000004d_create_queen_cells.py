@@ -5,9 +5,8 @@ Revises: b8000000003c
 Create Date: 2026-04-09 09:00:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'b8000000004d'

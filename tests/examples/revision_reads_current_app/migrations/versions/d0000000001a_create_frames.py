@@ -5,9 +5,8 @@ Revises:
 Create Date: 2026-02-02 09:00:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'd0000000001a'

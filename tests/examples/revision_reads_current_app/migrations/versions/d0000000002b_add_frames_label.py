@@ -8,8 +8,8 @@ Create Date: 2026-02-03 09:00:00.000000
 import os
 import sys
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from flask import current_app
 
 # At import, not in upgrade(): put the app's parent folder on the path to reach its helper.

@@ -5,8 +5,8 @@ Revises: d0000000002b
 Create Date: 2026-02-04 09:00:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from flask import current_app
 
 # revision identifiers, used by Alembic.

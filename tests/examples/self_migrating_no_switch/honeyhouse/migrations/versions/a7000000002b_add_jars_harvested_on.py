@@ -5,9 +5,8 @@ Revises: a7000000001a
 Create Date: 2026-03-03 09:00:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'a7000000002b'
