@@ -1,10 +1,12 @@
 """Every session a run opens is bounded, by construction (issue 18, "What must hold" 2).
 
 A helper session holds a Soft-Bee table in the strongest lock for far longer than any run's
-timeout (released by the fixture after a minute at most). Each runbook must then fail
-within its ``lock_timeout_ms`` plus a generous margin, in one line naming the holder, and leave
-the database as it was. The bound is asserted on the failing cell's own duration (papermill
-records it), so kernel start-up on a loaded machine does not count. Which session waited
+timeout (released by the fixture after a minute at most). No step of any runbook may then
+wait longer than its ``lock_timeout_ms`` plus a generous margin: each runbook fails in one
+line naming the holder (``inspect_diff`` degrades instead: the checks the lock stopped are
+findings naming it), and the database is left as it was. The bound is asserted on each
+cell's own duration (papermill records it), so kernel start-up on a loaded machine does not
+count. Which session waited
 does not matter: counts, state reads, reflection, diagnosis, scratch databases all come
 from one factory (``project.open_session``), and a test reads the library's source to prove
 that nothing else opens one.
@@ -86,9 +88,22 @@ def table_held(url: str) -> Iterator[int]:
         engine.dispose()
 
 
+def archived_cells(archive: Path) -> tuple[dict, list[tuple[str, float]]]:
+    """The archived run's record, and each code cell's step and seconds (papermill's timing)."""
+    (record,) = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()]
+    notebook = json.loads((archive / record["notebook"]).read_text())
+    cells, step = [], ""
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "markdown":
+            step = "".join(cell["source"]).splitlines()[0] if cell["source"] else step
+        elif cell["metadata"].get("papermill", {}).get("duration") is not None:
+            cells.append((step, float(cell["metadata"]["papermill"]["duration"])))
+    return record, cells
+
+
 def failing_cell(archive: Path) -> tuple[str, float]:
     """The archived run's failing step and the seconds its cell ran (papermill's own timing)."""
-    (record,) = [json.loads(line) for line in (archive / "index.jsonl").read_text().splitlines()]
+    record, _cells = archived_cells(archive)
     assert record["status"] == "failed", record
     notebook = json.loads((archive / record["notebook"]).read_text())
     cell = notebook["cells"][record["error"]["cell"]]
@@ -120,15 +135,24 @@ def _run_behind_the_lock(url: str, case: str, tmp_path: Path) -> None:
         pairs = [arg for name, value in {"migrations_dir": str(migrations), **params}.items()
                  for arg in ("-p", name, value)]
         result = run_cli(runbook, *pairs, env={"DATABASE_URL": url}, archive=archive)
-    assert result.returncode == 1, result.stdout + result.stderr
-    step, seconds = failing_cell(archive)
-    assert seconds <= lock_timeout_ms / 1000 + MARGIN_S, (step, seconds, result.stderr)
-    assert_one_clear_line(result, f"pid {pid}", LOCKED_TABLE)
-    if is_mysql(url):  # the holder only: not the run's own session, which waited
-        (line,) = [line for line in result.stderr.splitlines() if line.startswith("softbee-")]
-        assert line.count("pid ") == 1, line
+    record, cells = archived_cells(archive)
+    longest = max(cells, key=lambda cell: cell[1])
+    # No step waited longer than the lock timeout (and a margin): none waited for the holder.
+    assert longest[1] <= lock_timeout_ms / 1000 + MARGIN_S, (longest, result.stderr)
+    if runbook == "inspect_diff":
+        # A review degrades, never dies (issue 18, item 5): each check the lock stopped is a
+        # finding naming the holder, and the review completes.
+        assert result.returncode == 0, result.stdout + result.stderr
+        said = result.stdout
+        assert "could not run" in said and f"pid {pid}" in said, said
     else:
-        assert HOLDER_NAME in result.stderr and "AccessExclusiveLock" in result.stderr
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert_one_clear_line(result, f"pid {pid}", LOCKED_TABLE)
+        (said,) = [line for line in result.stderr.splitlines() if line.startswith("softbee-")]
+    if is_mysql(url):  # the holder only: not the run's own session, which waited
+        assert said.count("pid ") == said.count(f"pid {pid}"), said
+    else:
+        assert HOLDER_NAME in said and f"AccessExclusiveLock on {LOCKED_TABLE}" in said, said
     assert snapshot(url) == before
     assert sorted(p.name for p in (migrations / "versions").glob("*.py")) == versions_before
 
