@@ -14,6 +14,16 @@ Two parametrised fixtures, on purpose:
   named, a rehearsal leaves the database as it was).
 
 The parameter lists are the constants ``RUNBOOK_DATABASES`` and ``ALL_DATABASES``.
+
+Drivers are a dimension too: ``postgres_url`` and ``mysql_url`` run on psycopg2 and PyMySQL
+unless a test parametrises them with ``PG_DRIVERS`` (psycopg2, psycopg 3) or ``MYSQL_DRIVERS``
+(PyMySQL, mysqlclient), as the marks ``each_pg_driver`` and ``each_mysql_driver`` do: the
+tests of what reads a driver's errors (guards, timeout messages, online retries, recovery)
+run under each, the rest on one, so ``make test`` covers every driver without doubling.
+A kind of ``database_url``/``any_database_url`` may name its driver too
+(``"postgresql+psycopg"``; ``DRIVER_DATABASES`` lists the second driver of each server).
+A missing driver skips its tests, and fails them under CI=true, like a missing server
+(psycopg 3 always skips on SQLAlchemy 1.4, which has no dialect for it: ``make test-oldest``).
 """
 
 from __future__ import annotations
@@ -44,6 +54,49 @@ MYSQL = pytest.param("mysql", marks=pytest.mark.mysql)
 TRANSACTIONAL_DDL_DATABASES = (SQLITE, POSTGRESQL)
 RUNBOOK_DATABASES = (SQLITE, POSTGRESQL)
 ALL_DATABASES = (SQLITE, POSTGRESQL, MYSQL)
+
+# The drivers each server is tested on (SQLAlchemy's driver names), the default first.
+PG_DRIVERS = ("psycopg2", "psycopg")
+MYSQL_DRIVERS = ("pymysql", "mysqldb")
+each_pg_driver = pytest.mark.parametrize("postgres_url", PG_DRIVERS, indirect=True)
+each_mysql_driver = pytest.mark.parametrize("mysql_url", MYSQL_DRIVERS, indirect=True)
+# The second driver of each server, as kinds of ``database_url``/``any_database_url``.
+POSTGRESQL_PSYCOPG = pytest.param("postgresql+psycopg", marks=pytest.mark.postgres)
+MYSQL_MYSQLCLIENT = pytest.param("mysql+mysqldb", marks=pytest.mark.mysql)
+DRIVER_DATABASES = (POSTGRESQL_PSYCOPG, MYSQL_MYSQLCLIENT)
+# What each driver is imported as, and the package that brings it.
+DRIVER_MODULES = {
+    "psycopg2": ("psycopg2", "psycopg2-binary"),
+    "psycopg": ("psycopg", "psycopg[binary]"),
+    "pymysql": ("pymysql", "PyMySQL"),
+    "mysqldb": ("MySQLdb", "mysqlclient, built by `make setup` when libmariadb-dev and "
+                            "pkg-config are installed"),
+}
+
+
+def require_driver(driver: str) -> None:
+    """Skip when ``driver`` is not installed; under CI=true fail instead (like a missing server)."""
+    module, package = DRIVER_MODULES[driver]
+    if driver == "psycopg" and int(sa.__version__.split(".")[0]) < 2:
+        pytest.skip(f"psycopg 3 needs SQLAlchemy 2.0; this stack has {sa.__version__}")
+    try:
+        __import__(module)
+    except ImportError as exc:
+        reason = f"driver {driver} not installed ({package}): {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason} (CI=true: driver tests may not skip)")
+        pytest.skip(reason)
+
+
+def with_driver(url: str, driver: str | None) -> str:
+    """``url`` on ``driver`` (None: the driver it names), e.g. ``postgresql+psycopg://...``."""
+    if driver is None:
+        return url
+    require_driver(driver)
+    parsed = make_url(url)
+    return parsed.set(drivername=f"{parsed.get_backend_name()}+{driver}").render_as_string(
+        hide_password=False
+    )
 
 
 def _pg_admin_url() -> str:
@@ -190,17 +243,25 @@ def drop_mysql_database(url: str) -> None:
 
 @contextmanager
 def fresh_database(kind: str, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database of ``kind`` (sqlite, postgresql or mysql), dropped afterwards."""
-    if kind == "sqlite":
+    """A fresh, empty database of ``kind`` (sqlite, postgresql or mysql, optionally
+    ``+driver``: ``postgresql+psycopg``), dropped afterwards.
+
+    The database is created and dropped on the default driver; the URL handed to the test
+    names ``driver``, so everything the test runs goes through it.
+    """
+    backend, _, driver = kind.partition("+")
+    if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'softbee.sqlite3'}"
         return
     create, drop = {
         "postgresql": (create_pg_database, drop_pg_database),
         "mysql": (create_mysql_database, drop_mysql_database),
-    }[kind]
+    }[backend]
+    if driver:
+        require_driver(driver)
     url = create()
     try:
-        yield url
+        yield with_driver(url, driver or None)
     finally:
         drop(url)
 
@@ -212,23 +273,21 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database, dropped afterwards."""
-    url = create_pg_database()
-    try:
+def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards; on psycopg2 unless the test
+    parametrises it with a driver (``each_pg_driver``)."""
+    kind = "postgresql" + (f"+{request.param}" if hasattr(request, "param") else "")
+    with fresh_database(kind, tmp_path) as url:
         yield url
-    finally:
-        drop_pg_database(url)
 
 
 @pytest.fixture
-def mysql_url() -> Iterator[str]:
-    """A fresh, empty MariaDB/MySQL database, dropped afterwards (mark the test ``mysql``)."""
-    url = create_mysql_database()
-    try:
+def mysql_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty MariaDB/MySQL database, dropped afterwards (mark the test ``mysql``); on
+    PyMySQL unless the test parametrises it with a driver (``each_mysql_driver``)."""
+    kind = "mysql" + (f"+{request.param}" if hasattr(request, "param") else "")
+    with fresh_database(kind, tmp_path) as url:
         yield url
-    finally:
-        drop_mysql_database(url)
 
 
 @pytest.fixture(params=RUNBOOK_DATABASES)

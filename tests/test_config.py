@@ -144,11 +144,14 @@ def test_production_without_database_url_still_imports() -> None:
         ("postgresql://bee:pw@host:5433/db", "postgresql+psycopg2://bee:pw@host:5433/db"),
         ("  postgresql://bee@host/db\n", "postgresql+psycopg2://bee@host/db"),
         ("postgresql+psycopg2://bee@host/db", "postgresql+psycopg2://bee@host/db"),
+        ("postgresql+psycopg://bee@host/db", "postgresql+psycopg://bee@host/db"),  # psycopg 3
+        ("postgres+psycopg://bee@host/db", "postgres+psycopg://bee@host/db"),
         ("sqlite:///instance/softbee.sqlite3", "sqlite:///instance/softbee.sqlite3"),
     ],
 )
 def test_postgres_urls_are_normalised_to_psycopg2(raw: str, normalised: str) -> None:
-    """Heroku-style postgres:// and driverless postgresql:// both get the psycopg2 driver."""
+    """Heroku-style postgres:// and driverless postgresql:// both get the psycopg2 driver;
+    a URL naming its driver (psycopg 3's postgresql+psycopg://) is used as written."""
     assert normalise_url(raw) == normalised
 
 

@@ -73,3 +73,48 @@ def test_a_mysql_database_is_dropped_even_with_a_session_inside_a_transaction() 
         conn.invalidate()  # the drop killed this session: nothing to roll back
         conn.close()
         engine.dispose()
+
+
+@pytest.mark.postgres
+@fixtures.each_pg_driver
+def test_postgres_url_runs_on_the_driver_the_test_names(
+    postgres_url: str, request: pytest.FixtureRequest
+) -> None:
+    """Drivers are a test dimension: each_pg_driver hands the test a URL on psycopg2, then psycopg 3."""
+    driver = request.node.callspec.params["postgres_url"]
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+            assert conn.dialect.driver == driver
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.mysql
+@fixtures.each_mysql_driver
+def test_mysql_url_runs_on_the_driver_the_test_names(
+    mysql_url: str, request: pytest.FixtureRequest
+) -> None:
+    """each_mysql_driver hands the test a URL on PyMySQL, then mysqlclient (MySQLdb)."""
+    driver = request.node.callspec.params["mysql_url"]
+    engine = sa.create_engine(mysql_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+            assert conn.dialect.driver == driver
+    finally:
+        engine.dispose()
+
+
+def test_a_missing_driver_skips_its_tests_but_fails_them_under_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Like a missing server: mysqlclient not built is a skip for a developer, a failure in CI."""
+    monkeypatch.setitem(fixtures.DRIVER_MODULES, "mysqldb", ("softbee_no_such_driver", "mysqlclient"))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="driver mysqldb not installed"):
+        fixtures.require_driver("mysqldb")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true"):
+        fixtures.require_driver("mysqldb")

@@ -268,6 +268,10 @@ def _print_summary(record: dict[str, Any], out: TextIO) -> None:
         print(f"round trip: {extra['round_trip']}", file=out)
     if extra.get("app_load_check"):
         print(f"app load: {extra['app_load_check']}", file=out)
+    for line in extra.get("in_progress") or []:  # a revision an earlier run left half-way
+        print(f"in progress: {_one_line(line)}", file=out)
+    for problem in extra.get("state_problems") or []:  # what inspect_diff found on the record
+        print(f"finding:  {_one_line(problem)}", file=out)
     error = record.get("error")
     if error:
         count = error.get("execution_count")

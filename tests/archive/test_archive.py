@@ -24,13 +24,13 @@ from softbee.runbook.archive import (
     INDEX_NAME,
     append_record,
     archive_run,
+    chain,
     chain_hash,
     find_run,
     list_runs,
     read_index,
     verify_archive,
 )
-from softbee.runbook.archive import chain
 from softbee.runbook.archive.summary import MIME_TYPE
 from softbee.runbook.errors import ArchiveError
 from tests.helpers import HUNG_AFTER_S

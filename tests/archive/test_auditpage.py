@@ -26,8 +26,8 @@ from softbee.runbook.archive.auditpage import (
     render_index_page,
     write_index_page,
 )
-from softbee.runbook.cli import main
 from softbee.runbook.archive.summary import MIME_TYPE
+from softbee.runbook.cli import main
 
 T0 = dt.datetime(2024, 3, 5, 7, 8, 9, tzinfo=dt.UTC)
 PASSWORD = "hunter2pw"

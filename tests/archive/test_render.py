@@ -10,8 +10,8 @@ from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from softbee.runbook.archive import render
-from softbee.runbook.run.execute import run_runbook
 from softbee.runbook.archive.render import render_html
+from softbee.runbook.run.execute import run_runbook
 from tests.helpers import REPO_ROOT
 
 #: The budget for one archived upgrade_downgrade run, notebook and page together.

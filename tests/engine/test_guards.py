@@ -31,6 +31,7 @@ from softbee.runbook.errors import (
     RoundTripMismatch,
 )
 from softbee.runbook.project import load_project
+from tests.conftest import ALL_DATABASES, DRIVER_DATABASES, each_mysql_driver, each_pg_driver
 from tests.helpers import (
     FULL_NAME,
     HEAD,
@@ -71,6 +72,7 @@ def _upgrade_in_thread(url: str, entered: threading.Event, release: threading.Ev
     return outcome
 
 
+@pytest.mark.parametrize("any_database_url", (*ALL_DATABASES, *DRIVER_DATABASES), indirect=True)
 def test_second_concurrent_upgrade_fails_naming_the_lock_holder(any_database_url: str) -> None:
     database_url = any_database_url
     project_at(database_url, INSPECTIONS, rows=100)
@@ -124,6 +126,7 @@ def test_lock_wait_lets_the_second_run_go_after_the_first(
 
 
 @pytest.mark.mysql
+@each_mysql_driver
 def test_lock_wait_on_mariadb_waits_in_get_lock_until_the_first_run_ends(mysql_url: str) -> None:
     """GET_LOCK waits on the server (no polling): the second run goes once the first lets go."""
     project_at(mysql_url, INSPECTIONS)
@@ -146,6 +149,7 @@ def test_lock_wait_on_mariadb_waits_in_get_lock_until_the_first_run_ends(mysql_u
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_lock_timeout_fails_fast_naming_the_blocking_session(postgres_url: str) -> None:
     project_at(postgres_url, HIVE_HEALTH, rows=50)
     before = snapshot(postgres_url)
@@ -166,6 +170,7 @@ def test_lock_timeout_fails_fast_naming_the_blocking_session(postgres_url: str) 
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_a_session_holding_the_version_table_stops_even_the_first_read_within_lock_timeout(
     postgres_url: str,
 ) -> None:
@@ -186,6 +191,7 @@ def test_a_session_holding_the_version_table_stops_even_the_first_read_within_lo
 
 
 @pytest.mark.mysql
+@each_mysql_driver
 def test_lock_wait_timeout_on_mariadb_names_the_open_transaction_and_changes_nothing(
     mysql_url: str,
 ) -> None:
@@ -211,6 +217,7 @@ def test_lock_wait_timeout_on_mariadb_names_the_open_transaction_and_changes_not
 
 
 @pytest.mark.mysql
+@each_mysql_driver
 def test_a_lock_wait_timeout_in_the_runbooks_own_count_on_mariadb_is_one_line(
     mysql_url: str,
 ) -> None:
@@ -237,6 +244,7 @@ def test_a_lock_wait_timeout_in_the_runbooks_own_count_on_mariadb_is_one_line(
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_statement_timeout_stops_a_slow_migration(postgres_url: str, tmp_path) -> None:
     # A revision that is slow by construction: the timeout must stop it, whatever the machine's
     # speed. (1 ms on a real revision was a race: on a busy machine the runbook's own re-plan
@@ -256,6 +264,7 @@ def test_statement_timeout_stops_a_slow_migration(postgres_url: str, tmp_path) -
 
 
 @pytest.mark.mysql
+@each_mysql_driver
 def test_max_statement_time_on_mariadb_stops_a_slow_revision_in_one_line(
     mysql_url: str, tmp_path
 ) -> None:
@@ -278,6 +287,7 @@ def test_max_statement_time_on_mariadb_stops_a_slow_revision_in_one_line(
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_a_timeout_in_the_runbooks_own_statements_is_one_line_too(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -316,6 +326,7 @@ def test_a_timeout_in_the_runbooks_own_statements_is_one_line_too(
     assert revision_of(postgres_url) == INSPECTIONS
 
 
+@pytest.mark.parametrize("any_database_url", (*ALL_DATABASES, *DRIVER_DATABASES), indirect=True)
 def test_downgrade_dropping_a_column_with_values_is_refused_and_changes_nothing(
     any_database_url: str,
 ) -> None:
@@ -354,6 +365,7 @@ def test_downgrade_to_base_with_rows_needs_allow_data_loss(any_database_url: str
     assert snapshot(database_url) == before
 
 
+@pytest.mark.parametrize("any_database_url", (*ALL_DATABASES, *DRIVER_DATABASES), indirect=True)
 def test_rehearsal_leaves_schema_and_data_byte_for_byte_equal(any_database_url: str) -> None:
     """Rolled back on SQLite and PostgreSQL; on MariaDB run on a scratch copy, then dropped."""
     database_url = any_database_url
@@ -447,6 +459,7 @@ def test_scheduled_run_fails_naming_the_holder_while_another_migration_holds_the
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_estimated_counts_still_catch_rows_deleted_by_the_migration(postgres_url: str, tmp_path) -> None:
     """Statistics do not move inside a transaction: the guard adds the transaction's own deletes."""
     migrations = migrations_with_extra_revision(
@@ -463,6 +476,7 @@ def test_estimated_counts_still_catch_rows_deleted_by_the_migration(postgres_url
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_estimated_counts_catch_a_truncated_table(postgres_url: str, tmp_path) -> None:
     migrations = migrations_with_extra_revision(
         tmp_path, "de1e7e000002", HEAD, upgrade='op.execute("TRUNCATE treatments")')
@@ -565,17 +579,19 @@ def test_round_trip_that_does_not_come_back_on_mariadb_says_where_it_left_the_da
 
 
 @pytest.mark.postgres
-def test_autocommit_block_is_refused_before_it_can_commit_half_a_run(postgres_url: str, tmp_path) -> None:
+def test_autocommit_block_runs_as_an_online_phase_not_half_a_run(postgres_url: str, tmp_path) -> None:
+    """Once refused; now the block is a phase of its own (tests/test_native_autocommit.py)."""
     migrations = migrations_with_extra_revision(
         tmp_path, "c0cc0ffee001", HEAD,
         upgrade="with op.get_context().autocommit_block(): op.create_index("
                 "'ix_hives_queen_year', 'hives', ['queen_year'], postgresql_concurrently=True)")
     project = project_at(postgres_url, HEAD, rows=20, migrations_dir=migrations)
     before = snapshot(postgres_url)
-    with pytest.raises(MigrationFailed, match="autocommit_block") as caught:
-        run_migration(project, "upgrade", "head")
-    assert "flask db upgrade c0cc0ffee001" in str(caught.value)
-    assert snapshot(postgres_url) == before
+    result = run_migration(project, "upgrade", "head")
+    assert [p["runs"] for p in result.phases] == ["in the transaction", "online"]
+    after = snapshot(postgres_url)
+    assert revision_of(postgres_url) == "c0cc0ffee001"
+    assert "ix_hives_queen_year" in str(after["hives"]) and "ix_hives_queen_year" not in str(before)
 
 
 def test_production_false_cannot_overrule_flask_env_production(
@@ -664,6 +680,7 @@ def test_relative_sqlite_path_means_the_same_file_as_flask_db(monkeypatch: pytes
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_statement_timeout_left_unset_keeps_the_databases_own_setting(postgres_url: str) -> None:
     from softbee.runbook.engine.guards import session_timeouts
 

@@ -31,6 +31,7 @@ from softbee.runbook.review.findings import check_versions
 from softbee.runbook.review.lint import lint_sql
 from softbee.runbook.review.offline import render_plan
 from softbee.runbook.review.state import get_state
+from tests.conftest import each_pg_driver
 from tests.helpers import (
     FULL_NAME,
     HEAD,
@@ -295,6 +296,7 @@ def test_a_rehearsal_runs_the_plain_forms_and_changes_nothing(postgres_url: str)
 # -- before anything runs: the phases, and lint pointing at them -------------------------
 
 
+@each_pg_driver
 def test_inspect_diff_shows_the_phases_before_anything_runs(postgres_url: str) -> None:
     project = seeded_at_hive_health(postgres_url)
     rendered = render_plan(project, plan_migration(project, "upgrade", "head"), dialect="postgresql")
@@ -374,6 +376,7 @@ class RowHolder(Holder):
                          sql="SELECT id FROM users WHERE id = (SELECT max(id) FROM users) FOR UPDATE")
 
 
+@each_pg_driver
 def test_a_batch_that_loses_to_the_application_waits_and_retries(postgres_url: str) -> None:
     project = seeded_at_hive_health(postgres_url)
     holder = RowHolder(postgres_url, 1.5)
@@ -386,6 +389,7 @@ def test_a_batch_that_loses_to_the_application_waits_and_retries(postgres_url: s
     assert users_ok(postgres_url) == (USERS, USERS, True)
 
 
+@each_pg_driver
 def test_a_batch_that_keeps_losing_fails_within_its_bound_and_says_where_it_is(postgres_url: str) -> None:
     project = seeded_at_hive_health(postgres_url)
     # Held longer than the retries last (6 x 300 ms of lock_timeout, 6.2 s of waits between):
@@ -410,18 +414,22 @@ def test_a_batch_that_keeps_losing_fails_within_its_bound_and_says_where_it_is(p
 # -- kill -9 in each phase, then a re-run ---------------------------------------------------
 
 KILL_POINTS = [
-    # (progress line to die at, the nth one, what the database must then say, the phases a
-    # re-run must skip: exactly the ones recorded done, no more, no fewer)
-    pytest.param("phase 1/3", 1, None, [], id="phase 1 before its DDL"),
-    pytest.param(" rows (", 1, "phase 2 of 3 (backfill users.full_name) running", [1],
+    # (driver, progress line to die at, the nth one, what the database must then say, the
+    # phases a re-run must skip: exactly the ones recorded done, no more, no fewer)
+    pytest.param("psycopg2", "phase 1/3", 1, None, [], id="phase 1 before its DDL"),
+    pytest.param("psycopg2", " rows (", 1, "phase 2 of 3 (backfill users.full_name) running", [1],
                  id="phase 2 mid-backfill"),
-    pytest.param("phase 3/3", 1, "phase 2 of 3 (backfill users.full_name) done", [1, 2],
+    pytest.param("psycopg2", "phase 3/3", 1, "phase 2 of 3 (backfill users.full_name) done", [1, 2],
                  id="phase 3 before NOT NULL"),
-    pytest.param("phase 2/2", 1, None, [], id="varroa index phase"),
+    pytest.param("psycopg2", "phase 2/2", 1, None, [], id="varroa index phase"),
+    # psycopg 3: the resume reads the phase record and the killed session as psycopg2 does
+    pytest.param("psycopg", " rows (", 1, "phase 2 of 3 (backfill users.full_name) running", [1],
+                 id="psycopg phase 2 mid-backfill"),
 ]
 
 
-@pytest.mark.parametrize(("needle", "nth", "recorded", "skipped_phases"), KILL_POINTS)
+@pytest.mark.parametrize(("postgres_url", "needle", "nth", "recorded", "skipped_phases"),
+                         KILL_POINTS, indirect=["postgres_url"])
 def test_killed_in_a_phase_the_state_is_explained_and_a_rerun_finishes(
     postgres_url: str, needle: str, nth: int, recorded: str | None, skipped_phases: list[int]
 ) -> None:
@@ -489,6 +497,10 @@ def test_the_runbooks_show_a_half_done_revision_and_upgrade_downgrade_resumes_it
     text = json.dumps(upgraded)
     assert "done by an earlier run, skipped" in text and "Phases of the online revisions" in text
     assert revision_of(postgres_url) == HEAD and users_ok(postgres_url) == (USERS, USERS, True)
+    from softbee.runbook.archive.summary import read_summary
+
+    (found,) = read_summary(upgraded)["in_progress"]  # the run's first words say what it met
+    assert "phase 2 of 3 (backfill users.full_name) running" in found
 
 
 def test_the_guard_counts_outside_the_locks_only_for_revisions_that_only_add(postgres_url: str) -> None:
@@ -581,6 +593,7 @@ def test_rows_the_application_deletes_during_a_backfill_are_not_called_a_loss(po
     assert users_ok(postgres_url) == (USERS - 1, USERS - 1, True)
 
 
+@each_pg_driver
 def test_an_index_build_that_loses_its_lock_is_rebuilt_not_left_invalid(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -608,6 +621,7 @@ def test_an_index_build_that_loses_its_lock_is_rebuilt_not_left_invalid(
     engine.dispose()
 
 
+@each_pg_driver
 def test_without_a_lock_timeout_online_statements_still_give_up_and_retry(postgres_url: str) -> None:
     """lock_timeout_ms=0 means none for the guarded DDL; an online phase still gets its 2 s bound."""
     project = seeded_at_hive_health(postgres_url)

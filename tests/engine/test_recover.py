@@ -6,6 +6,7 @@ import pytest
 
 from softbee.runbook.engine.recover import diagnose, load_fix_sql, recover, split_statements
 from softbee.runbook.errors import RecoveryError, RevisionError
+from tests.conftest import POSTGRESQL_PSYCOPG, RUNBOOK_DATABASES, each_pg_driver
 from tests.helpers import (
     FULL_NAME,
     HEAD,
@@ -43,6 +44,7 @@ def test_diagnosis_shows_the_hand_made_column(database_url: str) -> None:
     assert "add_index" in set(diagnosis.diff["operation"])
 
 
+@pytest.mark.parametrize("database_url", (*RUNBOOK_DATABASES, POSTGRESQL_PSYCOPG), indirect=True)
 def test_dry_run_verifies_then_rolls_back(database_url: str) -> None:
     project = project_at(database_url, FULL_NAME, rows=30)
     with project.connect() as conn:
@@ -54,6 +56,7 @@ def test_dry_run_verifies_then_rolls_back(database_url: str) -> None:
     assert snapshot(database_url) == before
 
 
+@pytest.mark.parametrize("database_url", (*RUNBOOK_DATABASES, POSTGRESQL_PSYCOPG), indirect=True)
 def test_real_recovery_commits_fix_and_stamp(database_url: str) -> None:
     project = project_at(database_url, FULL_NAME, rows=30)
     with project.connect() as conn:
@@ -74,6 +77,7 @@ def test_unverified_stamp_is_not_committed(database_url: str) -> None:
     assert snapshot(database_url) == before
 
 
+@pytest.mark.parametrize("database_url", (*RUNBOOK_DATABASES, POSTGRESQL_PSYCOPG), indirect=True)
 def test_sql_error_in_the_fix_changes_nothing(database_url: str) -> None:
     project = project_at(database_url, FULL_NAME, rows=10)
     before = snapshot(database_url)
@@ -125,6 +129,7 @@ def test_production_needs_confirm_even_for_a_dry_run(sqlite_url: str, monkeypatc
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_fix_waiting_on_a_lock_times_out_and_changes_nothing(postgres_url: str) -> None:
     import sqlalchemy as sa
 

@@ -27,6 +27,7 @@ from softbee.runbook.errors import (
     RehearsalFailed,
 )
 from softbee.runbook.review.lint import lint_sql
+from tests.conftest import each_mysql_driver
 from tests.helpers import (
     BEEYARD_APP,
     BEEYARD_REVISIONS,
@@ -83,6 +84,7 @@ def test_soft_bee_history_goes_up_and_down_through_the_runbook(mysql_url: str) -
     assert set(snapshot(mysql_url)) == {"alembic_version"}
 
 
+@each_mysql_driver
 def test_a_revision_failing_half_way_is_reported_half_applied_with_its_recovery(
     mysql_url: str, tmp_path: Path
 ) -> None:
@@ -105,6 +107,7 @@ def test_a_revision_failing_half_way_is_reported_half_applied_with_its_recovery(
     assert "UPDATE no_such_table" in error.remaining_sql
 
 
+@each_mysql_driver
 def test_the_recovery_drill_undoes_the_applied_part_then_the_upgrade_keeps_every_row(
     mysql_url: str, tmp_path: Path
 ) -> None:
@@ -131,6 +134,7 @@ def test_the_recovery_drill_undoes_the_applied_part_then_the_upgrade_keeps_every
         t: n for t, n in rows_before.items() if t != "alembic_version"}
 
 
+@each_mysql_driver
 def test_a_revision_whose_first_statement_fails_left_nothing_and_says_so(
     mysql_url: str, tmp_path: Path
 ) -> None:
@@ -196,6 +200,7 @@ def test_capture_records_each_revisions_statements_on_the_scratch_copy(mysql_url
     assert scratch_databases(mysql_url) == []
 
 
+@each_mysql_driver
 def test_a_predicted_loss_is_refused_before_anything_runs(mysql_url: str) -> None:
     project = project_at(mysql_url, HEAD, rows=20)
     before = snapshot(mysql_url)
@@ -212,6 +217,7 @@ def test_allow_data_loss_runs_the_predicted_loss(mysql_url: str) -> None:
     assert any(loss["object"] == "treatments" for loss in result.losses)
 
 
+@each_mysql_driver
 def test_a_rehearsal_runs_on_a_copy_and_leaves_the_database_alone(mysql_url: str) -> None:
     project = project_at(mysql_url, FULL_NAME, rows=20)
     before = snapshot(mysql_url)
@@ -227,6 +233,7 @@ def test_a_rehearsal_runs_on_a_copy_and_leaves_the_database_alone(mysql_url: str
     assert leftovers == []
 
 
+@each_mysql_driver
 def test_a_second_run_is_refused_naming_the_get_lock_holder(mysql_url: str) -> None:
     project = project_at(mysql_url)
     with project.connect() as other, migration_lock(project, other) as held:

@@ -20,7 +20,7 @@ from softbee.runbook.fleet.status import (
     status_rows,
 )
 from softbee.runbook.fleet.targets import load_targets
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import PG_DRIVERS, create_pg_database, drop_pg_database, with_driver
 from tests.helpers import FULL_NAME, HEAD, MIGRATIONS, VARROA
 
 
@@ -113,10 +113,13 @@ def test_a_missing_migrations_folder_is_one_line(mixed_fleet, tmp_path, capsys):
 
 
 @pytest.mark.postgres
-def test_postgresql_targets_are_read_and_grouped_by_server(tmp_path, monkeypatch):
+@pytest.mark.parametrize("driver", PG_DRIVERS)
+def test_postgresql_targets_are_read_and_grouped_by_server(tmp_path, monkeypatch, driver):
+    """psycopg2 reads directly (a missing version table is base), psycopg 3 through SQLAlchemy."""
     import sqlalchemy as sa
 
-    urls = [create_pg_database() for _ in range(2)]
+    created = [create_pg_database() for _ in range(2)]
+    urls = [with_driver(url, driver) for url in created]
     try:
         engine = sa.create_engine(urls[0])
         with engine.begin() as conn:
@@ -130,7 +133,7 @@ def test_postgresql_targets_are_read_and_grouped_by_server(tmp_path, monkeypatch
         assert by_name["pg-empty"].state == BEHIND and by_name["pg-empty"].revision == "base"
         assert by_name["pg-head"].server == by_name["pg-empty"].server
     finally:
-        for url in urls:
+        for url in created:
             drop_pg_database(url)
 
 

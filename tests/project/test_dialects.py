@@ -11,8 +11,10 @@ from softbee.runbook.project.dialects import (
     PostgreSQL,
     SQLite,
     dialect_named,
+    error_code,
     guarantees_table,
 )
+from tests.conftest import require_driver
 from tests.helpers import REPO_ROOT
 
 
@@ -75,6 +77,50 @@ def test_each_dialect_names_its_own_timeouts_as_set() -> None:
         "max_execution_time (0.5 s)")
     for dialect in (pg, SQLite(), mysql, dialect_named("mssql")):
         assert dialect.timeout_reached(_wrapped(_DriverError(1146, "no such table")), 300, 500) is None
+
+
+def test_psycopg3_errors_are_read_by_their_sqlstate() -> None:
+    """psycopg 3 carries ``sqlstate``, not psycopg2's ``pgcode``: a lock timeout is still one."""
+    require_driver("psycopg")
+    import psycopg
+
+    pg = PostgreSQL()
+    lock = pg.timeout_reached(_wrapped(psycopg.errors.LockNotAvailable("x")), 300, None)
+    assert lock is not None and lock.setting == "lock_timeout (300 ms)"
+    cancel = pg.timeout_reached(_wrapped(psycopg.errors.QueryCanceled("x")), 300, 500)
+    assert cancel is not None and cancel.setting == "statement_timeout (500 ms)"
+    assert error_code(psycopg.errors.DeadlockDetected("x")) == "40P01"  # unwrapped: the same
+    assert error_code(_wrapped(psycopg.OperationalError("connection lost"))) is None
+
+
+@pytest.mark.parametrize("driver", ["pymysql", "mysqldb"])
+def test_mysql_errors_are_read_by_their_number_on_either_driver(driver: str) -> None:
+    """PyMySQL and mysqlclient both raise ``(errno, message)``: the same timeouts named."""
+    require_driver(driver)
+    errors = __import__("pymysql").err if driver == "pymysql" else __import__("MySQLdb")
+    mysql = MySQL()
+    raised = errors.OperationalError(1205, "Lock wait")
+    raised.sqlstate = "HY000"  # what PyMySQL 1.2 adds: the number still decides
+    lock = mysql.timeout_reached(_wrapped(raised), 300, None)
+    assert lock is not None and lock.setting == "lock_wait_timeout (1 s)"
+    statement = errors.OperationalError(1969, "Query execution was interrupted")
+    assert mysql.timeout_reached(_wrapped(statement), 0, 2000).kind == "statement"
+    assert error_code(errors.OperationalError("no number")) is None
+
+
+def test_error_codes_are_read_in_one_place() -> None:
+    """No module but util/error_codes.py reads a driver's error attributes (issue 18: psycopg 3
+    was missed where guards.py and phases.py read psycopg2's ``pgcode`` themselves)."""
+    driver_reads = re.compile(
+        r"\.pgcode\b|[\"']pgcode[\"']|\.sqlstate\b|[\"']sqlstate[\"']|\.diag\b|"
+        r"\borig\.args\b|\bexc\.args\[0\]|psycopg2?\.errors\b|MySQLdb\.|pymysql\.err\b")
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()}"
+        for path in sorted((REPO_ROOT / "softbee").rglob("*.py")) if path.name != "error_codes.py"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if driver_reads.search(line)
+    ]
+    assert offenders == [], "read error codes through util.error_codes.error_code:\n" + "\n".join(offenders)
 
 
 def test_a_review_lints_what_will_run_where_lint_can_read_it() -> None:

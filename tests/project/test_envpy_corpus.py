@@ -33,6 +33,7 @@ from softbee.runbook.engine.guards import migration_lock
 from softbee.runbook.engine.migrate import run_migration
 from softbee.runbook.errors import DataLossError, LockHeld, MigrationFailed, NotRoutable
 from softbee.runbook.project import APPLICATION_NAME, Project, load_project
+from tests.conftest import POSTGRESQL_PSYCOPG, each_pg_driver
 from tests.helpers import (
     HIVELOG_REVISIONS,
     HUNG_AFTER_S,
@@ -252,7 +253,21 @@ def test_a_long_reader_makes_the_run_fail_within_lock_timeout_naming_it(
     shape: str, database_url: str, hivelog
 ) -> None:
     """The run gives up after lock_timeout_ms (plus a margin), names the reader, and changes nothing."""
-    project = hivelog(shape, database_url)
+    assert_a_long_reader_is_named_within_lock_timeout(hivelog(shape, database_url), database_url)
+
+
+@pytest.mark.parametrize("database_url", [POSTGRESQL_PSYCOPG], indirect=True)
+@pytest.mark.parametrize("shape", ["alembic_generic", "engine_begin"])
+def test_a_long_reader_on_psycopg3_is_named_like_on_psycopg2(
+    shape: str, database_url: str, hivelog
+) -> None:
+    """Issue 18's project A: an env.py building its own engine on postgresql+psycopg://. The
+    lock timeout was read as a script error ("LockNotAvailable ... fix the script")."""
+    assert_a_long_reader_is_named_within_lock_timeout(hivelog(shape, database_url), database_url)
+
+
+def assert_a_long_reader_is_named_within_lock_timeout(project: Project, database_url: str) -> None:
+    """Upgrade behind a reader of ``colonies``: fails within lock_timeout_ms + 5 s naming its pid."""
     middle = HIVELOG_REVISIONS[1]
     run_migration(project, "upgrade", middle)
     fill_colonies_only(database_url)
@@ -262,7 +277,7 @@ def test_a_long_reader_makes_the_run_fail_within_lock_timeout_naming_it(
             bounded(lambda: run_migration(project, "upgrade", "head", lock_timeout_ms=LOCK_TIMEOUT_MS))
         elapsed = time.monotonic() - started
     message = str(failure.value)
-    assert f"pid {reader_pid}" in message and "lock" in message and middle in message
+    assert f"pid {reader_pid}" in message and "lock" in message and middle in message, message
     assert elapsed < LOCK_TIMEOUT_MS / 1000 + 5, f"took {elapsed:.1f}s"
     assert revision_of(database_url) == middle
     columns = {c["name"] for c in sa.inspect(sa.create_engine(database_url)).get_columns("colonies")}
@@ -345,6 +360,7 @@ def test_an_async_env_py_is_refused_before_any_statement(sqlite_url: str, hivelo
     assert snapshot(sqlite_url) == {}
 
 
+@each_pg_driver
 @pytest.mark.parametrize("shape", ["flask_migrate_2x", "engine_begin", "alembic_generic"])
 def test_sessions_env_py_opens_during_a_run_start_with_the_runs_timeouts(
     postgres_url: str, hivelog, tmp_path: Path, shape: str
@@ -355,8 +371,8 @@ def test_sessions_env_py_opens_during_a_run_start_with_the_runs_timeouts(
     seen: list[tuple[str, str, str]] = []
     original = sa.engine.Engine.connect
 
-    def spy(engine: sa.engine.Engine) -> Any:
-        conn = original(engine)
+    def spy(engine: sa.engine.Engine, *args: Any, **kwargs: Any) -> Any:
+        conn = original(engine, *args, **kwargs)  # SQLAlchemy 1.4 passes close_with_result
         if engine is not project.engine:
             seen.append(tuple(conn.exec_driver_sql(  # type: ignore[arg-type]
                 "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), "

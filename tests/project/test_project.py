@@ -33,6 +33,62 @@ def test_driverless_postgresql_url_runs_on_psycopg2() -> None:
                                   "database": "softbee"}
 
 
+@pytest.mark.parametrize(("url", "driver"), [
+    ("postgresql+psycopg://someone:pw@127.0.0.1:5432/softbee", "psycopg"),
+    ("postgresql+psycopg2://someone:pw@127.0.0.1:5432/softbee", "psycopg2"),
+    ("mysql+mysqldb://someone:pw@127.0.0.1:3306/softbee", "mysqldb"),
+    ("mariadb+pymysql://someone:pw@127.0.0.1:3306/softbee", "pymysql"),
+])
+def test_a_url_naming_its_driver_runs_on_that_driver(url: str, driver: str) -> None:
+    """SQLAlchemy 2's postgresql+psycopg:// is psycopg 3: used as written, never psycopg2."""
+    from tests.conftest import require_driver
+
+    require_driver(driver)
+    project = load_project(database_url=url)
+    assert project.url.drivername == url.partition("://")[0]
+    assert project.engine.dialect.driver == driver
+
+
+CONNECTION_DRIVERS = [
+    pytest.param("postgresql", "psycopg2", marks=pytest.mark.postgres),
+    pytest.param("postgresql", "psycopg", marks=pytest.mark.postgres),
+    pytest.param("mysql", "pymysql", marks=pytest.mark.mysql),
+    pytest.param("mysql", "mysqldb", marks=pytest.mark.mysql),
+]
+CONNECTION_FAILURES = {
+    # what is wrong with the URL: (how to make it so, the hint every driver must give)
+    "refused": ({"port": 1}, "is the server running, and are host and port right?"),
+    "no database": ({"database": "softbee_no_such_db"},
+                    "create the database or fix its name in DATABASE_URL"),
+    "no user": ({"username": "softbee_no_such_user", "password": "pw"},
+                "the user or password in DATABASE_URL is wrong"),
+}
+
+
+@pytest.mark.parametrize("failure", CONNECTION_FAILURES)
+@pytest.mark.parametrize(("backend", "driver"), CONNECTION_DRIVERS)
+def test_a_refused_connection_gets_the_same_hint_on_every_driver(
+    backend: str, driver: str, failure: str
+) -> None:
+    """mysqlclient says "Can't connect ... (115)" where PyMySQL says "Connection refused": the
+    hint is read from the error's code where it has one, so the driver does not change it."""
+    from sqlalchemy.engine import make_url
+
+    import tests.conftest as fixtures
+
+    (fixtures.require_postgres if backend == "postgresql" else fixtures.require_mysql)()
+    admin = fixtures._pg_admin_url() if backend == "postgresql" else fixtures._mysql_admin_url()
+    changes, hint = CONNECTION_FAILURES[failure]
+    url = make_url(fixtures.with_driver(admin, driver)).set(
+        **{"database": "postgres" if backend == "postgresql" else "mysql", **changes})
+    project = load_project(database_url=url.render_as_string(hide_password=False))
+    with pytest.raises(DatabaseError) as caught:
+        project.connect().close()
+    message = str(caught.value)
+    assert message.endswith(f"({hint})") and "\n" not in message, message
+    assert "pw@" not in message
+
+
 def test_malformed_url_is_one_clear_line() -> None:
     with pytest.raises(ConfigError, match="malformed database URL") as caught:
         load_project(database_url="not a url at all")

@@ -69,3 +69,71 @@ def test_the_runbook_stops_at_its_set_up_step(sqlite_url: str, beeyard, tmp_path
     failed = [c for c in nb.cells if c.cell_type == "code"
               and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert len(failed) == 1 and "load_project(" in failed[0].source
+
+
+# -- an app with no switch, migrating its own database (ihatemoney's and CTFd's shape) --------
+
+
+def _honeyhouse(tmp_path, monkeypatch, own_url: str, database_url: str):
+    """A loader of a copy of the example (its migrations inside the package), fresh each call."""
+    import shutil
+    import sys
+
+    from softbee.runbook.project import load_project
+    from tests.helpers import EXAMPLES
+
+    root = tmp_path / "self_migrating_no_switch"
+    shutil.copytree(EXAMPLES / root.name, root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setenv("HONEYHOUSE_DB_URL", own_url)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(root)
+
+    def load():
+        for name in [m for m in sys.modules if m == "honeyhouse" or m.startswith("honeyhouse.")]:
+            monkeypatch.delitem(sys.modules, name)
+        return load_project(app="honeyhouse:create_app", migrations_dir="honeyhouse/migrations",
+                            database_url=database_url)
+
+    return load
+
+
+HONEYHOUSE_HEAD = "a7000000003c"
+
+
+def test_a_factory_migrating_its_own_other_database_is_named_never_a_pass(tmp_path, monkeypatch):
+    own = f"sqlite:///{tmp_path / 'own.sqlite3'}"
+    load = _honeyhouse(tmp_path, monkeypatch, own, f"sqlite:///{tmp_path / 'runbook.sqlite3'}")
+
+    with pytest.raises(AppMigratedOnLoad) as refused:
+        load()
+
+    message = str(refused.value)
+    assert f"migrated its own database {own} (not the runbook's) from base to {HONEYHOUSE_HEAD}" in message
+    assert "no runbook can guard" in message and "\n" not in message
+    assert revision_of(own) == HONEYHOUSE_HEAD
+
+
+def test_a_factory_with_no_switch_migrating_the_runbooks_database_says_it_happened(
+    tmp_path, monkeypatch
+):
+    url = f"sqlite:///{tmp_path / 'runbook.sqlite3'}"
+    load = _honeyhouse(tmp_path, monkeypatch, url, url)
+
+    with pytest.raises(AppMigratedOnLoad, match=(
+            f"migrated the database from base to {HONEYHOUSE_HEAD} .*has happened, unguarded.*"
+            "an app with none migrates itself on every start")):
+        load()
+
+
+def test_a_factory_that_ran_upgrade_but_moved_nothing_is_said_in_the_load_check(
+    tmp_path, monkeypatch
+):
+    url = f"sqlite:///{tmp_path / 'runbook.sqlite3'}"
+    load = _honeyhouse(tmp_path, monkeypatch, url, url)
+    with pytest.raises(AppMigratedOnLoad):
+        load()  # the first load migrates it (refused, as above)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    project = load()  # at head now: the factory's upgrade moves nothing
+
+    assert project.load_check.startswith("checked:")

@@ -545,3 +545,23 @@ def test_a_round_trip_run_says_it_was_one_and_shows_the_app_load_check(tmp_path)
     assert ("round trip: passed: upgrade, downgrade, upgrade again over 4 revision(s); schema and "
             "row counts identical at each end (4 checks)") in done.stdout, done.stdout
     assert "app load: not checked: the database URL comes from the app's config" in done.stdout
+
+
+def test_the_summary_names_a_revision_in_progress_and_each_finding_in_one_line():
+    out = io.StringIO()
+    _print_summary({
+        "run_id": "r1", "runbook": "inspect_diff", "status": "passed", "duration_s": 1.0,
+        "outcome": "read-only: 1 finding(s) on the recorded state",
+        "extra_facts": {
+            "in_progress": ["revision 6f5b0d2a7c06: phase 2 of 3 (backfill users.full_name) "
+                            "running, 119,929 / 200,000 rows"],
+            "state_problems": ["records unknown revision deadbeef: it is not in migrations/:\n"
+                               "run recover_stamp with purge=True"],
+        },
+    }, out)
+
+    lines = out.getvalue().splitlines()
+    assert ("in progress: revision 6f5b0d2a7c06: phase 2 of 3 (backfill users.full_name) running, "
+            "119,929 / 200,000 rows") in lines
+    assert ("finding:  records unknown revision deadbeef: it is not in migrations/: "
+            "run recover_stamp with purge=True") in lines

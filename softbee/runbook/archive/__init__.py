@@ -8,21 +8,16 @@ Layout::
     <archive>/YYYY/MM/DD/<UTC stamp>_<runbook>_<run id>.html
     <archive>/static/notebook-<sha256 prefix>.css  the stylesheet every html links (written once)
 
-Each record carries the sha256 of its files (notebook, html and the stylesheet
-the html links) and ``hash = sha256(prev_hash + canonical JSON of the record
-without hash)``; ``index.head`` anchors the end of the chain, so deleting the
-last record (and its files) shows too. :func:`verify_archive` names any file
-changed or removed and any record edited or deleted; ``since`` limits the file
-checks to newer runs, never the chain check. Appends take an exclusive
-``flock`` on the index and rewrite ``index.head`` under it, so concurrent runs
-never interleave. An append reads ``index.head`` and the index's last line, not
-the whole index: its cost does not grow with the archive.
+Each record is chained to the one before it by sha256, and ``index.head`` anchors the
+chain's end (:mod:`softbee.runbook.archive.chain` appends, reads and verifies it); this
+module writes a run's files and its record, and finds runs.
 
 The chain makes edits evident, not impossible: whoever can write the archive can
 rewrite it whole. Keep a copy of ``index.head`` elsewhere to pin the history.
 
-Package ``softbee.runbook.archive``: the index (this module), the auditors' page
-(``auditpage``), a notebook's HTML (``render``) and the facts a run records (``summary``).
+Package ``softbee.runbook.archive``: runs and their files (this module), the hash chain
+(``chain``), the auditors' page (``auditpage``), a notebook's HTML (``render``) and the
+facts a run records (``summary``).
 Imports only :mod:`~softbee.runbook.util`; never ``project``, ``review``, ``engine``,
 ``run`` or ``fleet``.
 """

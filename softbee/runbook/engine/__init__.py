@@ -2,7 +2,8 @@
 
 Owns: the migration lock, timeouts and the data-loss guard (``guards``); upgrades,
 downgrades, round trips and rehearsals (``migrate``); MySQL/MariaDB's revision-by-revision
-runs (``stepwise``) and PostgreSQL's online plans (``online_run``); statements captured in
+runs (``stepwise``) and PostgreSQL's online plans (``online_run``), Alembic's own
+``autocommit_block`` as an online phase (``autocommit``); statements captured in
 a rehearsal (``capture``); scratch copies (``scratch``); a manual fix plus stamp
 (``recover``).
 Imports: :mod:`~softbee.runbook.util`, :mod:`~softbee.runbook.project`,

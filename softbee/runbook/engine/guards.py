@@ -21,9 +21,12 @@ from sqlalchemy.engine import Connection
 from softbee.runbook.errors import ConfirmationRequired, LockHeld, ParameterError
 from softbee.runbook.project import APPLICATION_NAME, Project
 from softbee.runbook.project.dialects import (
+    QUERY_CANCELED,
     Dialect,
     check_timeouts,
     dialect_for,
+    dialect_named,
+    error_code,
     rollback_fully,
 )
 from softbee.runbook.project.routing import timeouts_for_new_sessions
@@ -329,7 +332,7 @@ def _reset_timeouts(connection: Connection, dialect: Dialect) -> None:
             connection.commit()
             return
         except sa.exc.OperationalError as exc:
-            if attempt == 2 or getattr(exc.orig, "pgcode", None) != "57014":
+            if attempt == 2 or error_code(exc) != QUERY_CANCELED:
                 raise
 
 

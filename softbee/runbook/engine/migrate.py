@@ -15,6 +15,7 @@ from alembic.script import Script
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
+from softbee.runbook.engine import autocommit
 from softbee.runbook.engine.guards import (
     Snapshot,
     find_losses,
@@ -23,7 +24,12 @@ from softbee.runbook.engine.guards import (
     session_timeouts,
     take_snapshot,
 )
-from softbee.runbook.engine.online_run import is_online, refuse_replaying_half_done, run_online_plan
+from softbee.runbook.engine.online_run import (
+    calls_run_phases,
+    is_online,
+    refuse_replaying_half_done,
+    run_online_plan,
+)
 from softbee.runbook.errors import (
     DataLossError,
     MigrationFailed,
@@ -338,6 +344,10 @@ def run_migration(
             ):
                 plan = plan_migration(project, direction, target, conn)  # it may have moved
                 conn.commit()
+                blocks = autocommit.announce(conn.dialect.name, plan.scripts, plan.direction,
+                                             rehearse=rehearse, round_trip=round_trip)
+                if blocks:
+                    say(blocks)
                 if not dialect_for(conn).transactional_ddl:
                     return _run_without_transactional_ddl(
                         project, conn, plan, round_trip, count_mode, allow_data_loss, rehearse,
@@ -362,11 +372,11 @@ def runs_online(conn: Connection, plan: Plan, rehearse: bool, round_trip: bool, 
     online = [s.revision for s in plan.scripts if is_online(s, plan.direction)]
     if not online or conn.dialect.name != "postgresql":
         return False
-    if rehearse or round_trip:
+    online = [s.revision for s in plan.scripts if calls_run_phases(s, plan.direction)]
+    if (rehearse or round_trip) and online:  # autocommit_block's own line: autocommit.announce
         say(f"{', '.join(online)}: online phases run in their plain form inside the "
             f"{'rehearsal' if rehearse else 'round trip'}'s one transaction, so it can roll back")
-        return False
-    return True
+    return not (rehearse or round_trip)
 
 
 def _run_without_transactional_ddl(
@@ -495,7 +505,9 @@ def _run_locked(
         raise
     except Exception as exc:
         rollback_fully(conn)
-        raise _explain(project, exc, plan, steps, lock_timeout_ms, statement_timeout_ms) from exc
+        run = "rehearsal" if rehearse else "round trip" if round_trip else "run"
+        raise _explain(project, exc, plan, steps, lock_timeout_ms, statement_timeout_ms,
+                       run=run) from exc
 
 
 def _apply(
@@ -685,11 +697,13 @@ def _explain(
     statement_timeout_ms: int | None,
     outcome: str | None = None,
     advice: str | None = None,
+    run: str = "run",
 ) -> RunbookError:
     """Turn a failure inside a migration into one actionable line.
 
     ``outcome`` says what became of the database (default: rolled back, still at the start);
-    ``advice`` what to do about a failed statement (default: fix the script, or recover).
+    ``advice`` what to do about a failed statement (default: fix the script, or recover);
+    ``run`` names the kind of run (a rehearsal, a round trip) in the advice that depends on it.
     """
     script = getattr(exc, "_softbee_script", None)
     where = f"revision {script.revision} ({(script.doc or '').strip()})" if script else plan.direction
@@ -698,13 +712,16 @@ def _explain(
     outcome = outcome or f"rolled back, database still at {plan.start or 'base'}"
     if isinstance(exc, CommandError):
         return RevisionError(f"{where}: {exc}")
-    if any(frame.name == "autocommit_block" for frame in traceback.extract_tb(exc.__traceback__)):
+    if autocommit.in_a_block(exc) or any(
+            frame.name == "autocommit_block" for frame in traceback.extract_tb(exc.__traceback__)):
+        orig = getattr(exc, "orig", None)
+        statement = " ".join(str(getattr(exc, "statement", "") or "").split())[:200]
+        reason = redact_text(first_line(orig if orig is not None else exc))
+        advice = (autocommit.refused_advice(project, plan.direction, script, run) if script else
+                  "run it outside the runbook's transaction")
         return MigrationFailed(
-            f"{where} uses autocommit_block (e.g. CREATE INDEX CONCURRENTLY), which would commit "
-            f"the runbook's guarded transaction half-way; {outcome}: run that one revision with "
-            f"`flask db upgrade {script.revision if script else ''}` in a quiet window, or write "
-            "it with softbee.runbook.online, then come back to the runbook"
-        )
+            f"{where}: its autocommit_block ran {statement!r}, which cannot run inside the {run}'s "
+            f"transaction ({type(orig or exc).__name__}: {reason}); {outcome}: {advice}")
     orig = getattr(exc, "orig", None)
     statement = " ".join(str(getattr(exc, "statement", "") or "").split())[:200]
     reason = redact_text(first_line(orig if orig is not None else exc))

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
+from softbee.runbook.engine.autocommit import blocks_in, finish_revision, revision_running
 from softbee.runbook.engine.guards import Snapshot, find_losses, take_snapshot
 from softbee.runbook.errors import (
     DataLossError,
@@ -92,6 +93,11 @@ def touched_tables(statement: str) -> set[str] | None:
 
 
 def is_online(script: Script, direction: str = "upgrade") -> bool:
+    """True when the revision's ``upgrade()`` (or ``downgrade()``) calls ``run_phases`` or uses ``autocommit_block``."""
+    return calls_run_phases(script, direction) or blocks_in(script, direction) > 0
+
+
+def calls_run_phases(script: Script, direction: str = "upgrade") -> bool:
     """True when the revision's ``upgrade()`` (or ``downgrade()``) calls ``run_phases``."""
     try:
         with open(script.path, encoding="utf-8") as source:
@@ -281,8 +287,10 @@ def _run_revision(
     phasing = Phasing(conn, checkpoint, begin_segment, say, timings)
     if observer is not None:
         observer.step_started(conn, script)
-    with project.bound(conn) as config, phased(phasing):
+    with project.bound(conn) as config, phased(phasing), \
+            revision_running(conn, script, plan.direction) as native:
         migrate_one(config, plan, script)
+        finish_revision(native)  # its phase records go with its alembic_version
     if observer is not None:
         observer.step_finished(conn, script)
     checkpoint()

@@ -28,6 +28,7 @@ from sqlalchemy.pool import NullPool
 
 from softbee.runbook.errors import ConfigError, first_line
 from softbee.runbook.fleet.targets import Fleet, Target, TargetsError
+from softbee.runbook.util.error_codes import UNDEFINED_TABLE, error_code
 from softbee.urls import BadDatabaseURL, parse_url, redact_text
 
 AT_HEAD = "at head"
@@ -253,8 +254,10 @@ def read_revisions(
             with connection.cursor() as cursor:
                 try:
                     cursor.execute(query)
-                except psycopg2.errors.UndefinedTable:
-                    return ()
+                except psycopg2.Error as exc:
+                    if error_code(exc) == UNDEFINED_TABLE:
+                        return ()
+                    raise
                 return tuple(row[0] for row in cursor.fetchall())
         finally:
             connection.close()

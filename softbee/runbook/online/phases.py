@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.errors import first_line
+from softbee.runbook.util.error_codes import DEADLOCK_DETECTED, LOCK_NOT_AVAILABLE, error_code
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
@@ -40,7 +41,7 @@ MARKER = "-- softbee-runbook phase"
 END_MARKER = "-- softbee-runbook phases end"
 RETRIES = 5
 RETRY_FIRST_WAIT_S = 0.2
-_LOST_LOCK = {"55P03", "40P01"}  # lock_not_available, deadlock_detected
+_LOST_LOCK = {LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED}
 
 _metadata = sa.MetaData()
 phase_table = sa.Table(
@@ -206,8 +207,7 @@ class PhaseRunner:
                           else connection.execute(statement))
                 return max(result.rowcount, 0)
             except sa.exc.OperationalError as exc:
-                code = getattr(exc.orig, "pgcode", None)
-                if code not in _LOST_LOCK or attempt > RETRIES:
+                if error_code(exc) not in _LOST_LOCK or attempt > RETRIES:
                     raise
                 wait = RETRY_FIRST_WAIT_S * 2 ** (attempt - 1)
                 self.say(f"      lost a lock to the application ({first_line(exc.orig)}): "

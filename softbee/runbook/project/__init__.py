@@ -38,7 +38,11 @@ from softbee.runbook.errors import (
     first_line,
 )
 from softbee.runbook.project import routing
-from softbee.runbook.project.dialects import DEFAULT_LOCK_TIMEOUT_MS, check_timeouts
+from softbee.runbook.project.dialects import (
+    DEFAULT_LOCK_TIMEOUT_MS,
+    check_timeouts,
+    dialect_named,
+)
 from softbee.runbook.project.sessions import Timeouts, explain_timeouts, open_session
 from softbee.runbook.util.compat import (
     engine_options,
@@ -291,13 +295,7 @@ def quiet_alembic() -> None:
 def describe_connection_error(exc: sa.exc.DBAPIError, url: URL) -> str:
     """One line saying why the database refused us, with the password masked."""
     reason = redact_text(first_line(exc.orig if exc.orig is not None else exc))
-    hint = "check DATABASE_URL (or database_url), the server, and the credentials"
-    if "password authentication failed" in reason:
-        hint = "the password in DATABASE_URL is wrong"
-    elif "does not exist" in reason:
-        hint = "create the database or fix its name in DATABASE_URL"
-    elif "Connection refused" in reason or "could not translate host" in reason:
-        hint = "is the server running, and are host and port right?"
+    hint = dialect_named(url.get_backend_name()).connection_hint(exc)
     return f"cannot connect to {redact_url(url)}: {reason} ({hint})"
 
 
@@ -432,7 +430,8 @@ def load_project(
     # read the recorded revision before loading it, when the URL is known before loading.
     known_url = database_url or os.environ.get("DATABASE_URL") or None
     before = _recorded_revision(known_url) if known_url else None
-    with _environ("DATABASE_URL", database_url or None):
+    moves: list[_Move] = []
+    with _environ("DATABASE_URL", database_url or None), _watching_alembic(moves):
         flask_app = import_app(app, migrations_dir)
     extension = flask_app.extensions.get("migrate")
     if extension is None:
@@ -452,7 +451,7 @@ def load_project(
         # (3.x) or from the app's root folder (2.5).
         folder = sqlite_relative_folder(extension.db, flask_app)
         url = url.set(database=str(Path(folder) / database))
-    load_check = _check_not_migrated_on_load(app, known_url, before, url)
+    load_check = _check_not_migrated_on_load(app, known_url, before, url, moves)
     environment = str(
         flask_app.config.get("SOFTBEE_ENV") or os.environ.get("FLASK_ENV") or "development"
     ).lower()
@@ -472,6 +471,18 @@ def load_project(
 
 
 RECORDED_REVISION_LOCK_TIMEOUT_MS = 2000
+
+
+def _described(raw_url: str | None, runbook_url: URL) -> str:
+    """``the database database_url names`` or ``its own database <redacted URL>``."""
+    if raw_url:
+        try:
+            if routing.database_identity(parse_url(raw_url)) == routing.database_identity(runbook_url):
+                return "the database"
+        except BadDatabaseURL:
+            pass
+        return f"its own database {redact_url(raw_url)} (not the runbook's)"
+    return "a database"
 
 
 def _recorded_revision(raw_url: str | URL) -> str | None:
@@ -507,14 +518,88 @@ def _recorded_revision(raw_url: str | URL) -> str | None:
         engine.dispose()
 
 
-def _check_not_migrated_on_load(
-    app: str, known_url: str | None, before: str | None, url: URL
-) -> str:
-    """Refuse when loading the app moved the database; say what was checked.
+@dataclass(frozen=True)
+class _Move:
+    """One Alembic command the app's factory ran while it loaded, and what it did to its database."""
 
-    Only a URL known before loading (``database_url`` or ``DATABASE_URL``) can be read before
-    the app's factory runs; a URL that only the app's config knows cannot.
+    command: str
+    url: str | None
+    before: str | None
+    after: str | None
+
+
+@contextmanager
+def _watching_alembic(moves: list[_Move]) -> Iterator[None]:
+    """Record every ``upgrade``/``downgrade``/``stamp`` Alembic runs in the block (Flask-Migrate's too).
+
+    An app whose factory migrates on start calls ``flask_migrate.upgrade()``, which calls
+    ``alembic.command.upgrade``; the database it moves is the app's own, read from its config
+    inside the call, so a factory migrating a database other than ``database_url`` is seen too.
     """
+    from alembic import command
+
+    originals = {name: getattr(command, name) for name in ("upgrade", "downgrade", "stamp")}
+
+    def watched(name: str, real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            uri = _app_database_uri()
+            before = _recorded_revision(uri) if uri else None
+            try:
+                return real(*args, **kwargs)
+            finally:
+                moves.append(_Move(name, uri, before, _recorded_revision(uri) if uri else None))
+        return call
+
+    for name, real in originals.items():
+        setattr(command, name, watched(name, real))
+    try:
+        yield
+    finally:
+        for name, real in originals.items():
+            setattr(command, name, real)
+
+
+def _app_database_uri() -> str | None:
+    """The current app's ``SQLALCHEMY_DATABASE_URI``, if an app context is active."""
+    from flask import current_app
+
+    try:
+        uri = current_app.config.get("SQLALCHEMY_DATABASE_URI")
+    except RuntimeError:  # no app context: Alembic called outside Flask-Migrate
+        return None
+    return str(uri) if uri else None
+
+
+NO_SWITCH_ADVICE = (
+    "load it without that: most apps have a setting or environment variable that skips "
+    "flask_migrate.upgrade() on start, e.g. app='package:create_app(\"config.Runbook\")'; an app "
+    "with none migrates itself on every start, which no runbook can guard: migrate it by "
+    "starting it, or add such a setting"
+)
+
+
+def _check_not_migrated_on_load(
+    app: str, known_url: str | None, before: str | None, url: URL, moves: list[_Move] = ()
+) -> str:
+    """Refuse when loading the app moved a database; say what was checked.
+
+    Two ways to see it: Alembic's commands are watched while the app loads (any database the
+    factory migrates, the runbook's or its own), and a URL known before loading
+    (``database_url`` or ``DATABASE_URL``) is read before and after.
+    """
+    for move in moves:
+        if move.before is not None and move.after is not None and move.before != move.after:
+            where = _described(move.url, url)
+            raise AppMigratedOnLoad(
+                f"the app's factory migrated {where} from {move.before} to {move.after} while "
+                f"loading app {app!r} (Alembic's {move.command}), before any guard, count or "
+                f"plan; that migration has happened, unguarded: {NO_SWITCH_ADVICE}",
+                move.before, move.after,
+            )
+    ran = sorted({move.command for move in moves})
+    if ran and not known_url:
+        return (f"checked: the app's factory ran Alembic's {', '.join(ran)} on start and moved "
+                "nothing (its database was already there); the runbooks cannot guard that")
     if not known_url:
         return ("not checked: the database URL comes from the app's config, so it could not be "
                 "read before the app loaded (pass database_url or set DATABASE_URL to check)")
@@ -531,9 +616,7 @@ def _check_not_migrated_on_load(
     if after is not None and after != before:
         raise AppMigratedOnLoad(
             f"the app's factory migrated the database from {before} to {after} while loading "
-            f"app {app!r}, before any guard, count or plan: load it without that (most apps "
-            "have a setting or environment variable that skips flask_migrate.upgrade() on "
-            "start), e.g. app='package:create_app(\"config.Runbook\")'",
+            f"app {app!r}, before any guard, count or plan: {NO_SWITCH_ADVICE}",
             before, after,
         )
     return f"checked: loading the app left the database at {before}"

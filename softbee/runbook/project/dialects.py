@@ -10,6 +10,7 @@ on ``dialect.name``.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,6 +19,13 @@ from sqlalchemy.engine import URL, Connection
 
 from softbee.runbook.errors import ParameterError
 from softbee.runbook.util.compat import dbapi_connection
+from softbee.runbook.util.error_codes import (  # noqa: F401 - re-exported
+    DEADLOCK_DETECTED,
+    LOCK_NOT_AVAILABLE,
+    QUERY_CANCELED,
+    UNDEFINED_TABLE,
+    error_code,
+)
 
 
 # A run's lock timeout where its runbook has no lock_timeout_ms (inspect_diff, generate_revision,
@@ -41,14 +49,11 @@ class TimeoutReached:
     setting: str  # how the message names it, e.g. "lock_timeout (300 ms)"
 
 
-def _error_code(error: BaseException) -> Any:
-    """The driver's error code: PostgreSQL's SQLSTATE, MySQL's error number (None if none)."""
-    orig = getattr(error, "orig", None) or error
-    if (code := getattr(orig, "pgcode", None)) is not None:
-        return code
-    args = getattr(orig, "args", ())
-    return args[0] if args and isinstance(args[0], int) else None
-
+# What to check when a connection is refused: the same words for every driver.
+CHECK_THE_URL = "check DATABASE_URL (or database_url), the server, and the credentials"
+WRONG_CREDENTIALS = "the user or password in DATABASE_URL is wrong"
+NO_DATABASE = "create the database or fix its name in DATABASE_URL"
+SERVER_UNREACHABLE = "is the server running, and are host and port right?"
 
 class Dialect:
     """A database the runbooks know nothing special about: no lock, no timeouts."""
@@ -93,6 +98,10 @@ class Dialect:
         """Processes that have the database file open (only file databases have one)."""
         return []
 
+    def connection_hint(self, error: BaseException) -> str:
+        """What to check when the database refused a connection with ``error``."""
+        return CHECK_THE_URL
+
 
 class PostgreSQL(Dialect):
     """Transactional DDL, a session-level advisory lock, ``lock_timeout``/``statement_timeout``."""
@@ -121,12 +130,25 @@ class PostgreSQL(Dialect):
     def timeout_reached(
         self, error: BaseException, lock_timeout_ms: int | None, statement_timeout_ms: int | None
     ) -> TimeoutReached | None:
-        code = _error_code(error)
-        if code == "55P03":
+        code = error_code(error)
+        if code == LOCK_NOT_AVAILABLE:
             return TimeoutReached("lock", f"lock_timeout ({lock_timeout_ms} ms)")
-        if code == "57014":
+        if code == QUERY_CANCELED:
             return TimeoutReached("statement", f"statement_timeout ({statement_timeout_ms} ms)")
         return None
+
+    def connection_hint(self, error: BaseException) -> str:
+        # libpq fails before the server answers, so without a SQLSTATE: its text is the same
+        # under psycopg2 and psycopg 3, but for host names, which psycopg 3 resolves itself.
+        reason = str(getattr(error, "orig", None) or error)
+        if "password authentication failed" in reason or re.search(r'role ".*" does not exist', reason):
+            return WRONG_CREDENTIALS
+        if re.search(r'database ".*" does not exist', reason):
+            return NO_DATABASE
+        if any(text in reason for text in (
+                "Connection refused", "could not translate host", "failed to resolve host")):
+            return SERVER_UNREACHABLE
+        return CHECK_THE_URL
 
     def connect_params(
         self, driver: str, lock_timeout_ms: int | None, statement_timeout_ms: int | None
@@ -214,6 +236,14 @@ class MySQL(Dialect):
         1969: "max_statement_time",  # MariaDB
         3024: "max_execution_time",  # MySQL
     }
+    CONNECTION_HINTS: ClassVar[dict[int, str]] = {
+        1045: WRONG_CREDENTIALS,  # access denied
+        1698: WRONG_CREDENTIALS,  # access denied, no password given
+        1049: NO_DATABASE,  # unknown database
+        2002: SERVER_UNREACHABLE,  # can't connect (mysqlclient, and sockets)
+        2003: SERVER_UNREACHABLE,  # can't connect over TCP (PyMySQL)
+        2005: SERVER_UNREACHABLE,  # unknown host
+    }
 
     def set_timeouts(
         self, connection: Connection, lock_timeout_ms: int | None, statement_timeout_ms: int | None
@@ -239,7 +269,7 @@ class MySQL(Dialect):
     def timeout_reached(
         self, error: BaseException, lock_timeout_ms: int | None, statement_timeout_ms: int | None
     ) -> TimeoutReached | None:
-        code = _error_code(error)
+        code = error_code(error)
         if code == self.LOCK_WAIT_TIMEOUT:
             waited = f"{_whole_seconds(lock_timeout_ms)} s" if lock_timeout_ms else "the server's"
             return TimeoutReached("lock", f"lock_wait_timeout ({waited})")
@@ -247,6 +277,11 @@ class MySQL(Dialect):
             limit = f"{statement_timeout_ms / 1000:g} s" if statement_timeout_ms else "the server's"
             return TimeoutReached("statement", f"{self.STATEMENT_TIMEOUTS[code]} ({limit})")
         return None
+
+    def connection_hint(self, error: BaseException) -> str:
+        # By number: mysqlclient says "Can't connect to server on 'host' (115)" where PyMySQL
+        # says "... Connection refused".
+        return self.CONNECTION_HINTS.get(error_code(error), CHECK_THE_URL)  # type: ignore[arg-type]
 
     def connect_params(
         self, driver: str, lock_timeout_ms: int | None, statement_timeout_ms: int | None
@@ -322,6 +357,11 @@ def guarantees_table() -> str:
             "work outside any transaction; a killed run resumes" if d.online_phases
             else "the plain forms, inside the run's transaction" if d.transactional_ddl
             else "the plain forms, inside the revision's step"),
+        "Alembic's `autocommit_block`": lambda d: (
+            "an online phase: the work before it guarded and committed, the block in autocommit, "
+            "recorded; a killed run resumes" if d.online_phases
+            else "inside the run's transaction, under the guard" if d.transactional_ddl
+            else "as Alembic runs it: the work before it committed, the block in autocommit"),
         "data-loss guard": lambda d: "after the migration, in its transaction: a loss is rolled back"
         + ("; online: per revision, on the tables it touches" if d.online_phases else "")
         if d.transactional_ddl else "before: predicted from the revisions' SQL and refused",

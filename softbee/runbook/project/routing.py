@@ -182,6 +182,12 @@ def onto(connection: Connection, config: Config) -> Iterator[None]:
         _ROUTE.reset(token)
 
 
+def routed_connection() -> Connection | None:
+    """The connection the active block routes migrations onto (None outside one, or offline)."""
+    route = _ROUTE.get()
+    return None if route is None or route.probing else route.connection
+
+
 def probe(connection: Connection, config: Config) -> list[str]:
     """Run ``env.py`` with no migration steps; refuse it when it cannot be routed onto ``connection``.
 

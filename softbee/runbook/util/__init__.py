@@ -1,8 +1,8 @@
 """Helpers that know nothing of a project or a database: text, SQL text, secrets, paths.
 
 Owns: SQLAlchemy-version shims (``compat``), the project root (``roots``), redaction
-(``redact``) and masked parameters (``secrets``), splitting SQL (``sqltext``) and naming
-column types (``sqltypes``).
+(``redact``) and masked parameters (``secrets``), splitting SQL (``sqltext``), naming
+column types (``sqltypes``) and reading a driver's error code (``error_codes``).
 Imports: only :mod:`softbee.runbook.errors` and :mod:`softbee.urls`; never another
 ``softbee.runbook`` package.
 """
