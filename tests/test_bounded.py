@@ -26,6 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 from softbee.runbook.project import DEFAULT_LOCK_TIMEOUT_MS, load_project
+from tests.conftest import ALL_DATABASES, DRIVER_DATABASES
 from tests.helpers import (
     HEAD,
     MIGRATIONS,
@@ -38,6 +39,9 @@ from tests.helpers import (
     snapshot,
 )
 
+# Every database, on each of its drivers (psycopg2 and psycopg 3, PyMySQL and mysqlclient).
+EVERY_DRIVER = pytest.mark.parametrize(
+    "any_database_url", [*ALL_DATABASES, *DRIVER_DATABASES], indirect=True)
 LOCKED_TABLE = "hives"
 HOLDER_NAME = "table-holder"
 HELD_FOR_S = 60.0  # far longer than any timeout below; a run that waits for it fails the test
@@ -202,6 +206,7 @@ def test_a_second_run_fails_at_once_on_the_migration_lock_not_behind_the_first_r
     assert snapshot(postgres_url) == before
 
 
+@EVERY_DRIVER
 def test_every_session_the_project_opens_carries_the_runs_lock_timeout(
     any_database_url: str,
 ) -> None:
@@ -307,6 +312,7 @@ def sqlite_file_held(url: str) -> Iterator[int]:
         holder.wait(timeout=HUNG_AFTER_S)
 
 
+@EVERY_DRIVER
 def test_a_read_through_the_factory_stops_within_lock_timeout_naming_the_holder(
     any_database_url: str,
 ) -> None:
