@@ -71,6 +71,10 @@ class LockHeld(GuardError):
         self.holder = holder or {}
 
 
+class SessionTimeout(GuardError):
+    """A session of the run waited longer than the run's lock (or statement) timeout."""
+
+
 class ConfirmationRequired(GuardError):
     """Writing to production needs ``confirm`` equal to the database name."""
 

@@ -138,10 +138,14 @@ def test_fix_waiting_on_a_lock_times_out_and_changes_nothing(postgres_url: str) 
     reader = sa.create_engine(postgres_url)
     with reader.connect() as conn:
         conn.execute(sa.text("SELECT count(*) FROM users"))  # ACCESS SHARE until rollback
-        with pytest.raises(RecoveryError, match="lock timeout"):
+        reader_pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        with pytest.raises(RecoveryError, match=r"lock_timeout \(300 ms\) reached") as caught:
             recover(project, "ALTER TABLE users ADD COLUMN nickname VARCHAR(40)", None,
                     dry_run=False, lock_timeout_ms=300)
         conn.rollback()
+    # the session that held it, and what it held (issue 18: every timeout names its holder)
+    assert f"pid {reader_pid} (" in str(caught.value), caught.value
+    assert "AccessShareLock on users" in str(caught.value) and "rolled back" in str(caught.value)
     reader.dispose()
     assert snapshot(postgres_url) == before
 

@@ -6,7 +6,6 @@ import fcntl
 import json
 import math
 import os
-import re
 import socket
 import time
 from collections.abc import Iterator, Mapping
@@ -31,6 +30,11 @@ from softbee.runbook.project.dialects import (
     rollback_fully,
 )
 from softbee.runbook.project.routing import timeouts_for_new_sessions
+from softbee.runbook.project.sessions import (
+    Timeouts,
+    record_session_timeouts,
+    session_timeouts_of,
+)
 from softbee.runbook.review.counts import column_value_counts, has_rows, row_counts, user_tables
 
 # pg_advisory_lock(int4, int4): a fixed pair; advisory locks are per database already.
@@ -60,6 +64,19 @@ def require_confirmation(project: Project, confirm: str | None, production: bool
 
 
 # -- one migration at a time -------------------------------------------------------------
+
+
+def counts_under_lock(
+    project: Project, count_mode: str = "exact", lock_wait_s: float = 0.0
+) -> dict[str, int]:
+    """Rows per table, counted holding the migration lock.
+
+    While another run migrates, its locked tables would make the count wait (up to
+    ``lock_timeout_ms``): holding the lock first makes this run fail at once instead, with
+    :class:`~softbee.runbook.errors.LockHeld` naming the run that holds it.
+    """
+    with project.connect() as conn, migration_lock(project, conn, lock_wait_s):
+        return row_counts(conn, count_mode)
 
 
 @dataclass
@@ -279,17 +296,25 @@ def session_timeouts(
     The runbook's own session gets them now; any other session that opens while the block
     runs (a project's ``env.py`` building its own engine) is born with them
     (:func:`~softbee.runbook.project.routing.timeouts_for_new_sessions`), so nothing waits forever.
+    Afterwards the session is given back the timeouts it had (the run's, from the factory).
     """
     check_timeouts(lock_timeout_ms, statement_timeout_ms)
     dialect = dialect_for(connection)
+    had = session_timeouts_of(connection)
     dialect.set_timeouts(connection, lock_timeout_ms, statement_timeout_ms)
     connection.commit()
+    record_session_timeouts(connection, Timeouts(
+        had.lock_timeout_ms if lock_timeout_ms is None else lock_timeout_ms,
+        had.statement_timeout_ms if statement_timeout_ms is None else statement_timeout_ms))
     try:
         with timeouts_for_new_sessions(lock_timeout_ms, statement_timeout_ms):
             yield
     finally:
         if not connection.closed and not connection.invalidated:
             _reset_timeouts(connection, dialect)
+            dialect.set_timeouts(connection, had.lock_timeout_ms, had.statement_timeout_ms)
+            connection.commit()
+            record_session_timeouts(connection, had)
 
 
 def _reset_timeouts(connection: Connection, dialect: Dialect) -> None:
@@ -309,71 +334,6 @@ def _reset_timeouts(connection: Connection, dialect: Dialect) -> None:
         except sa.exc.OperationalError as exc:
             if attempt == 2 or error_code(exc) != QUERY_CANCELED:
                 raise
-
-
-def blockers_of(project: Project, statement: str) -> list[dict[str, Any]]:
-    """Sessions holding locks on the tables ``statement`` names (looked up from a new connection).
-
-    MySQL and MariaDB do not say who holds a metadata lock (without performance_schema or the
-    METADATA_LOCK_INFO plugin): there the sessions of this database with an open transaction,
-    the ones that can hold one, are listed (:func:`mysql_open_transactions`).
-    """
-    if dialect_named(project.dialect).lock_kind == "get_lock":
-        return mysql_open_transactions(project)
-    tables = _table_names(statement)
-    if not tables or project.dialect != "postgresql":
-        return []
-    with project.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT DISTINCT l.pid, c.relname, l.mode, a.application_name, "
-                "left(a.query, 120) AS query, a.state "
-                "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                "JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.granted AND c.relname = ANY(:tables) AND l.pid <> pg_backend_pid()"
-            ),
-            {"tables": tables},
-        ).mappings()
-        return [dict(row) for row in rows]
-
-
-def mysql_open_transactions(project: Project) -> list[dict[str, Any]]:
-    """Other sessions of this MySQL/MariaDB database with an open transaction, oldest first."""
-    with project.engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT p.ID AS pid, p.USER AS user, p.HOST AS client, p.COMMAND AS command, "
-            "LEFT(p.INFO, 120) AS query, t.trx_started AS since "
-            "FROM information_schema.INNODB_TRX t "
-            "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
-            "WHERE p.ID <> CONNECTION_ID() AND p.DB = DATABASE() "
-            "ORDER BY t.trx_started LIMIT 5")).mappings()
-        return [dict(row) for row in rows]
-
-
-def describe_blockers(project: Project, statement: str) -> str:
-    """One phrase naming the sessions that hold what ``statement`` waited for."""
-    blockers = blockers_of(project, statement)
-    if dialect_named(project.dialect).lock_kind == "get_lock":
-        return "; ".join(
-            f"pid {b['pid']} (user {b['user']}, client {b['client']}, "
-            f"{'idle' if b['command'] == 'Sleep' else b['command']}, transaction open since "
-            f"{b['since']}" + (f", query {b['query']!r}" if b["query"] else "") + ")"
-            for b in blockers
-        ) or "a session that has since let go (SHOW PROCESSLIST lists the sessions)"
-    return "; ".join(
-        f"pid {b['pid']} ({b['application_name'] or 'no application name'}, {b['mode']} on "
-        f"{b['relname']}, state {b['state']}, query {b['query']!r})" for b in blockers
-    ) or "a session that has since let go"
-
-
-_TABLE_AFTER = re.compile(
-    r"(?:ALTER TABLE|DROP TABLE|INTO|UPDATE|FROM|ON|INDEX \S+ ON)\s+(?:IF EXISTS\s+)?\"?(\w+)\"?",
-    re.IGNORECASE,
-)
-
-
-def _table_names(statement: str) -> list[str]:
-    return sorted(set(_TABLE_AFTER.findall(statement)))
 
 
 # -- data-loss guard ---------------------------------------------------------------------

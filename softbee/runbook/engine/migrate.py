@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from collections.abc import Callable
@@ -19,7 +18,6 @@ from sqlalchemy.engine import Connection
 from softbee.runbook.engine import autocommit
 from softbee.runbook.engine.guards import (
     Snapshot,
-    describe_blockers,
     find_losses,
     migration_lock,
     require_confirmation,
@@ -46,6 +44,11 @@ from softbee.runbook.online.phases import PHASE_TABLE
 from softbee.runbook.project import Project
 from softbee.runbook.project.advice import runbook_command
 from softbee.runbook.project.dialects import dialect_for, dialect_named, rollback_fully
+from softbee.runbook.project.sessions import (
+    caller_explains_timeouts,
+    describe_blockers,
+    describe_file_holders,
+)
 from softbee.runbook.review.counts import SKIPPED_TABLES, compare_counts, counts_records, has_rows
 from softbee.runbook.review.state import (
     State,
@@ -327,7 +330,8 @@ def run_migration(
     say = progress or (lambda _message: None)
     # A rehearsal writes nothing in the end, but it takes the same locks on the same tables.
     require_confirmation(project, confirm, production)
-    with project.connect() as conn:
+    # Its timeouts are explained here (_explain), with what became of the database.
+    with project.connect() as conn, caller_explains_timeouts(conn):
         first = Plan(direction, None, None, [])
         try:
             # Fail fast, before the lock; under the timeouts already: a session holding
@@ -411,7 +415,8 @@ def _run_without_transactional_ddl(
 
     if not rehearse:
         return run(project, conn, allow_data_loss)
-    with scratch_copy(project, conn) as copy, copy.connect() as scratch_conn:
+    with scratch_copy(project, conn) as copy, copy.connect() as scratch_conn, \
+            caller_explains_timeouts(scratch_conn):
         say(f"rehearsal on a scratch copy of the database ({copy.url.database}): "
             f"{project.dialect} cannot roll DDL back")
         # The copy's session gets the run's timeouts too: a rehearsal waits no longer than a run.
@@ -725,7 +730,7 @@ def _explain(
     if timeout is not None and timeout.kind == "lock" and project.dialect == "sqlite":
         return MigrationFailed(
             f"{where}: {timeout.setting} reached: the SQLite file is locked by "
-            f"{_describe_file_holders(project)}; {outcome}: retry when that process lets go of "
+            f"{describe_file_holders(project)}; {outcome}: retry when that process lets go of "
             "it, or raise lock_timeout_ms"
         )
     if timeout is not None and timeout.kind == "lock":
@@ -741,12 +746,3 @@ def _explain(
         )
     advice = advice or "fix the script, or fix the database by hand and run recover_stamp"
     return MigrationFailed(f"{where} failed: {type(orig or exc).__name__}: {reason}; {outcome}: {advice}")
-
-
-def _describe_file_holders(project: Project) -> str:
-    """The processes other than this one that hold the SQLite file open, as one phrase."""
-    holders = [h for h in dialect_named(project.dialect).file_holders(project.url)
-               if h["pid"] != os.getpid()]
-    if not holders:
-        return "another connection of this process"
-    return "; ".join(f"pid {h['pid']} ({h['command']})" for h in holders)

@@ -12,7 +12,13 @@ from sqlalchemy.engine import Connection
 
 from softbee.runbook.engine.guards import migration_lock, require_confirmation, session_timeouts
 from softbee.runbook.engine.scratch import scratch_copy
-from softbee.runbook.errors import RecoveryError, RevisionError, RunbookError, first_line
+from softbee.runbook.errors import (
+    RecoveryError,
+    RevisionError,
+    RunbookError,
+    SessionTimeout,
+    first_line,
+)
 from softbee.runbook.online.phases import in_progress
 from softbee.runbook.project import Project
 from softbee.runbook.project.dialects import dialect_for
@@ -305,6 +311,10 @@ def _run_statements(
     for number, statement in enumerate(statements, start=1):
         try:
             conn.exec_driver_sql(statement)
+        except SessionTimeout as exc:  # it waited too long: the SQL is not what is wrong
+            raise RecoveryError(
+                f"fix_sql statement {number} ({redact_text(statement[:80])!r}): {exc}; {undone}"
+            ) from None
         except Exception as exc:
             orig = getattr(exc, "orig", None)
             reason = redact_text(first_line(orig if orig is not None else exc))

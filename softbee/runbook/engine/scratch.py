@@ -9,7 +9,6 @@ too big to copy is refused with its size rather than rehearsed on the real table
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.errors import GuardError
-from softbee.runbook.project import Project, make_engine
+from softbee.runbook.project import Project
 
 MAX_SCRATCH_ROWS = 1_000_000  # above this a copy takes minutes and doubles the disk used
 
@@ -54,10 +53,9 @@ def scratch_copy(
     tables = sa.inspect(connection).get_table_names()
     connection.exec_driver_sql(f"CREATE DATABASE {_quote(name)}")
     connection.commit()
-    scratch = dataclasses.replace(project, url=project.url.set(database=name),
-                                  engine=make_engine(project.url.set(database=name)))
+    scratch = project.on_url(project.url.set(database=name))  # bounded like the project's
     try:
-        with scratch.engine.connect() as copy:
+        with scratch.connect() as copy:
             copy.exec_driver_sql("SET SESSION FOREIGN_KEY_CHECKS = 0")
             for table in tables:
                 ddl = connection.exec_driver_sql(f"SHOW CREATE TABLE {_quote(table)}").one()[1]

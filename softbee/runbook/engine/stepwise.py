@@ -30,7 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from softbee.runbook.engine.guards import describe_blockers, find_losses, take_snapshot
+from softbee.runbook.engine.guards import find_losses, take_snapshot
 from softbee.runbook.errors import (
     CannotPredict,
     DataLossError,
@@ -43,6 +43,7 @@ from softbee.runbook.errors import (
 from softbee.runbook.project import Project
 from softbee.runbook.project.advice import runbook_command
 from softbee.runbook.project.dialects import TimeoutReached, dialect_named
+from softbee.runbook.project.sessions import describe_blockers
 from softbee.runbook.review.counts import SKIPPED_TABLES, has_rows
 from softbee.runbook.review.lint import destructive_statements
 from softbee.runbook.review.offline import downgrade_sql, upgrade_sql

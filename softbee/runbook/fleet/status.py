@@ -244,9 +244,11 @@ def read_revisions(
         params = {k: v for k, v in {
             "host": url.host, "port": url.port, "user": url.username,
             "password": url.password, "dbname": url.database}.items() if v is not None}
+        # Born with the lock timeout (libpq options): a target whose version table someone
+        # holds answers within it, like any session the runbooks open.
         connection = psycopg2.connect(
             **params, **dict(url.query), connect_timeout=max(1, int(connect_timeout_s)),
-            application_name="softbee-runbook fleet status")
+            application_name="softbee-runbook fleet status", **_bounded(backend, driver))
         try:
             connection.autocommit = True  # one query: no BEGIN round trip, no transaction left
             with connection.cursor() as cursor:
@@ -273,7 +275,7 @@ def read_revisions(
                 if "no such table" in str(exc):
                     return ()
                 raise
-    engine = sa.create_engine(url, poolclass=NullPool)
+    engine = sa.create_engine(url, poolclass=NullPool, connect_args=_bounded(backend, driver))
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(
@@ -282,6 +284,22 @@ def read_revisions(
             return tuple(context.get_current_heads())
     finally:
         engine.dispose()
+
+
+# Like every session the runbooks open (project.sessions), a read waits at most this long for a
+# lock: the 5000 ms a runbook without lock_timeout_ms has. fleet sits below project (layers).
+READ_LOCK_TIMEOUT_MS = 5000
+
+
+def _bounded(backend: str, driver: str) -> dict[str, Any]:
+    """Connect arguments giving a new session the lock timeout (none for other drivers)."""
+    if backend == "postgresql" and driver in ("psycopg2", "psycopg"):
+        return {"options": f"-c lock_timeout={READ_LOCK_TIMEOUT_MS}"}
+    if backend in ("mysql", "mariadb") and driver in ("pymysql", "mysqldb"):
+        seconds = -(-READ_LOCK_TIMEOUT_MS // 1000)
+        return {"init_command": f"SET SESSION lock_wait_timeout = {seconds}, "
+                                f"innodb_lock_wait_timeout = {seconds}"}
+    return {}
 
 
 def _server(url: URL | None) -> str:

@@ -13,6 +13,7 @@ never ``online``, ``review``, ``engine``, ``run``, ``archive`` or ``fleet``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -37,7 +38,12 @@ from softbee.runbook.errors import (
     first_line,
 )
 from softbee.runbook.project import routing
-from softbee.runbook.project.dialects import dialect_for, dialect_named
+from softbee.runbook.project.dialects import (
+    DEFAULT_LOCK_TIMEOUT_MS,
+    check_timeouts,
+    dialect_named,
+)
+from softbee.runbook.project.sessions import Timeouts, explain_timeouts, open_session
 from softbee.runbook.util.compat import (
     engine_options,
     engine_stood_in,
@@ -66,6 +72,10 @@ class Project:
     migrations_spec: str = "migrations"  # ``migrations_dir`` as the run was given it
     _scripts: tuple[tuple[Any, ...], ScriptDirectory] | None = field(default=None, repr=False)
     _target_metadata: Any = field(default=None, repr=False)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    def __post_init__(self) -> None:
+        explain_timeouts(self)
 
     @property
     def dialect(self) -> str:
@@ -137,11 +147,19 @@ class Project:
         return script
 
     def connect(self) -> Connection:
-        """Open a connection, turning driver errors into one clear line."""
+        """Open a session with the run's timeouts (:func:`open_session`); driver errors in one line."""
         try:
-            return self.engine.connect()
+            return open_session(self.engine, self.timeouts)
         except sa.exc.OperationalError as exc:
             raise DatabaseError(describe_connection_error(exc, self.url)) from None
+
+    def on_url(self, url: URL) -> Project:
+        """This project on another database (a scratch copy, the server's admin database).
+
+        Same app, migrations and timeouts: its sessions are bounded like this project's.
+        The caller disposes of its engine.
+        """
+        return dataclasses.replace(self, url=url, engine=make_engine(url))
 
     @contextmanager
     def bound(self, connection: Connection) -> Iterator[Config]:
@@ -282,7 +300,10 @@ def describe_connection_error(exc: sa.exc.DBAPIError, url: URL) -> str:
 
 
 def make_engine(url: URL) -> Engine:
-    """Create the engine the runbooks use: psycopg2 named, SQLite with real transactions."""
+    """Create the engine the runbooks use: psycopg2 named, SQLite with real transactions.
+
+    Sessions come from it only through :func:`open_session` (``Project.connect``).
+    """
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database and database != ":memory:" and not Path(database).parent.exists():
@@ -385,13 +406,19 @@ def load_project(
     app: str = "softbee:create_app",
     migrations_dir: str | os.PathLike[str] = "migrations",
     database_url: str | None = None,
+    *,
+    lock_timeout_ms: int | None = DEFAULT_LOCK_TIMEOUT_MS,
+    statement_timeout_ms: int | None = None,
 ) -> Project:
     """Load the Flask app at ``app`` and the Flask-Migrate project around it.
 
-    A ``database_url`` that ``softbee-runbook run`` passed masked (its password is
-    never written into the notebook) is exchanged for the real URL from the
-    kernel's environment (:func:`~softbee.runbook.util.secrets.reveal`).
+    Every session the project opens (:meth:`Project.connect`) gets ``lock_timeout_ms`` and
+    ``statement_timeout_ms``: the run's, where its runbook has them. A ``database_url``
+    that ``softbee-runbook run`` passed masked (its password is never written into the
+    notebook) is exchanged for the real URL from the kernel's environment
+    (:func:`~softbee.runbook.util.secrets.reveal`).
     """
+    check_timeouts(lock_timeout_ms, statement_timeout_ms)
     database_url = reveal(database_url)
     directory = _migrations_directory(migrations_dir)
     if database_url:
@@ -439,6 +466,7 @@ def load_project(
         load_check=load_check,
         app_spec=app,
         migrations_spec=str(migrations_dir),
+        timeouts=Timeouts(lock_timeout_ms, statement_timeout_ms),
     )
 
 
@@ -473,14 +501,13 @@ def _recorded_revision(raw_url: str | URL) -> str | None:
         if not Path(database).is_file():
             return "base"
     try:
-        engine = sa.create_engine(url, **engine_options())
+        engine = make_engine(url)
     except Exception:  # noqa: BLE001 - no driver, bad URL: the real load says so in one line
         return None
     try:
-        with engine.connect() as conn:
-            # A session holding the version table must not make loading the project wait:
-            # past the bound the revision is unknown here, and the run's own read names it.
-            dialect_for(conn).set_timeouts(conn, RECORDED_REVISION_LOCK_TIMEOUT_MS, None)
+        # A session holding the version table must not make loading the project wait:
+        # past the bound the revision is unknown here, and the run's own read names it.
+        with open_session(engine, Timeouts(RECORDED_REVISION_LOCK_TIMEOUT_MS, None)) as conn:
             if not sa.inspect(conn).has_table("alembic_version"):
                 return "base"
             rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()

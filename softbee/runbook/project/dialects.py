@@ -28,6 +28,11 @@ from softbee.runbook.util.error_codes import (  # noqa: F401 - re-exported
 )
 
 
+# A run's lock timeout where its runbook has no lock_timeout_ms (inspect_diff, generate_revision,
+# fleet status): every session the runbooks open waits at most this long for a lock.
+DEFAULT_LOCK_TIMEOUT_MS = 5000
+
+
 def check_timeouts(lock_timeout_ms: int | None, statement_timeout_ms: int | None) -> None:
     """Refuse a timeout that is not a whole number of milliseconds, 0 or more (None: leave alone)."""
     for name, value in (("lock_timeout_ms", lock_timeout_ms),

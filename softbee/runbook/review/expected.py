@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL, Connection
 
 from softbee.runbook.errors import RecoveryError
 from softbee.runbook.online.phases import PHASE_TABLE
-from softbee.runbook.project import Project, make_engine
+from softbee.runbook.project import Project
 
 SNAPSHOT_FORMAT = 1  # bump when reflection changes: older cache entries are then never read
 SKIPPED = frozenset({"alembic_version", PHASE_TABLE})
@@ -246,7 +246,7 @@ def expected_schema(project: Project, revision: str | None) -> SchemaSnapshot:
     cached = _read_cache(path)
     if cached is not None:
         return replace(cached, source=source)
-    with scratch_database(project) as scratch, scratch.engine.connect() as conn:
+    with scratch_database(project) as scratch, scratch.connect() as conn:
         with scratch.bound(conn) as config:
             # The probe left the version-table read open: Alembic must begin (and own) its
             # transactions, or a revision's autocommit_block fails its assertion.
@@ -296,10 +296,11 @@ def scratch_database(project: Project) -> Iterator[Project]:
         grant = "grant CREATE to the migration user"
     else:
         raise RecoveryError(f"cannot build a scratch {project.dialect} database to compare against")
-    admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
+    admin = project.on_url(admin_url)  # bounded like every session of the run
     try:
         try:
             with admin.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
                 conn.exec_driver_sql(create)
         except Exception as exc:
             raise RecoveryError(
@@ -310,14 +311,16 @@ def scratch_database(project: Project) -> Iterator[Project]:
                 yield scratch
         finally:
             with admin.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
                 conn.exec_driver_sql(drop)
     finally:
-        admin.dispose()
+        admin.engine.dispose()
 
 
 @contextmanager
 def _on(project: Project, url: URL) -> Iterator[Project]:
-    scratch = replace(project, url=url, engine=make_engine(url), _scripts=None)
+    scratch = project.on_url(url)  # the run's timeouts on the scratch database too
+    scratch._scripts = None  # noqa: SLF001 - its own script cache
     try:
         yield scratch
     finally:
@@ -341,7 +344,7 @@ def models_schema(project: Project, metadata: Any) -> SchemaSnapshot:
     cached = _read_cache(path)
     if cached is not None:
         return cached
-    with scratch_database(project) as scratch, scratch.engine.connect() as conn:
+    with scratch_database(project) as scratch, scratch.connect() as conn:
         for collection in collections:
             collection.create_all(conn)
         conn.commit()
