@@ -25,7 +25,6 @@ from softbee.runbook.project.dialects import (
     Dialect,
     check_timeouts,
     dialect_for,
-    dialect_named,
     error_code,
     rollback_fully,
 )

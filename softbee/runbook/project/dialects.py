@@ -27,7 +27,6 @@ from softbee.runbook.util.error_codes import (  # noqa: F401 - re-exported
     error_code,
 )
 
-
 # A run's lock timeout where its runbook has no lock_timeout_ms (inspect_diff, generate_revision,
 # fleet status): every session the runbooks open waits at most this long for a lock.
 DEFAULT_LOCK_TIMEOUT_MS = 5000

@@ -320,8 +320,8 @@ def test_a_read_through_the_factory_stops_within_lock_timeout_naming_the_holder(
     within the lock timeout with SessionTimeout naming the holder (it waited for it before)."""
     import time
 
-    from softbee.runbook.review.counts import row_counts
     from softbee.runbook.errors import SessionTimeout
+    from softbee.runbook.review.counts import row_counts
 
     url = any_database_url
     project_at(url, VARROA, rows=5)
