@@ -177,6 +177,7 @@ ROUTABLE_SHAPES = (
     "flask_migrate_4x",
     "flask_migrate_4x_multidb",
     "cookbook_connection",
+    "no_offline_branch",
     "engine_begin",
 )
 # The hivelog history, oldest first.
