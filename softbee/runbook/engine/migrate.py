@@ -33,35 +33,41 @@ from softbee.runbook.engine.online_run import (
 from softbee.runbook.errors import (
     DataLossError,
     MigrationFailed,
-    ParameterError,
     RehearsalFailed,
     RevisionError,
     RoundTripMismatch,
     RunbookError,
     first_line,
 )
-from softbee.runbook.online.phases import PHASE_TABLE
 from softbee.runbook.project import Project
-from softbee.runbook.project.advice import runbook_command
 from softbee.runbook.project.dialects import dialect_for, dialect_named, rollback_fully
 from softbee.runbook.project.sessions import (
     caller_explains_timeouts,
     describe_blockers,
     describe_file_holders,
 )
-from softbee.runbook.review.counts import SKIPPED_TABLES, compare_counts, counts_records, has_rows
+from softbee.runbook.review.counts import compare_counts, counts_records
+from softbee.runbook.review.diff import schema_changes, schema_of
+from softbee.runbook.review.plan import (  # made by the review, run here; the old names stay
+    DIRECTIONS as DIRECTIONS,
+)
+from softbee.runbook.review.plan import (
+    Plan,
+    plan_migration,
+)
+from softbee.runbook.review.plan import (
+    default_target as default_target,
+)
+from softbee.runbook.review.plan import (
+    plan_to as plan_to,
+)
 from softbee.runbook.review.state import (
     State,
     current_revisions,
     down_revisions,
-    get_state,
-    is_ancestor,
-    path_between,
-    resolve_target,
 )
 from softbee.urls import redact_text
 
-DIRECTIONS = ("upgrade", "downgrade")
 Progress = Callable[[str], None]
 
 
@@ -73,37 +79,6 @@ class StepObserver(Protocol):
 
     def step_finished(self, connection: Connection, script: Script) -> None:
         """``script`` has run (its statements are in the run's transaction)."""
-
-
-@dataclass
-class Plan:
-    """What a run will do: from which revision, to which, through which scripts."""
-
-    direction: str
-    start: str | None
-    target: str | None
-    scripts: list[Script]
-    # False where DDL commits as it runs (MySQL, MariaDB): a rehearsal runs on a scratch copy.
-    transactional_ddl: bool = True
-
-    def headline(self, rehearse: bool = False) -> str:
-        """One Markdown line: direction, from, to, how many revisions, and whether it rehearses."""
-        line = (f"**{self.direction}** from `{self.start or 'base'}` to `{self.target or 'base'}`: "
-                f"{len(self.scripts)} revision(s)")
-        if not rehearse:
-            return line
-        if self.transactional_ddl:
-            return line + " — **rehearsal: everything will be rolled back**"
-        return line + (" — **rehearsal on a scratch copy of the database** (dropped afterwards: "
-                       "the database is not touched)")
-
-    def frame(self) -> pd.DataFrame:
-        """The scripts to run, in the order they run."""
-        return pd.DataFrame(
-            [{"step": i + 1, "revision": s.revision, "message": (s.doc or "").strip()}
-             for i, s in enumerate(self.scripts)],
-            columns=["step", "revision", "message"],
-        )
 
 
 @dataclass
@@ -242,65 +217,6 @@ def round_trip_verdict(project: Project, plan: Plan, checks: list[dict[str, Any]
     return (f"passed: {plan.direction}, {back}, {plan.direction} again over "
             f"{len(plan.scripts)} revision(s); schema and row counts identical at each end "
             f"({len(checks)} checks)")
-
-
-def default_target(direction: str) -> str:
-    """``head`` for an upgrade, ``-1`` for a downgrade."""
-    return "head" if direction == "upgrade" else "-1"
-
-
-def plan_migration(
-    project: Project, direction: str, target: str | None = None, connection: Connection | None = None
-) -> Plan:
-    """Check direction and target against the database and the scripts; nothing runs."""
-    if direction not in DIRECTIONS:
-        raise ParameterError(f"direction {direction!r} must be 'upgrade' or 'downgrade'")
-    state = get_state(project, connection)
-    if state.unknown:
-        raise RevisionError(
-            f"the database records revision {', '.join(state.unknown)}, which is not in "
-            f"{project.migrations_dir.name}/: run the recover_stamp runbook (purge=True) first "
-            "(inspect_diff says which revision to stamp): `` "
-            + runbook_command(project, "recover_stamp", purge=True,
-                              stamp_revision="<the revision the schema matches>") + " ``"
-        )
-    if len(state.current) > 1:
-        raise RevisionError(
-            f"the database records several heads ({state.label}): merge them or stamp one first"
-        )
-    start = state.current[0] if state.current else None
-    if target is not None and not str(target).strip():
-        raise ParameterError(
-            "target is empty: give a revision (an id, head, base, +N or -N) or leave it out"
-        )
-    goal = resolve_target(project, default_target(direction) if target is None else target,
-                          state.current)
-    if direction == "upgrade":
-        if not is_ancestor(project, start, goal):
-            raise RevisionError(
-                f"target {goal or 'base'} is not above the current revision {start or 'base'}: "
-                "use direction='downgrade'"
-            )
-        scripts = path_between(project, start, goal)
-    else:
-        if not is_ancestor(project, goal, start):
-            raise RevisionError(
-                f"target {goal or 'base'} is not below the current revision {start or 'base'}: "
-                "use direction='upgrade'"
-            )
-        scripts = list(reversed(path_between(project, goal, start)))
-    return Plan(direction=direction, start=start, target=goal, scripts=scripts,
-                transactional_ddl=dialect_named(project.dialect).transactional_ddl)
-
-
-def plan_to(project: Project, target: str = "head") -> Plan:
-    """Plan the way to ``target`` in whichever direction it lies (for read-only review)."""
-    state = get_state(project)
-    # An unknown or several recorded revisions: plan_migration refuses them with the fix.
-    start = state.current[0] if len(state.current) == 1 and not state.unknown else None
-    goal = resolve_target(project, target, state.current)
-    direction = "downgrade" if goal != start and is_ancestor(project, goal, start) else "upgrade"
-    return plan_migration(project, direction, target)
 
 
 def run_migration(
@@ -610,51 +526,6 @@ def _describe_difference(got: dict[str, Any], expected: dict[str, Any]) -> str:
     keys = sorted(set(got) | set(expected))
     differing = [k for k in keys if got.get(k) != expected.get(k)]
     return "differs in: " + ", ".join(differing[:10])
-
-
-def schema_of(connection: Connection) -> dict[str, dict[str, str]]:
-    """Each table's columns as ``TYPE [NOT NULL]``, plus its indexes, from the live database.
-
-    Alembic leaves its version table behind, empty, after a downgrade to base: that is the
-    same state as no version table, so an empty one is left out.
-    """
-    inspector = sa.inspect(connection)
-    schema: dict[str, dict[str, str]] = {}
-    for table in sorted(inspector.get_table_names()):
-        if table == PHASE_TABLE or (table in SKIPPED_TABLES and not has_rows(connection, table)):
-            continue  # an empty version table is base, as no version table is
-        columns = {
-            col["name"]: f"{col['type']}{'' if col['nullable'] else ' NOT NULL'}"
-            for col in inspector.get_columns(table)
-        }
-        for index in inspector.get_indexes(table):
-            columns[f"index {index['name']}"] = ",".join(str(c) for c in index["column_names"])
-        schema[table] = columns
-    return schema
-
-
-def schema_changes(
-    before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]
-) -> pd.DataFrame:
-    """Tables and columns added, removed or changed."""
-    rows: list[dict[str, Any]] = []
-    for table in sorted(set(before) | set(after)):
-        if table not in before:
-            rows.append({"change": "table added", "table": table, "item": "", "detail": ""})
-            continue
-        if table not in after:
-            rows.append({"change": "table removed", "table": table, "item": "", "detail": ""})
-            continue
-        old, new = before[table], after[table]
-        for item in sorted(set(old) | set(new)):
-            if item not in old:
-                rows.append({"change": "added", "table": table, "item": item, "detail": new[item]})
-            elif item not in new:
-                rows.append({"change": "removed", "table": table, "item": item, "detail": old[item]})
-            elif old[item] != new[item]:
-                rows.append({"change": "changed", "table": table, "item": item,
-                             "detail": f"{old[item]} -> {new[item]}"})
-    return pd.DataFrame(rows, columns=["change", "table", "item", "detail"])
 
 
 def sequence_values(connection: Connection) -> dict[str, int | None]:

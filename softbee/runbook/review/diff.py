@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from softbee.runbook.online.phases import PHASE_TABLE
 from softbee.runbook.project import Project
+from softbee.runbook.review.counts import SKIPPED_TABLES, has_rows
 from softbee.runbook.util.sqltypes import type_narrowing, type_text
 
 DIFF_COLUMNS = ["operation", "table", "column", "detail", "destructive"]
@@ -125,3 +126,50 @@ def is_narrowing(old: sa.types.TypeEngine[Any], new: sa.types.TypeEngine[Any]) -
 def destructive_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Only the rows that can lose data."""
     return frame[frame["destructive"]].reset_index(drop=True)
+
+
+# -- the live schema, as the runs compare it before and after ---------------------------
+
+
+def schema_of(connection: Connection) -> dict[str, dict[str, str]]:
+    """Each table's columns as ``TYPE [NOT NULL]``, plus its indexes, from the live database.
+
+    Alembic leaves its version table behind, empty, after a downgrade to base: that is the
+    same state as no version table, so an empty one is left out.
+    """
+    inspector = sa.inspect(connection)
+    schema: dict[str, dict[str, str]] = {}
+    for table in sorted(inspector.get_table_names()):
+        if table == PHASE_TABLE or (table in SKIPPED_TABLES and not has_rows(connection, table)):
+            continue  # an empty version table is base, as no version table is
+        columns = {
+            col["name"]: f"{col['type']}{'' if col['nullable'] else ' NOT NULL'}"
+            for col in inspector.get_columns(table)
+        }
+        for index in inspector.get_indexes(table):
+            columns[f"index {index['name']}"] = ",".join(str(c) for c in index["column_names"])
+        schema[table] = columns
+    return schema
+
+def schema_changes(
+    before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]
+) -> pd.DataFrame:
+    """Tables and columns added, removed or changed."""
+    rows: list[dict[str, Any]] = []
+    for table in sorted(set(before) | set(after)):
+        if table not in before:
+            rows.append({"change": "table added", "table": table, "item": "", "detail": ""})
+            continue
+        if table not in after:
+            rows.append({"change": "table removed", "table": table, "item": "", "detail": ""})
+            continue
+        old, new = before[table], after[table]
+        for item in sorted(set(old) | set(new)):
+            if item not in old:
+                rows.append({"change": "added", "table": table, "item": item, "detail": new[item]})
+            elif item not in new:
+                rows.append({"change": "removed", "table": table, "item": item, "detail": old[item]})
+            elif old[item] != new[item]:
+                rows.append({"change": "changed", "table": table, "item": item,
+                             "detail": f"{old[item]} -> {new[item]}"})
+    return pd.DataFrame(rows, columns=["change", "table", "item", "detail"])

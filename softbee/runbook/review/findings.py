@@ -25,7 +25,6 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from softbee.runbook.engine.migrate import Plan, plan_to
 from softbee.runbook.errors import RevisionError, first_line
 from softbee.runbook.project import Project
 from softbee.runbook.project.advice import runbook_command
@@ -39,6 +38,7 @@ from softbee.runbook.review.expected import (
     model_drift,
     reflect_schema,
 )
+from softbee.runbook.review.plan import Plan, plan_to
 from softbee.runbook.review.state import (
     get_script,
     get_state,
@@ -364,8 +364,8 @@ def review_outcome(
 
 def lint_review(project: Project, plan: Plan | None, sql: str, dialect: str, diff: pd.DataFrame) -> pd.DataFrame:
     """Lint the plan's SQL (against live row counts and columns), or without a plan the model diff."""
-    from softbee.runbook.engine.migrate import schema_of
     from softbee.runbook.review.counts import row_counts
+    from softbee.runbook.review.diff import schema_of
     from softbee.runbook.review.lint import lint_diff, lint_sql
 
     with project.connect() as conn:
@@ -384,8 +384,14 @@ class SqlReview:
     problems: list[Finding]
 
 
-def review_sql(project: Project, plan: Plan | None, dialect: str, capture: bool = False) -> SqlReview:
-    """Render the plan revision by revision and, with ``capture``, rehearse it; each on its own."""
+def review_sql(project: Project, plan: Plan | None, dialect: str,
+               capture: Callable[[Project, Plan], Any] | None = None) -> SqlReview:
+    """Render the plan revision by revision and, given ``capture`` (the engine's
+    ``capture_plan``: a rehearsal), rehearse it too; each on its own.
+
+    The rehearsal is handed in rather than imported: reading what will run sits below the
+    engine that runs it (docs/design.md, the library's layers).
+    """
     from IPython.display import Markdown
 
     from softbee.runbook.review.offline import render_plan
@@ -400,12 +406,10 @@ def review_sql(project: Project, plan: Plan | None, dialect: str, capture: bool 
     shown: list[Any] = [Markdown(f"Rendered for **{dialect}** (the database is {project.dialect})."),
                         rendered.frame(), *rendered.phases_shown(),
                         Markdown(f"```sql\n{sql or '-- nothing rendered offline'}\n```")]
-    if not (capture and plan.scripts):
+    if capture is None or not plan.scripts:
         return SqlReview(sql, rendered, False, shown, [])
-    from softbee.runbook.engine.capture import capture_plan
-
     captured, failed = run_check("the pending revisions could not be rehearsed",
-                                 lambda: capture_plan(project, plan))
+                                 lambda: capture(project, plan))
     if captured is None:
         return SqlReview(sql, rendered, False, [*shown, Markdown(findings_markdown([failed]))], [failed])
     shown += [captured.statements_frame(), captured.locks_frame()]
