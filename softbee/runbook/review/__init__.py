@@ -1,8 +1,9 @@
 """Reading what is there and what will run, without changing anything.
 
-Owns: the recorded revision and the scripts' graph (``state``), row counts (``counts``),
-models against database (``diff``), the SQL a plan renders offline (``offline``), lint
-(``lint``), writing a new revision file (``revision``) and the verdict on what a database
+Owns: the recorded revision and the scripts' graph (``state``), the plan of a run (``plan``),
+row counts (``counts``), models against database and the live schema (``diff``), the SQL a
+plan renders offline (``offline``), lint (``lint``), the schema a revision produces
+(``expected``), writing a new revision file (``revision``) and the verdict on what a database
 records (``findings``).
 Imports: :mod:`~softbee.runbook.util`, :mod:`~softbee.runbook.project` and
 :mod:`~softbee.runbook.online` (the phase markers and record); never ``engine``, ``run``,
