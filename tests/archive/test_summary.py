@@ -114,3 +114,19 @@ def test_the_documented_fact_keys_are_the_ones_the_archive_reads():
         "row_counts",
         "outcome",
     }
+
+
+def test_first_words_name_outcome_revisions_round_trip_progress_and_findings_one_line_each():
+    from softbee.runbook.archive.summary import first_words
+
+    facts = {"outcome": "upgrade a -> b", "revision_before": "a", "revision_after": "b",
+             "round_trip": "passed: 4 checks", "in_progress": ["revision c: phase 2 of 3 running"],
+             "state_problems": ["records unknown revision d:\nrun recover_stamp"]}
+    assert first_words(facts) == [
+        "passed: upgrade a -> b", "revision: a -> b", "round trip: passed: 4 checks",
+        "in progress: revision c: phase 2 of 3 running",
+        "finding: records unknown revision d: run recover_stamp"]
+    failed = first_words({"revision_before": "a"},
+                         {"type": "RevisionError", "message": "no such\nrevision", "step": "1. Go"})
+    assert failed == ["failed at step '1. Go': RevisionError: no such revision",
+                      "revision: a -> (none)"]

@@ -34,6 +34,9 @@ def test_an_expected_error_is_one_line_in_the_archived_page_and_still_fails_the_
     assert "RevisionError: revision 'nosuchrev': Can't locate revision" in text
     for traceback_text in ("Traceback", "-->", "softbee/runbook/", "raise RevisionError"):
         assert traceback_text not in text
+    first = text[:text.index("Upgrade or downgrade the database")]  # above the notebook
+    assert ("failed at step '1. Preflight': RevisionError: revision 'nosuchrev': "
+            "Can't locate revision") in first
     outputs = [o for cell in nbformat.read(run.notebook, as_version=4).cells
                for o in cell.get("outputs", []) if o.output_type == "error"]
     assert [len(o.traceback) for o in outputs] == [1]
@@ -60,6 +63,9 @@ def test_a_passed_run_shows_no_facts_line_and_no_nan(tmp_path):
     assert run.record["revision_after"]  # the facts are still recorded for the archive
     page = run.html.read_bytes()
     assert "runbook facts" not in visible_text(page)
+    first = visible_text(page)[:visible_text(page).index("Upgrade or downgrade the database")]
+    head = run.record["revision_after"]
+    assert f"passed: upgrade base -> {head}" in first and f"revision: base -> {head}" in first
     cells = [html.unescape(c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", page.decode())]
     assert cells, "no table in the page"
     assert {"NaN", "None", "True", "False", "nan"} & set(cells) == set()

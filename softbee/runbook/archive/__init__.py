@@ -53,7 +53,7 @@ from softbee.runbook.archive.chain import (
     verify_archive,
     write_atomic,
 )
-from softbee.runbook.archive.summary import FACT_KEYS, read_summary
+from softbee.runbook.archive.summary import FACT_KEYS, first_words, read_summary
 from softbee.runbook.errors import ArchiveError
 from softbee.urls import normalise_url
 
@@ -144,7 +144,9 @@ def archive_run(
     nb.metadata.setdefault("papermill", {})["output_path"] = str(notebook_path)
     # nbformat's own form (transient fields dropped), compact: its indentation adds a third
     notebook_bytes = canonical_json(json.loads(nbformat.writes(nb, split_lines=False)))
-    rendered = render_html(nb, up=len(day.relative_to(directory).parts))
+    facts = read_summary(nb)
+    rendered = render_html(nb, up=len(day.relative_to(directory).parts),
+                           summary=first_words(facts, error))
     stylesheet_path = directory / rendered.stylesheet_name
     day.mkdir(parents=True, exist_ok=True)
     if not stylesheet_path.is_file():  # content-addressed: written by the first run that needs it
@@ -153,7 +155,6 @@ def archive_run(
     write_atomic(notebook_path, notebook_bytes)
     write_atomic(html_path, rendered.html)
 
-    facts = read_summary(nb)
     record: dict[str, Any] = {
         "run_id": run_id,
         "runbook": runbook,

@@ -77,9 +77,17 @@ class Rendered:
     stylesheet_name: str
 
 
-def render_html(nb: nbformat.NotebookNode, *, up: int) -> Rendered:
-    """The page for ``nb``, to be written ``up`` folders below the archive root, and its CSS."""
+def render_html(nb: nbformat.NotebookNode, *, up: int, summary: list[str] | None = None) -> Rendered:
+    """The page for ``nb``, to be written ``up`` folders below the archive root, and its CSS.
+
+    ``summary``: lines the page says first, above the notebook (the run's outcome).
+    """
     page = exporter().from_notebook_node(_without_facts(nb))[0]
+    if summary:
+        opening = page.index(">", page.index("<body")) + 1
+        said = "".join(f"<p>{html.escape(line)}</p>" for line in summary)
+        page = (page[:opening] + '<div class="softbee-summary" style="margin:1em 2em;padding:'
+                f'0.5em 1em;border-left:4px solid #888">{said}</div>' + page[opening:])
     head_end = page.index("</head>")
     head, body = page[:head_end], page[head_end:]
 

@@ -82,3 +82,26 @@ def _mask(value: Any) -> Any:
 def _plain_dict(value: Mapping[str, Any]) -> dict[str, Any]:
     """Turn nbformat's NotebookNode (a dict subclass) back into plain dicts and lists."""
     return json.loads(json.dumps(value))
+
+
+def first_words(facts: Mapping[str, Any], error: Mapping[str, Any] | None = None) -> list[str]:
+    """What a run's page says first, one line each: outcome, revisions, round trip, what it met."""
+    extra = {k: v for k, v in facts.items() if k not in ("row_counts",)}
+    if error:
+        step = f" at step {error['step']!r}" if error.get("step") else ""
+        lines = [f"failed{step}: {error.get('type')}: {_joined(error.get('message'))}"]
+    else:
+        lines = [f"passed: {_joined(extra.get('outcome') or 'done')}"]
+    before, after = extra.get("revision_before"), extra.get("revision_after")
+    if before is not None or after is not None:
+        lines.append(f"revision: {before or '(none)'} -> {after or '(none)'}")
+    if extra.get("round_trip"):
+        lines.append(f"round trip: {_joined(extra['round_trip'])}")
+    lines += [f"in progress: {_joined(line)}" for line in extra.get("in_progress") or []]
+    lines += [f"finding: {_joined(problem)}" for problem in extra.get("state_problems") or []]
+    return lines
+
+
+def _joined(text: Any) -> str:
+    """A message on one line, whole."""
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
