@@ -23,9 +23,9 @@ from softbee.runbook.errors import MigrationFailed
 from softbee.runbook.online.phases import PHASE_TABLE, recorded_phases
 from softbee.runbook.project import Project, load_project
 from tests.engine.test_online import Holder, wait_for_sessions_to_end
-from tests.helpers import HUNG_AFTER_S, REPO_ROOT
+from tests.helpers import EXAMPLES, HUNG_AFTER_S, revision_of
 
-EXAMPLE = REPO_ROOT / "tests" / "examples" / "native_autocommit_block"
+EXAMPLE = EXAMPLES / "native_autocommit_block"
 MIGRATIONS = EXAMPLE / "migrations"
 APP = "combs:app"
 FIRST, COLUMN_AND_INDEX, HARVESTS, HEAD = (
@@ -68,18 +68,6 @@ def scalar(url: str, sql: str) -> object:
     try:
         with engine.connect() as conn:
             return conn.execute(sa.text(sql)).scalar()
-    finally:
-        engine.dispose()
-
-
-def revision_of(url: str) -> str | None:
-    """The revision ``alembic_version`` records (None at base, or before it exists)."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            if not sa.inspect(conn).has_table("alembic_version"):
-                return None
-            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     finally:
         engine.dispose()
 

@@ -49,11 +49,6 @@ def load_ipython_extension(shell: Any) -> None:
     setattr(shell, _INSTALLED, True)
 
 
-def one_line(exc: BaseException) -> str:
-    """What the panel says: ``RevisionError: unknown revision 'x': ...``."""
-    return f"{type(exc).__name__}: {exc}".rstrip()
-
-
 def _one_line(shell: Any, etype: type[BaseException], value: BaseException, tb: Any,
               tb_offset: int | None = None) -> list[str]:
     """IPython's custom handler: show the error with the message as its only traceback line.
