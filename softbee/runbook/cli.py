@@ -28,6 +28,7 @@ from softbee.runbook.run.catalog import (
     runbooks_dir,
 )
 from softbee.runbook.run.process import Terminated, exit_now
+from softbee.runbook.util.sqltext import one_line
 
 PROG = "softbee-runbook"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -399,4 +400,4 @@ def _count(value: Any) -> str:
 
 def _one_line(text: Any) -> str:
     """The whole message on one line: never cut, its advice (at the end) included."""
-    return " ".join(line.strip() for line in str(text or "").strip().splitlines() if line.strip())
+    return one_line(text or "")

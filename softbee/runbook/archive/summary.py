@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from softbee.runbook.util.sqltext import one_line
 from softbee.urls import redact_text
 
 MIME_TYPE = "application/vnd.softbee.runbook+json"
@@ -89,19 +90,14 @@ def first_words(facts: Mapping[str, Any], error: Mapping[str, Any] | None = None
     extra = {k: v for k, v in facts.items() if k not in ("row_counts",)}
     if error:
         step = f" at step {error['step']!r}" if error.get("step") else ""
-        lines = [f"failed{step}: {error.get('type')}: {_joined(error.get('message'))}"]
+        lines = [f"failed{step}: {error.get('type')}: {one_line(error.get('message'))}"]
     else:
-        lines = [f"passed: {_joined(extra.get('outcome') or 'done')}"]
+        lines = [f"passed: {one_line(extra.get('outcome') or 'done')}"]
     before, after = extra.get("revision_before"), extra.get("revision_after")
     if before is not None or after is not None:
         lines.append(f"revision: {before or '(none)'} -> {after or '(none)'}")
     if extra.get("round_trip"):
-        lines.append(f"round trip: {_joined(extra['round_trip'])}")
-    lines += [f"in progress: {_joined(line)}" for line in extra.get("in_progress") or []]
-    lines += [f"finding: {_joined(problem)}" for problem in extra.get("state_problems") or []]
+        lines.append(f"round trip: {one_line(extra['round_trip'])}")
+    lines += [f"in progress: {one_line(line)}" for line in extra.get("in_progress") or []]
+    lines += [f"finding: {one_line(problem)}" for problem in extra.get("state_problems") or []]
     return lines
-
-
-def _joined(text: Any) -> str:
-    """A message on one line, whole."""
-    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
