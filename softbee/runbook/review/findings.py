@@ -362,14 +362,18 @@ def review_outcome(
     return outcome
 
 
-def lint_review(project: Project, plan: Plan | None, sql: str, dialect: str, diff: pd.DataFrame) -> pd.DataFrame:
-    """Lint the plan's SQL (against live row counts and columns), or without a plan the model diff."""
+def lint_review(project: Project, plan: Plan | None, sql: str, dialect: str, diff: pd.DataFrame,
+                rows: dict[str, int] | None = None) -> pd.DataFrame:
+    """Lint the plan's SQL (against live row counts and columns), or without a plan the model diff.
+
+    ``rows``: the row counts the runbook already has (counted again only when not given).
+    """
     from softbee.runbook.review.counts import row_counts
     from softbee.runbook.review.diff import schema_of
     from softbee.runbook.review.lint import lint_diff, lint_sql
 
     with project.connect() as conn:
-        rows, columns = row_counts(conn), schema_of(conn)
+        rows, columns = (row_counts(conn) if rows is None else rows), schema_of(conn)
     return lint_sql(sql, rows, dialect=dialect, columns=columns) if plan else lint_diff(diff, rows)
 
 
