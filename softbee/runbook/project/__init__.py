@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -579,7 +579,7 @@ NO_SWITCH_ADVICE = (
 
 
 def _check_not_migrated_on_load(
-    app: str, known_url: str | None, before: str | None, url: URL, moves: list[_Move] = ()
+    app: str, known_url: str | None, before: str | None, url: URL, moves: Sequence[_Move] = ()
 ) -> str:
     """Refuse when loading the app moved a database; say what was checked.
 
