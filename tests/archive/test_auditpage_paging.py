@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import shutil
@@ -14,7 +15,7 @@ from softbee.runbook.archive.auditpage import LATEST, PAGE_NAME, PAGES_DIR, writ
 from softbee.runbook.archive.chain import GENESIS_HASH, canonical_json, chain_hash
 from softbee.runbook.archive.pagehtml import page_file
 from softbee.runbook.cli import main
-from tests.archive.test_auditpage import _headless, _rows
+from tests.archive.test_auditpage import _VISIBLE_RUNS, _DevTools, _headless, _rows
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -228,6 +229,51 @@ def test_in_chromium_a_page_opened_filtered_shows_its_matching_runs(
     assert "1 of 3 run(s) shown" in dom
     assert 'href="page-0001.html#status=failed"' in dom  # older page, still filtered
     assert 'href="page-0003.html#status=failed"' in dom
+
+
+@pytest.mark.browser
+def test_in_chromium_an_auditor_finds_failed_runs_page_by_page(paged: Path, tmp_path: Path) -> None:
+    """Driven as a person would: on the list of pages pick "failed", open the newest page
+    listed, see its failed run only, go to the older page (still filtered), come back."""
+    chromium = _DevTools((paged / PAGES_DIR / PAGE_NAME).as_uri(), tmp_path / "profile")
+    loaded = ("document.readyState === 'complete' && location.pathname.endsWith('/{}') "
+              "&& document.getElementById('shown').textContent !== ''")
+
+    async def audit() -> dict[str, object]:
+        await chromium.connect()
+        try:
+            return await steps()
+        finally:
+            chromium.disconnect()
+
+    async def steps() -> dict[str, object]:
+        await chromium.wait_for(loaded.format("pages/index.html"), "the list of pages loaded")
+        await chromium.act("const s = document.getElementById('status');"
+                           "s.value = 'failed'; s.dispatchEvent(new Event('change'))")
+        seen: dict[str, object] = {"listed": await chromium.evaluate(
+            "Array.from(document.querySelectorAll('#pages tbody tr:not([hidden]) a'))"
+            ".map(a => a.getAttribute('href'))")}
+        await chromium.act("document.querySelector('#pages tbody tr:not([hidden]) a').click()")
+        await chromium.wait_for(loaded.format(page_file(2)), "page 2 loaded")
+        seen["page2"] = await chromium.evaluate(_VISIBLE_RUNS)
+        await chromium.act("document.querySelector('a[rel=prev]').click()")
+        await chromium.wait_for(loaded.format(page_file(1)), "page 1 loaded")
+        seen["page1"] = await chromium.evaluate(_VISIBLE_RUNS)
+        seen["page1_hash"] = await chromium.evaluate("location.hash")
+        await chromium.act("history.back()")
+        await chromium.wait_for(loaded.format(page_file(2)), "back on page 2")
+        seen["back"] = await chromium.evaluate(_VISIBLE_RUNS)
+        return seen
+
+    try:
+        seen = asyncio.run(audit())
+    finally:
+        chromium.close()
+
+    assert seen["listed"] == ["page-0002.html#status=failed", "page-0001.html#status=failed"]
+    assert seen["page2"] == ["run000000005"]
+    assert seen["page1"] == ["run000000001"] and seen["page1_hash"] == "#status=failed"
+    assert seen["back"] == ["run000000005"]
 
 
 class _Pages:

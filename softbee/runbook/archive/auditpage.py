@@ -325,6 +325,12 @@ def _read_state(path: Path, page_size: int) -> _State | None:
         return None
     if saved.get("version") != _STATE_VERSION or state.page_size != page_size:
         return None
+    numbers = [state.offset, state.lines, state.tail_start, state.records, state.failed,
+               *state.starts, *state.recent, *state.unreadable]
+    shaped = (isinstance(state.runbooks, dict) and len(state.starts) == 2
+              and all(isinstance(v, list) and len(v) == 2 for v in state.runbooks.values()))
+    if not shaped or not all(isinstance(n, int) and n >= 0 for n in numbers):
+        return None  # edited by hand: rebuilt from the index
     return state
 
 
