@@ -148,7 +148,7 @@ def measure(root: Path, runs: int) -> dict[str, float]:
 
 
 def build_fast(directory: Path, runs: int, start: int = 0) -> None:
-    """Records ``start``.. ``runs - 1`` chained and written in one go, as ``append_record`` would."""
+    """Records ``start`` to ``runs - 1``, chained and written at once as ``append_record`` would."""
     directory.mkdir(parents=True, exist_ok=True)
     last = chain.GENESIS_HASH
     if start:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -307,3 +306,24 @@ class _Pages:
 
         Parser().feed(dom)
         return rows
+
+
+def test_a_hand_edited_state_or_list_of_pages_does_not_stop_the_update(tmp_path: Path) -> None:
+    directory = tmp_path / "archive"
+    _build(directory, 7)
+    write_index_page(directory, page_size=3)
+    pages = directory / PAGES_DIR
+    (pages / "state.json").write_text('{"version": 1, "page_size": 3, "offset": "x"}')
+    with open(pages / "pages.jsonl", "a") as listed:
+        listed.write('{"page": 0, "counts": {"x": 1}}\n')
+
+    rebuilt = write_index_page(directory, page_size=3)  # the state: ignored, all rebuilt
+    for number in range(7, 10):
+        append_record(directory, _record(number))
+    with open(pages / "pages.jsonl", "a") as listed:
+        listed.write('{"page": 1, "counts": {"x": 1}}\nnot json\n')
+    update = write_index_page(directory, page_size=3)  # page 3 fills: the list is rewritten
+
+    assert rebuilt.rebuilt and not update.rebuilt and update.pages == 4
+    summaries = [json.loads(line) for line in (pages / "pages.jsonl").read_text().splitlines()]
+    assert [s["page"] for s in summaries] == [1, 2, 3]

@@ -247,8 +247,8 @@ class _Update:
         kept: list[dict[str, Any]] = []
         if not self.full and path.is_file():
             below = closed[0]["page"] if closed else newest
-            kept = [s for line in path.read_bytes().splitlines()
-                    if (s := _parse(line)) is not None and s.get("page", 0) < below]
+            kept = [s for line in path.read_bytes().splitlines()  # edited lines: left out
+                    if (s := _summary_of(line)) is not None and s["page"] < below]
         summaries = kept + closed
         self._write(path, b"".join(canonical_json(s) + b"\n" for s in summaries))
         self._write(self.pages_dir / PAGE_NAME,
@@ -295,6 +295,21 @@ def _summary(page: int, records: list[dict[str, Any]], first: int) -> dict[str, 
     return {"page": page, "first": first, "runs": len(records), "counts": counts,
             "from": utc_text(times[0].isoformat()) if times else "",
             "to": utc_text(times[-1].isoformat()) if times else ""}
+
+
+def _summary_of(line: bytes) -> dict[str, Any] | None:
+    """A line of ``pages.jsonl``, or None unless it has a page's fields (hand-edited)."""
+    summary = _parse(line)
+    counts = summary.get("counts") if summary is not None else None
+    if not isinstance(counts, dict) or not all(
+            isinstance(by_status, dict) and all(isinstance(n, int) for n in by_status.values())
+            for by_status in counts.values()):
+        return None
+    if not all(isinstance(summary.get(key), int) for key in ("page", "first", "runs")):
+        return None
+    if not all(isinstance(summary.get(key), str) for key in ("from", "to")):
+        return None
+    return summary
 
 
 def _count(runbooks: dict[str, list[int]], record: Mapping[str, Any]) -> None:
