@@ -5,7 +5,7 @@ Two parametrised fixtures, on purpose:
 - ``database_url``: SQLite and PostgreSQL, the databases with transactional DDL, for tests
   of what is promised with one transaction (a loss or a round trip rolled back after the
   fact, a timeout that rolls everything back, a rehearsal by rollback). Where MariaDB keeps
-  a different promise (README, "What each database guarantees": the loss refused before
+  a different promise (docs/guarantees.md, "What each database guarantees": the loss refused before
   anything runs, a half-applied revision reported, a rehearsal on a scratch copy), such a
   test has a MariaDB counterpart (``mysql_url``) asserting that promise.
 - ``any_database_url``: SQLite, PostgreSQL and MariaDB, for every test whose promise holds on
