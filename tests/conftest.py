@@ -354,3 +354,16 @@ def beeyard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     load.root = root  # type: ignore[attr-defined]
     return load
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the ``lab`` tests (a real JupyterLab, over a minute) unless ``-m`` names them.
+
+    ``make test-lab`` runs them (``-m lab``), and ``.ci/run`` calls it after ``make test``.
+    """
+    if "lab" in (config.getoption("markexpr") or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("lab") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("lab")])
+        items[:] = kept
