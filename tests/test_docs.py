@@ -17,7 +17,7 @@ from tests.helpers import REPO_ROOT
 
 _FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.M | re.S)
 _INLINE_CODE = re.compile(r"`+[^`\n]*`+")
-_LINK = re.compile(r"!?\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _REFERENCE = re.compile(r"^\s{0,3}\[[^\]\n]+\]:\s*<?(\S+?)>?(?:\s+\"[^\"]*\")?\s*$", re.M)
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", re.M)
 _HTML_ID = re.compile(r"<[^>]+\b(?:id|name)=\"([^\"]+)\"")
@@ -81,11 +81,13 @@ def test_a_missing_file_or_heading_is_reported(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text(
         "[ok](docs/guide.md#alembics-own-autocommit_block) [top](#readme) [web](https://x.org/y)\n"
         "[gone](docs/gone.md) [no heading](docs/guide.md#nowhere) `[code](docs/code.md)`\n"
+        "[a link's text over\ntwo lines](docs/split.md)\n"
         "\n# Readme\n\n```\n[fenced](docs/fenced.md)\n```\n")
 
     assert broken_links(tmp_path / "README.md", tmp_path) == [
         "docs/gone.md: no file docs/gone.md",
         "docs/guide.md#nowhere: no heading #nowhere in docs/guide.md",
+        "docs/split.md: no file docs/split.md",
     ]
 
 
