@@ -14,7 +14,8 @@ from softbee.runbook.archive.auditpage import LATEST, PAGE_NAME, PAGES_DIR, writ
 from softbee.runbook.archive.chain import GENESIS_HASH, canonical_json, chain_hash
 from softbee.runbook.archive.pagehtml import page_file
 from softbee.runbook.cli import main
-from tests.archive.test_auditpage import _VISIBLE_RUNS, _DevTools, _headless, _rows
+from tests.archive.test_auditpage import _VISIBLE_RUNS, _rows
+from tests.browser import DevTools, headless
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -208,7 +209,7 @@ def test_in_chromium_the_list_of_pages_filters_and_its_links_keep_the_filter(
 ) -> None:
     url = (paged / PAGES_DIR / PAGE_NAME).as_uri() + "#runbook=check_drift&status=failed"
 
-    dom = _headless(url, tmp_path / "profile", "--dump-dom")
+    dom = headless(url, tmp_path / "profile", "--dump-dom")
 
     rows = [r for r in _Pages.parse(dom) if not r["hidden"]]
     assert [(r["href"], r["match"]) for r in rows] == [
@@ -222,7 +223,7 @@ def test_in_chromium_a_page_opened_filtered_shows_its_matching_runs(
 ) -> None:
     url = (paged / PAGES_DIR / page_file(2)).as_uri() + "#status=failed"
 
-    dom = _headless(url, tmp_path / "profile", "--dump-dom")
+    dom = headless(url, tmp_path / "profile", "--dump-dom")
 
     assert [r["data-run-id"] for r in _rows(dom).rows if "hidden" not in r] == ["run000000005"]
     assert "1 of 3 run(s) shown" in dom
@@ -234,7 +235,7 @@ def test_in_chromium_a_page_opened_filtered_shows_its_matching_runs(
 def test_in_chromium_an_auditor_finds_failed_runs_page_by_page(paged: Path, tmp_path: Path) -> None:
     """Driven as a person would: on the list of pages pick "failed", open the newest page
     listed, see its failed run only, go to the older page (still filtered), come back."""
-    chromium = _DevTools((paged / PAGES_DIR / PAGE_NAME).as_uri(), tmp_path / "profile")
+    chromium = DevTools((paged / PAGES_DIR / PAGE_NAME).as_uri(), tmp_path / "profile")
     loaded = ("document.readyState === 'complete' && location.pathname.endsWith('/{}') "
               "&& document.getElementById('shown').textContent !== ''")
 
