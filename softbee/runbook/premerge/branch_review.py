@@ -20,6 +20,7 @@ from softbee.runbook.errors import ReviewError
 from softbee.runbook.premerge import history
 from softbee.runbook.premerge.branch import Branch, files_at, read_branch
 from softbee.runbook.premerge.checks import (
+    FAIL_ON,
     CheckResult,
     Finding,
     Ignored,
@@ -38,6 +39,7 @@ from softbee.runbook.premerge.revision_checks import (
     revision_locks,
     revision_sql,
     round_trip_check,
+    superseded,
 )
 from softbee.runbook.premerge.stats import Stats, load_stats
 from softbee.runbook.util.roots import find_project_root
@@ -248,11 +250,12 @@ class BranchReviewer:
     def finish(self) -> BranchReview:
         """Apply each revision's inline ignores and give the review's result."""
         ignored: list[Ignored] = []
-        silenced: set[int] = set()
+        silenced = superseded([f for check in self.checks for f in check.findings])
         for rev in self.revisions:
             if not rev.ignores:
                 continue
-            mine = [f for check in self.checks for f in check.findings if f.revision == rev.revision]
+            mine = [f for check in self.checks for f in check.findings
+                    if f.revision == rev.revision and id(f) not in silenced]
             _kept, gone, own = apply_ignores(rev.revision, rev.path, rev.ignores, mine)
             ignored += gone
             silenced |= {id(i.finding) for i in gone}
@@ -295,6 +298,35 @@ def _in_history_order(revisions: list[ReviewedRevision]) -> list[ReviewedRevisio
     for rev in revisions:
         visit(rev)
     return done
+
+
+def open_review(base: str | None, *, app: str = "softbee:create_app", migrations_dir: str = "migrations",
+                database_url: str | None = None, stats_file: str | None = None, fail_on: str = "error",
+                max_lock_minutes: float = 3.0, max_post_deploy_lock_minutes: float = 10.0) -> BranchReviewer:
+    """A :class:`BranchReviewer` from the review runbook's parameters, each checked first."""
+    from softbee.runbook.errors import ParameterError
+
+    if not base or not str(base).strip():
+        raise ParameterError("base is required: the git reference the branch will be merged into, "
+                             "e.g. base='origin/main'")
+    if fail_on not in FAIL_ON:
+        raise ParameterError(f"fail_on {fail_on!r} must be 'error' or 'warning'")
+    for name, value in (("max_lock_minutes", max_lock_minutes),
+                        ("max_post_deploy_lock_minutes", max_post_deploy_lock_minutes)):
+        if not value > 0:
+            raise ParameterError(f"{name} must be a positive number of minutes, not {value!r}")
+    model = LockModel(regular_s=max_lock_minutes * 60, post_deploy_s=max_post_deploy_lock_minutes * 60)
+    return BranchReviewer(str(base).strip(), app=app, migrations_dir=migrations_dir,
+                          database_url=database_url, stats_file=stats_file, model=model)
+
+
+def raise_if_failed(review: BranchReview, fail_on: str = "error") -> None:
+    """Raise :class:`~softbee.runbook.errors.ReviewFailed` with the outcome when a finding is at or above ``fail_on``."""
+    from softbee.runbook.errors import ReviewFailed
+
+    if review.failed(fail_on):
+        raise ReviewFailed(f"the review found problems at or above {fail_on}: {review.outcome()} "
+                           "(see the findings above, each with its fix)")
 
 
 def review_branch(base: str, *, app: str = "softbee:create_app", migrations_dir: str = "migrations",

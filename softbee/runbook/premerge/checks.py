@@ -35,6 +35,7 @@ class Finding:
     message: str
     fix: str = ""
     revision: str | None = None
+    table: str | None = None  # the table it is about, where one is named
 
     def at_least(self, severity: str) -> bool:
         """True when this finding is as bad as ``severity`` or worse."""

@@ -187,7 +187,7 @@ def lock_findings(revision: str, locks: RevisionLocks, stats: Stats, model: Lock
         findings.append(Finding(
             "lock time", rule, severity,
             f"{what}{on}: {size}: about {human_seconds(e.seconds)} of locks ({e.basis}; "
-            f"in `{_excerpt(e.statement.text)}`)", fix, revision))
+            f"in `{_excerpt(e.statement.text)}`)", fix, revision, e.table))
     if locks.seconds > locks.threshold_s:
         kind = "post-deploy" if locks.post_deploy else "regular"
         findings.append(Finding(

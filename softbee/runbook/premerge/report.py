@@ -18,7 +18,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from softbee.runbook.premerge.branch_review import BranchReview
-from softbee.runbook.premerge.checks import CheckResult, Finding, count_by_severity, worst
+from softbee.runbook.premerge.checks import SEVERITIES, CheckResult, Finding, count_by_severity, worst
 from softbee.runbook.premerge.locktime import human_seconds
 from softbee.runbook.premerge.revision_checks import ReviewedRevision
 
@@ -27,6 +27,11 @@ _MARGIN = 2_000  # headroom under the limit, for the notes the cutting adds
 _MIN_SQL = 400  # below this a revision's SQL is left out rather than shown as a stub
 REPORT_VERSION = 1
 _ICON = {"error": "❌", "warning": "⚠️", "info": "ℹ️", None: "✅"}
+
+
+def ordered(findings: list[Finding]) -> list[Finding]:
+    """Errors first, then warnings, then info; in check order within a severity."""
+    return sorted(findings, key=lambda f: SEVERITIES.index(f.severity) if f.severity in SEVERITIES else 3)
 
 
 def verdict(review: BranchReview, fail_on: str = "error") -> str:
@@ -46,7 +51,7 @@ def text_report(review: BranchReview, fail_on: str = "error") -> str:
     for rev in review.revisions:
         lock = f", lock ~{human_seconds(rev.locks.seconds)}" if rev.locks else ""
         lines.append(f"revision {rev.revision} ({rev.status}, {rev.path}): {rev.message}{lock}")
-    for f in review.findings:
+    for f in ordered(review.findings):
         where = f" [{f.revision}]" if f.revision else ""
         lines.append(f"{f.severity}: {f.rule}{where}: {f.message}")
         if f.fix:
@@ -105,7 +110,7 @@ def _cut_sql(sql: str, budget: int) -> tuple[str, str]:
 
 
 def _revision_block(rev: ReviewedRevision, review: BranchReview, sql_budget: int) -> str:
-    findings = [f for f in review.findings if f.revision == rev.revision]
+    findings = ordered([f for f in review.findings if f.revision == rev.revision])
     ignored = [i for i in review.ignored if i.finding.revision == rev.revision]
     counts = count_by_severity(findings)
     state = ", ".join(f"{n} {s}{'s' if n > 1 and s != 'info' else ''}" for s, n in counts.items() if n) or "no findings"
@@ -166,7 +171,7 @@ def markdown_report(review: BranchReview, fail_on: str = "error", limit: int = M
     head.append("")
     branch_wide = [f for f in review.findings if f.revision is None]
     if branch_wide:
-        head += ["### Branch findings", "", *(_finding_line(f) for f in branch_wide), ""]
+        head += ["### Branch findings", "", *(_finding_line(f) for f in ordered(branch_wide)), ""]
     if review.revisions:
         head += ["### Revisions", ""]
     top = "\n".join(head)
@@ -185,6 +190,17 @@ def markdown_report(review: BranchReview, fail_on: str = "error", limit: int = M
         text = cut + (f"\n\n_The rest is left out to stay under {limit:,} characters: see the job's "
                       "log or `--format json`._\n")
     return text
+
+
+def checks_markdown(checks: list[CheckResult]) -> str:
+    """Some checks as Markdown, for a runbook step: each one's result, then its findings."""
+    lines = []
+    for check in checks:
+        note = f" ({_inline(check.note)})" if check.note and check.status != "passed" else ""
+        lines.append(f"- {_ICON[worst(check.findings)] if check.ran else '⏭️'} **{_inline(check.title)}**: "
+                     f"{check.status}{note}")
+        lines += ["  " + _finding_line(f) for f in ordered(check.findings)]
+    return "\n".join(lines) or "Nothing to check."
 
 
 # -- json -------------------------------------------------------------------------------------

@@ -25,8 +25,10 @@ from softbee.runbook.project import Project
 from softbee.runbook.review.plan import Plan
 from softbee.runbook.review.state import down_revisions
 
-# Lint rules the stats-aware rules replace when sizes are known (with a size-based severity).
-SUPERSEDED_WITH_STATS = frozenset({"full-table-update", "create-index-not-concurrently"})
+# Lint rules a lock-time rule replaces on the same revision and table (with a size-based severity).
+SUPERSEDED = {"full-table-update": "large-table-update",
+              "create-index-not-concurrently": "blocking-index-build",
+              "require-concurrent-index-creation": "blocking-index-build"}
 _ADDS = ("add_table", "add_column", "add_index", "add_constraint", "add_fk")
 CAPTURED = "captured on a scratch database"
 
@@ -116,12 +118,19 @@ def lint_revisions(revisions: list[ReviewedRevision], stats: Stats | None,
     for rev in revisions:
         rev.destructive = destructive_statements(_headed(rev))
     for row in frame.to_dict("records"):
-        if stats is not None and row["rule"] in SUPERSEDED_WITH_STATS:
-            continue
         revision = row["revision"] if row["revision"] in by_revision else revisions[0].revision
+        table = str(row["object"]) if row["object"] else None  # table, or table.column
         by_revision[revision].append(Finding("lint", str(row["rule"]), str(row["severity"]),
-                                             str(row["message"]), str(row["fix"] or ""), revision))
+                                             str(row["message"]), str(row["fix"] or ""), revision,
+                                             table))
     return by_revision
+
+
+def superseded(findings: list[Finding]) -> set[int]:
+    """``id()`` of each lint finding a lock-time finding says better (same revision, table, kind)."""
+    said = {(f.revision, f.table, f.rule) for f in findings if f.check == "lock time"}
+    return {id(f) for f in findings if f.check == "lint" and f.rule in SUPERSEDED
+            and (f.revision, f.table, SUPERSEDED[f.rule]) in said}
 
 
 def _headed(rev: ReviewedRevision) -> str:
