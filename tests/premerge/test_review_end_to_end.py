@@ -12,9 +12,7 @@ suite fast. The scratch databases are temporary SQLite files, and one case uses 
 from __future__ import annotations
 
 import json
-import re
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -22,7 +20,16 @@ import pytest
 
 from softbee.runbook.cli import main
 from tests.helpers import HEAD, HIVE_HEALTH
-from tests.premerge.gitrepo import APP, HIVE_NOTE_MODEL, branch, git, make_repo, review_cli, revision
+from tests.premerge.support import (
+    APP,
+    HIVE_NOTE_MODEL,
+    assert_renders,
+    branch,
+    git,
+    make_repo,
+    review_cli,
+    revision,
+)
 
 LARGE_UPDATE = 'op.execute("UPDATE users SET first_name = trim(first_name)")'
 STATS = {"version": 1, "dialect": "postgresql", "tables": {
@@ -53,45 +60,6 @@ def review(repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     code = main(["review", "--base", "main", "--app", APP, *args])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-# -- markdown that renders -----------------------------------------------------------------------
-
-
-class _Tags(HTMLParser):
-    """Counts open and close tags of an HTML page; a close without its open is an error."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stack: list[str] = []
-        self.problems: list[str] = []
-        self.seen: dict[str, int] = {}
-
-    def handle_starttag(self, tag: str, _attrs: object) -> None:
-        self.seen[tag] = self.seen.get(tag, 0) + 1
-        if tag not in ("br", "hr", "img", "input"):
-            self.stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.stack or self.stack[-1] != tag:
-            self.problems.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
-            return
-        self.stack.pop()
-
-
-def assert_renders(markdown: str) -> dict[str, int]:
-    """The comment is well-formed Markdown: rendered by mistune to balanced HTML, tables regular."""
-    import mistune
-
-    for table in re.findall(r"(?m)(?:^\|.*\|\n)+", markdown):
-        widths = {len(re.findall(r"(?<!\\)\|", row)) for row in table.splitlines()}
-        assert len(widths) == 1, f"a table's rows have different numbers of cells:\n{table}"
-    assert markdown.count("<details>") == markdown.count("</details>")
-    page = mistune.create_markdown(plugins=["table"], escape=False)(markdown)
-    tags = _Tags()
-    tags.feed(page)
-    assert tags.problems == [] and tags.stack == [], (tags.problems, tags.stack)
-    return tags.seen
 
 
 # -- (a) to (f) --------------------------------------------------------------------------------
@@ -275,3 +243,21 @@ def test_outside_a_git_repository_the_review_says_so(tmp_path, monkeypatch, caps
 
     assert code == 2
     assert "is not in a git repository" in capsys.readouterr().err
+
+
+def test_a_revision_that_does_not_import_is_a_finding_and_the_other_checks_still_run(
+        repo, monkeypatch, capsys):
+    path, text = revision("e5e5e5e5e5e5", HEAD, "op.execute('SELECT 1')",
+                          message="Check something on hives")
+    branch(repo, "broken", {path: text.replace("from alembic import op",
+                                               "from alembic import op\nimport no_such_module")})
+
+    code, out, _err = review(repo, monkeypatch, capsys, "--format", "json")
+
+    assert code == 1
+    report = json.loads(out)
+    statuses = {c["name"]: c["status"] for c in report["checks"]}
+    assert statuses["project"] == "could not run" and statuses["history"] == "passed"
+    assert statuses["models"] == statuses["round trip"] == "skipped"
+    [failed] = [f for f in report["findings"] if f["rule"] == "check-failed"]
+    assert failed["message"].startswith("check project could not run: ") and "no_such_module" in failed["message"]

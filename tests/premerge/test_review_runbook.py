@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import HEAD, HUNG_AFTER_S, REPO_ROOT
-from tests.premerge.gitrepo import APP, branch, make_repo, revision
+from tests.premerge.support import APP, branch, make_repo, revision
 
 pytestmark = pytest.mark.notebook
 

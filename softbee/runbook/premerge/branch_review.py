@@ -164,8 +164,13 @@ class BranchReviewer:
         return self._project
 
     def _load(self, load_project: Any, url: str) -> list[Finding]:
-        self._project = load_project(self._app, self._migrations_dir, url)
-        self._project.script()  # every revision file imports: a broken one is this check's finding
+        project = load_project(self._app, self._migrations_dir, url)
+        try:
+            project.script()  # every revision file imports: a broken one is this check's finding
+        except Exception:
+            project.engine.dispose()
+            raise
+        self._project = project
         return []
 
     @property

@@ -162,7 +162,9 @@ def history_findings(branch: Branch, base_files: Mapping[str, str], now: Mapping
                 "give it a new id (`flask db revision` writes one) and keep the merged file",
                 f.revision))
     new_ids = {f.revision for f in new}
-    if len(base_heads) == 1:
+    joined = len(merged_heads) == 1 and len(base_heads) == 1 and base_heads[0] in _ancestors(
+        merged, merged_heads[0])  # a merge revision of the branch joins the base's head: fine
+    if len(base_heads) == 1 and not joined:
         head = base_heads[0]
         for f in new:
             if f.revision and not (set(f.down) & new_ids) and head not in f.down:
@@ -184,3 +186,16 @@ def history_findings(branch: Branch, base_files: Mapping[str, str], now: Mapping
             f"not-on-base-head), or if both lines must stay, merge them: `{merge}`",
             None))
     return findings
+
+
+def _ancestors(files: Mapping[str, RevisionFile], revision: str) -> set[str]:
+    """``revision`` and every revision below it."""
+    by_id = {f.revision: f for f in files.values() if f.revision}
+    seen, todo = set(), [revision]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        todo.extend(by_id[current].down if current in by_id else ())
+    return seen

@@ -1,4 +1,4 @@
-"""A git repository of a Soft-Bee copy, with a ``main`` branch and branches that add revisions.
+"""For the review's tests: a git repository of a Soft-Bee copy with branches, and Markdown that renders.
 
 The copy is the Soft-Bee migrations and a small app package, ``beeapp``, wrapping
 ``softbee.create_app`` as a project of its own would; a branch may add models to it.
@@ -7,12 +7,14 @@ The copy is the Soft-Bee migrations and a small app package, ``beeapp``, wrappin
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
-from tests.helpers import HEAD, HUNG_AFTER_S, MIGRATIONS, REPO_ROOT
+from tests.helpers import HUNG_AFTER_S, MIGRATIONS, REPO_ROOT
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]
 APP = "beeapp:create_app"
@@ -94,4 +96,37 @@ def review_cli(repo: Path, *args: str, env: dict[str, str] | None = None) -> sub
         cwd=repo, env=environ, capture_output=True, text=True, timeout=HUNG_AFTER_S)
 
 
-__all__ = ["APP", "HEAD", "HIVE_NOTE_MODEL", "branch", "git", "make_repo", "revision", "review_cli"]
+class _Tags(HTMLParser):
+    """Counts open and close tags of an HTML page; a close without its open is an error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.problems: list[str] = []
+        self.seen: dict[str, int] = {}
+
+    def handle_starttag(self, tag: str, _attrs: object) -> None:
+        self.seen[tag] = self.seen.get(tag, 0) + 1
+        if tag not in ("br", "hr", "img", "input"):
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+            return
+        self.stack.pop()
+
+
+def assert_renders(markdown: str) -> dict[str, int]:
+    """The comment is well-formed Markdown: rendered by mistune to balanced HTML, tables regular."""
+    import mistune
+
+    for table in re.findall(r"(?m)(?:^\|.*\|\n)+", markdown):
+        widths = {len(re.findall(r"(?<!\\)\|", row)) for row in table.splitlines()}
+        assert len(widths) == 1, f"a table's rows have different numbers of cells:\n{table}"
+    assert markdown.count("<details>") == markdown.count("</details>")
+    page = mistune.create_markdown(plugins=["table"], escape=False)(markdown)
+    tags = _Tags()
+    tags.feed(page)
+    assert tags.problems == [] and tags.stack == [], (tags.problems, tags.stack)
+    return tags.seen
