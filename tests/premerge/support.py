@@ -93,7 +93,8 @@ def review_cli(repo: Path, *args: str, env: dict[str, str] | None = None) -> sub
     environ.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "softbee.runbook", "review", "--base", "main", "--app", APP, *args],
-        cwd=repo, env=environ, capture_output=True, text=True, timeout=HUNG_AFTER_S)
+        cwd=repo, env=environ, capture_output=True, text=True, timeout=HUNG_AFTER_S,
+        check=False)
 
 
 class _Tags(HTMLParser):

@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 
 from softbee.runbook.cli import main
 from softbee.runbook.errors import ReviewError
-from softbee.runbook.premerge.stats import STATS_VERSION, export_from_url, load_stats
+from softbee.runbook.premerge.stats import STATS_VERSION, load_stats
 from tests.helpers import HEAD, project_at
 
 

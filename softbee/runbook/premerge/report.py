@@ -18,7 +18,13 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from softbee.runbook.premerge.branch_review import BranchReview
-from softbee.runbook.premerge.checks import SEVERITIES, CheckResult, Finding, count_by_severity, worst
+from softbee.runbook.premerge.checks import (
+    SEVERITIES,
+    CheckResult,
+    Finding,
+    count_by_severity,
+    worst,
+)
 from softbee.runbook.premerge.locktime import human_seconds
 from softbee.runbook.premerge.revision_checks import ReviewedRevision
 

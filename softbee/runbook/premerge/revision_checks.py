@@ -19,7 +19,12 @@ from alembic import command
 from softbee.runbook.errors import RoundTripMismatch, RunbookError
 from softbee.runbook.premerge.checks import Finding
 from softbee.runbook.premerge.ignores import InlineIgnore
-from softbee.runbook.premerge.locktime import LockModel, RevisionLocks, estimate_revision, lock_findings
+from softbee.runbook.premerge.locktime import (
+    LockModel,
+    RevisionLocks,
+    estimate_revision,
+    lock_findings,
+)
 from softbee.runbook.premerge.stats import Stats
 from softbee.runbook.project import Project
 from softbee.runbook.review.plan import Plan
