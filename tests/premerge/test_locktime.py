@@ -46,6 +46,8 @@ def test_an_index_built_without_concurrently_on_twelve_gigabytes_is_an_error():
     assert index.message.startswith("CREATE INDEX without CONCURRENTLY on users: 12 GB: about 10 min")
     assert "online.create_index" in index.fix and total.rule == "lock-time-over-threshold"
     assert rules("CREATE INDEX CONCURRENTLY ix_users_email ON users (email);") == {}
+    innodb = Stats("mariadb", STATS.tables)  # InnoDB builds it online
+    assert estimate_revision("CREATE INDEX ix ON users (email);", innodb, MODEL).statements == ()
 
 
 def test_each_kind_of_statement_is_estimated_its_own_way():

@@ -261,3 +261,20 @@ def test_a_revision_that_does_not_import_is_a_finding_and_the_other_checks_still
     assert statuses["models"] == statuses["round trip"] == "skipped"
     [failed] = [f for f in report["findings"] if f["rule"] == "check-failed"]
     assert failed["message"].startswith("check project could not run: ") and "no_such_module" in failed["message"]
+
+
+def test_a_revision_that_reads_rows_is_captured_on_a_scratch_database_and_linted(
+        repo, monkeypatch, capsys):
+    upgrade = ("hives = op.get_bind().execute(sa.text('SELECT count(*) FROM hives')).scalar()\n"
+               "op.execute(f\"UPDATE users SET last_name = upper(last_name) WHERE {hives} >= 0\")")
+    branch(repo, "reads-rows", dict([revision("c3c3c3c3c3c3", HEAD, upgrade,
+                                              message="Upper-case last names when hives exist")]))
+
+    code, out, _err = review(repo, monkeypatch, capsys, "--stats", stats(repo), "--format", "json")
+
+    report = json.loads(out)
+    [rev] = report["revisions"]
+    assert rev["sql_source"] == "captured on a scratch database"
+    assert "UPDATE users SET last_name = upper(last_name) WHERE 0 >= 0" in rev["sql"]
+    rules = {f["rule"] for f in report["findings"]}
+    assert {"needs-live-connection", "large-table-update"} <= rules and code == 1

@@ -7,7 +7,8 @@ is one of:
 * **rows**: ``UPDATE`` / ``DELETE`` on a table: rows / :attr:`LockModel.rows_per_s`
   (every row it touches stays locked until the migration commits);
 * **index build**: ``CREATE INDEX`` without ``CONCURRENTLY``, ``ADD ... UNIQUE`` or
-  ``PRIMARY KEY``: table bytes / :attr:`LockModel.index_bytes_per_s` (writes blocked);
+  ``PRIMARY KEY``: table bytes / :attr:`LockModel.index_bytes_per_s` (writes blocked; not
+  for stats of MySQL/MariaDB, where InnoDB builds a ``CREATE INDEX`` online);
 * **rewrite**: ``ALTER COLUMN ... TYPE``, ``INSERT INTO ... SELECT ... FROM t`` (a batch
   copy): table and index bytes / :attr:`LockModel.rewrite_bytes_per_s` (reads and writes
   blocked);
@@ -98,6 +99,8 @@ def estimate_statement(st: Statement, stats: Stats, model: LockModel) -> Stateme
         return StatementEstimate("rows", table, found.rows / model.rows_per_s,
                                  f"{scope}{found.rows:,} rows at {model.rows_per_s:,.0f} rows/s", st)
     if (m := _INDEX.match(code)) and not m["c"]:
+        if stats.dialect in ("mysql", "mariadb"):
+            return None  # InnoDB builds a secondary index online: writes go on
         return _by_bytes("index build", _table(m["t"]), stats, model.index_bytes_per_s, st, False)
     if m := _COPY.match(code):
         return _by_bytes("rewrite", _table(m["t"]), stats, model.rewrite_bytes_per_s, st, True)
