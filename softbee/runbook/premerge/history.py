@@ -51,8 +51,8 @@ def parse_revision(path: str, text: str) -> RevisionFile:
             except (ValueError, SyntaxError):
                 continue
     else:
-        message = (ast.get_docstring(tree) or "").strip().splitlines()[0:1]
-        message = message[0].strip() if message else ""
+        lines = (ast.get_docstring(tree) or "").strip().splitlines()
+        message = lines[0].strip() if lines else ""
         for node in tree.body:
             target, value = None, None
             if isinstance(node, ast.Assign) and len(node.targets) == 1:

@@ -57,6 +57,10 @@ def text_report(review: BranchReview, fail_on: str = "error") -> str:
     for rev in review.revisions:
         lock = f", lock ~{human_seconds(rev.locks.seconds)}" if rev.locks else ""
         lines.append(f"revision {rev.revision} ({rev.status}, {rev.path}): {rev.message}{lock}")
+        if rev.destructive:
+            lines.append("    destructive: " + "; ".join(
+                f"{d['kind']}: {d['table']}{'.' + d['column'] if d['column'] else ''}"
+                for d in rev.destructive))
     for f in ordered(review.findings):
         where = f" [{f.revision}]" if f.revision else ""
         lines.append(f"{f.severity}: {f.rule}{where}: {f.message}")
