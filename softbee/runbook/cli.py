@@ -344,9 +344,9 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{'html path:':17}{run.html}", file=out)
         return EXIT_OK
     if args.action == "html":
-        page = auditpage.write_index_page(directory)
-        print(f"wrote {page.path}: {page.runs} run(s), {page.failed} failed "
-              "(open it in a browser; no server needed)", file=out)
+        page = auditpage.write_index_page(directory, full=True)
+        print(f"wrote {page.path}: {page.runs} run(s), {page.failed} failed, {page.pages} "
+              "page(s) (open it in a browser; no server needed)", file=out)
         return EXIT_OK
     problems = archive.verify_archive(directory, since=args.since)
     for problem in problems:
