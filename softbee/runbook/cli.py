@@ -21,6 +21,7 @@ from typing import Any, NoReturn, TextIO
 
 from softbee.runbook.errors import ArchiveError, CatalogError, ParameterError, RunbookError
 from softbee.runbook.fleet.fleet_cli import add_fleet_parser, fleet_command
+from softbee.runbook.premerge.review_cli import add_review_parsers, review_command, stats_command
 from softbee.runbook.run.catalog import (
     Runbook,
     list_runbooks,
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _archive_dir_option(run)
 
     add_fleet_parser(commands, _archive_dir_option)
+    add_review_parsers(commands)
 
     group = commands.add_parser("archive", help="the archive of past runs")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -127,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signal.signal(signal.SIGTERM, previous)
         if args.command == "fleet":
             return fleet_command(args, sys.stdout)
+        if args.command == "review":
+            return review_command(args, sys.stdout)
+        if args.command == "stats":
+            return stats_command(args, sys.stdout)
         return _archive(args, sys.stdout)
     except _USAGE_ERRORS as exc:
         return _fail(EXIT_USAGE, str(exc))
