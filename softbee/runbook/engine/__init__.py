@@ -1,7 +1,9 @@
 """Migrating a database, with every guard rail around it.
 
 Owns: the migration lock, timeouts and the data-loss guard (``guards``); upgrades,
-downgrades, round trips and rehearsals (``migrate``); MySQL/MariaDB's revision-by-revision
+downgrades, round trips and rehearsals (``migrate``, the entry point), on what a run did
+(``result``), applying revisions (``apply``) and checking round trips (``roundtrip``);
+MySQL/MariaDB's revision-by-revision
 runs (``stepwise``) and PostgreSQL's online plans (``online_run``), Alembic's own
 ``autocommit_block`` as an online phase (``autocommit``); statements captured in
 a rehearsal (``capture``); scratch copies (``scratch``); a manual fix plus stamp

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
-from alembic import command
-from alembic.script import Script
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.engine import autocommit
+from softbee.runbook.engine.apply import apply_plan
+from softbee.runbook.engine.apply import migrate_one as migrate_one  # its old home: re-exported
 from softbee.runbook.engine.guards import (
-    Snapshot,
     find_losses,
     migration_lock,
     require_confirmation,
@@ -30,6 +25,15 @@ from softbee.runbook.engine.online_run import (
     refuse_replaying_half_done,
     run_online_plan,
 )
+from softbee.runbook.engine.result import (  # their old home: the names stay importable here
+    MigrationResult as MigrationResult,
+)
+from softbee.runbook.engine.result import Progress as Progress
+from softbee.runbook.engine.result import Step as Step
+from softbee.runbook.engine.result import StepObserver as StepObserver
+from softbee.runbook.engine.roundtrip import round_trip_checks
+from softbee.runbook.engine.roundtrip import round_trip_phases as round_trip_phases
+from softbee.runbook.engine.roundtrip import round_trip_verdict as round_trip_verdict
 from softbee.runbook.errors import (
     DataLossError,
     MigrationFailed,
@@ -46,8 +50,8 @@ from softbee.runbook.project.sessions import (
     describe_blockers,
     describe_file_holders,
 )
-from softbee.runbook.review.counts import compare_counts, counts_records
-from softbee.runbook.review.diff import schema_changes, schema_of
+from softbee.runbook.review.diff import schema_changes as schema_changes
+from softbee.runbook.review.diff import schema_of
 from softbee.runbook.review.plan import (  # made by the review, run here; the old names stay
     DIRECTIONS as DIRECTIONS,
 )
@@ -61,163 +65,8 @@ from softbee.runbook.review.plan import (
 from softbee.runbook.review.plan import (
     plan_to as plan_to,
 )
-from softbee.runbook.review.state import (
-    State,
-    current_revisions,
-    down_revisions,
-)
+from softbee.runbook.review.state import current_revisions
 from softbee.urls import redact_text
-
-Progress = Callable[[str], None]
-
-
-class StepObserver(Protocol):
-    """Told when each revision of a run starts and ends (``capture.StatementRecorder`` is one)."""
-
-    def step_started(self, connection: Connection, script: Script) -> None:
-        """``script`` is about to run on ``connection``."""
-
-    def step_finished(self, connection: Connection, script: Script) -> None:
-        """``script`` has run (its statements are in the run's transaction)."""
-
-
-@dataclass
-class Step:
-    """One revision applied, and how long it took."""
-
-    direction: str
-    revision: str
-    message: str
-    seconds: float
-
-
-@dataclass
-class MigrationResult:
-    """What a run did (or, for a rehearsal, would have done)."""
-
-    plan: Plan
-    end: str | None
-    steps: list[Step]
-    before: Snapshot
-    after: Snapshot
-    schema_before: dict[str, dict[str, str]]
-    schema_after: dict[str, dict[str, str]]
-    losses: list[dict[str, Any]] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
-    locks: list[dict[str, Any]] = field(default_factory=list)
-    sequences_moved: list[dict[str, Any]] = field(default_factory=list)
-    rehearsal: bool = False
-    committed: bool = False
-    phases: list[dict[str, Any]] = field(default_factory=list)
-    round_trip: str = ""  # a round trip's result in one sentence (empty: none was asked for)
-
-    def counts_frame(self) -> pd.DataFrame:
-        """Rows per table before, after and the difference."""
-        return compare_counts(self.before.rows, self.after.rows)
-
-    def steps_frame(self) -> pd.DataFrame:
-        """Each revision applied with its time in seconds."""
-        return pd.DataFrame(
-            [vars(step) for step in self.steps],
-            columns=["direction", "revision", "message", "seconds"],
-        )
-
-    def schema_frame(self) -> pd.DataFrame:
-        """Tables and columns added, removed or changed between before and after."""
-        return schema_changes(self.schema_before, self.schema_after)
-
-    def phases_frame(self) -> pd.DataFrame:
-        """Each phase of the online revisions: where it ran, its time and rows (empty when none)."""
-        return pd.DataFrame(self.phases, columns=["revision", "phase", "phases", "name", "runs",
-                                                  "seconds", "rows", "skipped"])
-
-    def losses_frame(self) -> pd.DataFrame:
-        """What the data-loss guard found (empty when nothing was lost)."""
-        return pd.DataFrame(self.losses, columns=["kind", "object", "lost", "detail"])
-
-    def review(self) -> list[tuple[str, pd.DataFrame | None]]:
-        """What to show after the run, as (title, table): schema, losses, checks, locks..."""
-        schema = self.schema_frame()
-        shown: list[tuple[str, pd.DataFrame | None]] = [
-            ("**Schema changes:**", schema) if not schema.empty else ("No schema change.", None)
-        ]
-        if self.phases:
-            shown.append(("**Phases of the online revisions** (each committed on its own; "
-                          "a re-run skips the finished ones):", self.phases_frame()))
-        if self.losses:
-            title = ("**Data this would lose:**" if self.rehearsal
-                     else "**Data lost (allowed by `allow_data_loss=True`)**")
-            shown.append((title, self.losses_frame()))
-        if self.round_trip:
-            shown.append((f"**Round trip:** {self.round_trip}",
-                           pd.DataFrame(self.checks) if self.checks else None))
-        if self.locks:
-            shown.append(("**Locks the migration took:**", pd.DataFrame(self.locks)))
-        if self.sequences_moved:
-            shown.append(("**Sequences the rehearsal advanced** (PostgreSQL never rolls back "
-                          "`nextval`):", pd.DataFrame(self.sequences_moved)))
-        return shown
-
-    def headline(self, final: State) -> str:
-        """One Markdown line: the outcome and the revision the database is at now."""
-        head = " (head)" if final.at_head else ""
-        return f"**{self.summary()['outcome']}** — the database is at `{final.label}`{head}"
-
-    def check_round_trip(self) -> None:
-        """Raise AssertionError when a round trip did not give back the same schema and counts."""
-        if self.checks and not all(check["ok"] for check in self.checks):
-            raise AssertionError(
-                "round trip did not come back to the same schema and row counts: see the table above"
-            )
-
-    def summary(self) -> dict[str, Any]:
-        """Facts for the run record: revisions before and after, row deltas, outcome."""
-        if self.rehearsal and not self.plan.transactional_ddl:
-            outcome = (f"rehearsal: would end at {self.end or 'base'}; it ran on a scratch copy, "
-                       "dropped: the database is as it was")
-        elif self.rehearsal:
-            outcome = f"rehearsal: would end at {self.end or 'base'}; everything was rolled back"
-        else:
-            outcome = f"{self.plan.direction} {self.plan.start or 'base'} -> {self.end or 'base'}"
-        if self.round_trip:
-            outcome += f"; round trip {self.round_trip}"
-        return {
-            "revision_before": self.plan.start or "base",
-            "revision_after": (self.plan.start if self.rehearsal else self.end) or "base",
-            "row_counts": counts_records(self.counts_frame()),
-            "data_loss": self.losses,
-            "rehearsal": self.rehearsal,
-            "outcome": outcome,
-            **({"round_trip": self.round_trip} if self.round_trip else {}),
-        }
-
-
-def round_trip_phases(direction: str) -> tuple[str, str, str]:
-    """How a failure names the phase of a round trip it happened in: first pass, back, re-apply."""
-    back = "downgrade" if direction == "upgrade" else "upgrade"
-    return (f"round trip, phase 1 of 3 ({direction})",
-            f"round trip, phase 2 of 3 ({back}, after the {direction})",
-            f"round trip, phase 3 of 3 (re-{direction}, after the {back})")
-
-
-def round_trip_verdict(project: Project, plan: Plan, checks: list[dict[str, Any]]) -> str:
-    """A round trip's result in one sentence: passed, failed (which checks), or nothing to do."""
-    if not plan.scripts:
-        heads = project.script().get_heads()
-        where = "head" if plan.target is not None and list(heads) == [plan.target] else (
-            plan.target or "base")
-        return (f"nothing to round-trip: already at {where} (no {plan.direction}, no "
-                f"downgrade ran; no check made)")
-    back = "downgrade" if plan.direction == "upgrade" else "upgrade"
-    failed = [check["check"] for check in checks if not check["ok"]]
-    if failed:
-        return (f"FAILED: {plan.direction}, {back}, {plan.direction} again over "
-                f"{len(plan.scripts)} revision(s); {len(failed)} of {len(checks)} checks differ "
-                f"({', '.join(failed)})")
-    return (f"passed: {plan.direction}, {back}, {plan.direction} again over "
-            f"{len(plan.scripts)} revision(s); schema and row counts identical at each end "
-            f"({len(checks)} checks)")
-
 
 def run_migration(
     project: Project,
@@ -369,10 +218,10 @@ def _run_locked(
         schema_before = schema_of(conn)
         sequences_before = sequence_values(conn) if rehearse else {}
         phases = round_trip_phases(plan.direction) if round_trip and plan.scripts else (None,) * 3
-        steps += _apply(project, conn, plan, say, observer, phases[0])
+        steps += apply_plan(project, conn, plan, say, observer, phases[0])
         checks: list[dict[str, Any]] = []
         if round_trip and plan.scripts:  # nothing pending: nothing to round-trip, and it says so
-            checks = _round_trip(project, conn, plan, before, schema_before, count_mode, steps,
+            checks = round_trip_checks(project, conn, plan, before, schema_before, count_mode, steps,
                                  say, phases)
         if plan.scripts:
             after = take_snapshot(conn, count_mode, baseline=before)
@@ -424,108 +273,6 @@ def _run_locked(
         run = "rehearsal" if rehearse else "round trip" if round_trip else "run"
         raise _explain(project, exc, plan, steps, lock_timeout_ms, statement_timeout_ms,
                        run=run) from exc
-
-
-def _apply(
-    project: Project, conn: Connection, plan: Plan, say: Progress,
-    observer: StepObserver | None = None, phase: str | None = None,
-) -> list[Step]:
-    """Run the plan's scripts one at a time on ``conn``, timing each.
-
-    ``phase`` names the round trip's phase these steps are (a failure carries it).
-    """
-    try:
-        return _apply_steps(project, conn, plan, say, observer)
-    except Exception as exc:
-        if phase is not None and getattr(exc, "_softbee_phase", None) is None:
-            setattr(exc, "_softbee_phase", phase)
-        raise
-
-
-def _apply_steps(
-    project: Project, conn: Connection, plan: Plan, say: Progress, observer: StepObserver | None
-) -> list[Step]:
-    steps: list[Step] = []
-    total = len(plan.scripts)
-    if not total:  # nothing to run: no need to route (and so probe) the project's env.py
-        return steps
-    with project.bound(conn) as config:
-        for number, script in enumerate(plan.scripts, start=1):
-            message = (script.doc or "").strip()
-            say(f"[{number}/{total}] {plan.direction} {script.revision}: {message}")
-            started = time.perf_counter()
-            if observer is not None:
-                observer.step_started(conn, script)
-            migrate_one(config, plan, script)
-            seconds = round(time.perf_counter() - started, 3)
-            if observer is not None:
-                observer.step_finished(conn, script)
-            steps.append(Step(plan.direction, script.revision, message, seconds))
-            say(f"      done in {seconds:.3f}s")
-    return steps
-
-
-def migrate_one(config: Any, plan: Plan, script: Script) -> None:
-    """Run one script of ``plan`` with Alembic; a failure carries the script it happened in."""
-    destination = script.revision
-    if plan.direction == "downgrade":
-        parents = down_revisions(script)
-        # below a merge point, go straight to the target; elsewhere one step down
-        destination = (plan.target or "base") if len(parents) > 1 else (
-            parents[0] if parents else "base")
-    try:
-        if plan.direction == "upgrade":
-            command.upgrade(config, destination)
-        else:
-            command.downgrade(config, destination)
-    except Exception as exc:
-        exc.add_note(f"softbee-runbook: while running {script.revision} "
-                     f"({(script.doc or '').strip()})")
-        exc._softbee_script = script
-        raise
-
-
-def _round_trip(
-    project: Project,
-    conn: Connection,
-    plan: Plan,
-    before: Snapshot,
-    schema_before: dict[str, dict[str, str]],
-    count_mode: str,
-    steps: list[Step],
-    say: Progress,
-    phases: tuple[str | None, ...] = (None, None, None),
-) -> list[dict[str, Any]]:
-    """Go back to the start and forward again, checking schema and counts at each end."""
-    def rows_now() -> dict[str, int]:
-        return take_snapshot(conn, count_mode, baseline=before).rows
-
-    mid_rows, schema_mid = rows_now(), schema_of(conn)
-    back_direction = "downgrade" if plan.direction == "upgrade" else "upgrade"
-    back = Plan(back_direction, plan.target, plan.start, list(reversed(plan.scripts)))
-    steps += _apply(project, conn, back, say, phase=phases[1])
-    checks = [
-        _check("schema back at start", schema_of(conn), schema_before),
-        _check("row counts back at start", rows_now(), before.rows),
-    ]
-    steps += _apply(project, conn, plan, say, phase=phases[2])
-    checks += [
-        _check("schema after re-apply equals first apply", schema_of(conn), schema_mid),
-        _check("row counts after re-apply equal first apply", rows_now(), mid_rows),
-    ]
-    return checks
-
-
-def _check(name: str, got: Any, expected: Any) -> dict[str, Any]:
-    ok = got == expected
-    detail = "identical" if ok else _describe_difference(got, expected)
-    return {"check": name, "ok": ok, "detail": detail}
-
-
-def _describe_difference(got: dict[str, Any], expected: dict[str, Any]) -> str:
-    keys = sorted(set(got) | set(expected))
-    differing = [k for k in keys if got.get(k) != expected.get(k)]
-    return "differs in: " + ", ".join(differing[:10])
 
 
 def sequence_values(connection: Connection) -> dict[str, int | None]:

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.engine.autocommit import blocks_in, finish_revision, revision_running
+from softbee.runbook.engine.apply import migrate_one
 from softbee.runbook.engine.guards import Snapshot, find_losses, take_snapshot
+from softbee.runbook.engine.result import MigrationResult, Progress, Step, StepObserver
 from softbee.runbook.errors import (
     DataLossError,
     GuardError,
@@ -40,14 +42,14 @@ from softbee.runbook.online.phases import PhaseTiming, Phasing, guarded_sql, in_
 from softbee.runbook.project import Project
 from softbee.runbook.project.dialects import rollback_fully
 from softbee.runbook.review.counts import row_counts, user_tables
+from softbee.runbook.review.diff import schema_of
+from softbee.runbook.review.plan import Plan
 from softbee.runbook.review.state import current_revisions
 from softbee.runbook.util.sqltext import split_sql
 from softbee.urls import redact_text
 
 if TYPE_CHECKING:
     from alembic.script import Script
-
-    from softbee.runbook.engine.migrate import MigrationResult, Plan, Progress, Step, StepObserver
 
 _ADDITIVE = re.compile(
     r"^\s*(CREATE\s+(UNIQUE\s+)?INDEX|CREATE\s+TABLE|CREATE\s+SEQUENCE|CREATE\s+TYPE|COMMENT\s+ON"
@@ -166,7 +168,6 @@ def run_online_plan(
     observer: StepObserver | None = None,
 ) -> MigrationResult:
     """Run ``plan`` revision by revision, committing each, the online phases between (see module)."""
-    from softbee.runbook.engine.migrate import MigrationResult, schema_of
     from softbee.runbook.engine.stepwise import step_sql
 
     rows_before = row_counts(conn, count_mode)  # for the report: no lock of the migration's
@@ -231,8 +232,6 @@ def _run_revision(
     losses: list[dict[str, Any]],
     observer: StepObserver | None,
 ) -> Step:
-    from softbee.runbook.engine.migrate import Step, migrate_one
-
     segment: dict[str, Snapshot] = {}
 
     def count(baseline: Snapshot | None = None) -> Snapshot:

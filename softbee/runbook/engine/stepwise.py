@@ -30,7 +30,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from softbee.runbook.engine.apply import apply_plan
 from softbee.runbook.engine.guards import find_losses, take_snapshot
+from softbee.runbook.engine.result import MigrationResult, Progress, StepObserver
+from softbee.runbook.engine.roundtrip import check_equal, round_trip_phases, round_trip_verdict
 from softbee.runbook.errors import (
     CannotPredict,
     DataLossError,
@@ -45,16 +48,16 @@ from softbee.runbook.project.advice import runbook_command
 from softbee.runbook.project.dialects import TimeoutReached, dialect_named
 from softbee.runbook.project.sessions import describe_blockers
 from softbee.runbook.review.counts import SKIPPED_TABLES, has_rows
+from softbee.runbook.review.diff import schema_changes, schema_of
 from softbee.runbook.review.lint import destructive_statements
 from softbee.runbook.review.offline import downgrade_sql, upgrade_sql
+from softbee.runbook.review.plan import Plan
 from softbee.runbook.review.state import current_revisions, down_revisions
 from softbee.runbook.util.sqltext import one_line, split_sql
 from softbee.urls import redact_text
 
 if TYPE_CHECKING:
     from alembic.script import Script
-
-    from softbee.runbook.engine.migrate import MigrationResult, Plan, Progress, StepObserver
 
 
 def step_sql(project: Project, direction: str, script: Script) -> str:
@@ -144,13 +147,6 @@ def run_stepwise(
     one-transaction path (``capture`` records the statements that way). ``on_copy``: the
     database is a rehearsal's scratch copy, and a failure is told as the copy's.
     """
-    from softbee.runbook.engine.migrate import (
-        MigrationResult,
-        round_trip_phases,
-        round_trip_verdict,
-        schema_of,
-    )
-
     run = StepRun(say, observer, lock_timeout_ms, statement_timeout_ms, on_copy=on_copy)
     phases = round_trip_phases(plan.direction) if round_trip and plan.scripts else (None,) * 3
 
@@ -206,8 +202,6 @@ def _round_trip(
     schema_before: dict[str, dict[str, str]], count_mode: str, steps: list[Any], run: StepRun,
     phases: tuple[str | None, ...],
 ) -> list[dict[str, Any]]:
-    from softbee.runbook.engine.migrate import Plan, _check, schema_of
-
     def rows_now() -> dict[str, int]:
         rows = take_snapshot(conn, count_mode, baseline=before).rows
         conn.commit()
@@ -217,18 +211,16 @@ def _round_trip(
     back = Plan("downgrade" if plan.direction == "upgrade" else "upgrade",
                 plan.target, plan.start, list(reversed(plan.scripts)))
     steps += _steps(project, conn, back, replace(run, phase=phases[1]))
-    checks = [_check("schema back at start", schema_of(conn), schema_before),
-              _check("row counts back at start", rows_now(), before.rows)]
+    checks = [check_equal("schema back at start", schema_of(conn), schema_before),
+              check_equal("row counts back at start", rows_now(), before.rows)]
     steps += _steps(project, conn, plan, replace(run, phase=phases[2]))
-    checks += [_check("schema after re-apply equals first apply", schema_of(conn), schema_mid),
-               _check("row counts after re-apply equal first apply", rows_now(), mid_rows)]
+    checks += [check_equal("schema after re-apply equals first apply", schema_of(conn), schema_mid),
+               check_equal("row counts after re-apply equal first apply", rows_now(), mid_rows)]
     return checks
 
 
 def _steps(project: Project, conn: Connection, plan: Plan, run: StepRun) -> list[Any]:
     """Each revision of ``plan`` as its own committed step; a failure says what it left."""
-    from softbee.runbook.engine.migrate import Plan, _apply, schema_of
-
     steps: list[Any] = []
     for script in plan.scripts:
         schema_before = schema_of(conn)
@@ -241,7 +233,7 @@ def _steps(project: Project, conn: Connection, plan: Plan, run: StepRun) -> list
 
         sa.event.listen(conn, "before_cursor_execute", track)
         try:
-            steps += _apply(project, conn, Plan(plan.direction, None, plan.target, [script]),
+            steps += apply_plan(project, conn, Plan(plan.direction, None, plan.target, [script]),
                             run.say, run.observer)
             conn.commit()
         except RunbookError:
@@ -273,8 +265,6 @@ def step_failed(
     left nothing behind: it is a plain :class:`MigrationFailed` naming the timeout and the
     session that held the lock, with the database still at the recorded revision.
     """
-    from softbee.runbook.engine.migrate import schema_changes, schema_of
-
     run = run or StepRun(say=lambda _message: None)
     applied = schema_changes(schema_before, schema_of(conn))
     conn.commit()
@@ -319,8 +309,6 @@ def partially_applied(
     copy, and no recovery: the copy is dropped.
     """
     run = run or StepRun(say=lambda _message: None)
-    from softbee.runbook.engine.migrate import schema_changes, schema_of
-
     if applied is None:
         applied = schema_changes(schema_before, schema_of(conn))
         conn.commit()
