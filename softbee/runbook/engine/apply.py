@@ -14,6 +14,7 @@ from softbee.runbook.project import Project
 from softbee.runbook.review.plan import Plan
 from softbee.runbook.review.state import down_revisions
 
+
 def apply_plan(
     project: Project, conn: Connection, plan: Plan, say: Progress,
     observer: StepObserver | None = None, phase: str | None = None,

@@ -287,9 +287,7 @@ def _read_holder(text: str) -> dict[str, Any]:
 
 
 @contextmanager
-def session_timeouts(
-    connection: Connection, lock_timeout_ms: int | None, statement_timeout_ms: int | None
-) -> Iterator[None]:
+def session_timeouts(connection: Connection, timeouts: Timeouts) -> Iterator[None]:
     """Give ``connection`` and every session opened in this block the lock and statement timeouts.
 
     The runbook's own session gets them now; any other session that opens while the block
@@ -297,6 +295,7 @@ def session_timeouts(
     (:func:`~softbee.runbook.project.routing.timeouts_for_new_sessions`), so nothing waits forever.
     Afterwards the session is given back the timeouts it had (the run's, from the factory).
     """
+    lock_timeout_ms, statement_timeout_ms = timeouts.lock_timeout_ms, timeouts.statement_timeout_ms
     check_timeouts(lock_timeout_ms, statement_timeout_ms)
     dialect = dialect_for(connection)
     had = session_timeouts_of(connection)
@@ -306,7 +305,7 @@ def session_timeouts(
         had.lock_timeout_ms if lock_timeout_ms is None else lock_timeout_ms,
         had.statement_timeout_ms if statement_timeout_ms is None else statement_timeout_ms))
     try:
-        with timeouts_for_new_sessions(lock_timeout_ms, statement_timeout_ms):
+        with timeouts_for_new_sessions(timeouts):
             yield
     finally:
         if not connection.closed and not connection.invalidated:

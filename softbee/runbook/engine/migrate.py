@@ -66,7 +66,9 @@ from softbee.runbook.review.plan import (
     plan_to as plan_to,
 )
 from softbee.runbook.review.state import current_revisions
+from softbee.runbook.util.options import RunOptions
 from softbee.urls import redact_text
+
 
 def run_migration(
     project: Project,
@@ -84,6 +86,7 @@ def run_migration(
     production: bool | None = None,
     progress: Progress | None = None,
     observer: StepObserver | None = None,
+    options: RunOptions | None = None,
 ) -> MigrationResult:
     """Migrate under the lock, in one transaction, refusing data loss unless allowed.
 
@@ -91,45 +94,49 @@ def run_migration(
     told when each revision starts and ends (``capture`` records the statements that way).
     Where DDL cannot be rolled back (MySQL, MariaDB) the run is ``stepwise.run_stepwise``:
     revision by revision, the loss predicted first, a rehearsal on a scratch copy.
+    The keyword arguments from ``round_trip`` to ``production`` are a
+    :class:`~softbee.runbook.util.options.RunOptions`; pass one as ``options`` instead.
     """
+    options = RunOptions.given(
+        options, round_trip=round_trip, count_mode=count_mode, allow_data_loss=allow_data_loss,
+        rehearse=rehearse, lock_wait_s=lock_wait_s, lock_timeout_ms=lock_timeout_ms,
+        statement_timeout_ms=statement_timeout_ms, confirm=confirm, production=production)
     say = progress or (lambda _message: None)
     # A rehearsal writes nothing in the end, but it takes the same locks on the same tables.
-    require_confirmation(project, confirm, production)
+    require_confirmation(project, options.confirm, options.production)
     # Its timeouts are explained here (_explain), with what became of the database.
     with project.connect() as conn, caller_explains_timeouts(conn):
         first = Plan(direction, None, None, [])
         try:
             # Fail fast, before the lock; under the timeouts already: a session holding
             # alembic_version must not make even this first read wait forever.
-            with session_timeouts(conn, lock_timeout_ms, statement_timeout_ms):
+            with session_timeouts(conn, options.timeouts):
                 first = plan_migration(project, direction, target, conn)
                 conn.commit()
-            with migration_lock(project, conn, lock_wait_s), session_timeouts(
-                conn, lock_timeout_ms, statement_timeout_ms
+            with migration_lock(project, conn, options.lock_wait_s), session_timeouts(
+                conn, options.timeouts
             ):
                 plan = plan_migration(project, direction, target, conn)  # it may have moved
                 conn.commit()
                 blocks = autocommit.announce(conn.dialect.name, plan.scripts, plan.direction,
-                                             rehearse=rehearse, round_trip=round_trip)
+                                             rehearse=options.rehearse,
+                                             round_trip=options.round_trip)
                 if blocks:
                     say(blocks)
                 if not dialect_for(conn).transactional_ddl:
-                    return _run_without_transactional_ddl(
-                        project, conn, plan, round_trip, count_mode, allow_data_loss, rehearse,
-                        lock_timeout_ms, statement_timeout_ms, say, observer)
-                refuse_replaying_half_done(conn, rehearse, round_trip)
-                if runs_online(conn, plan, rehearse, round_trip, say):
+                    return _run_without_transactional_ddl(project, conn, plan, options, say,
+                                                          observer)
+                refuse_replaying_half_done(conn, options.rehearse, options.round_trip)
+                if runs_online(conn, plan, options.rehearse, options.round_trip, say):
                     return run_online_plan(
-                        project, conn, plan, count_mode, allow_data_loss, say,
+                        project, conn, plan, options, say,
                         lambda exc, at, steps, outcome, advice: _explain(
-                            project, exc, at, steps, lock_timeout_ms, statement_timeout_ms,
-                            outcome, advice), observer)
-                return _run_locked(project, conn, plan, round_trip, count_mode, allow_data_loss,
-                                   rehearse, lock_timeout_ms, statement_timeout_ms, say, observer)
+                            project, exc, at, steps, options, outcome, advice), observer)
+                return _run_locked(project, conn, plan, options, say, observer)
         except sa.exc.DBAPIError as exc:
             # The runbook's own statements under the timeouts (the re-plan, the reset) can hit
             # them too: one actionable line, as for a migration statement, not a traceback.
-            raise _explain(project, exc, first, [], lock_timeout_ms, statement_timeout_ms) from exc
+            raise _explain(project, exc, first, [], options) from exc
 
 
 def runs_online(conn: Connection, plan: Plan, rehearse: bool, round_trip: bool, say: Progress) -> bool:
@@ -148,12 +155,7 @@ def _run_without_transactional_ddl(
     project: Project,
     conn: Connection,
     plan: Plan,
-    round_trip: bool,
-    count_mode: str,
-    allow_data_loss: bool,
-    rehearse: bool,
-    lock_timeout_ms: int | None,
-    statement_timeout_ms: int | None,
+    options: RunOptions,
     say: Progress,
     observer: StepObserver | None = None,
 ) -> MigrationResult:
@@ -161,31 +163,31 @@ def _run_without_transactional_ddl(
     from softbee.runbook.engine.scratch import scratch_copy
     from softbee.runbook.engine.stepwise import outcome_after_failure, run_stepwise
 
+    rehearse = options.rehearse
+
     def run(target: Project, connection: Connection, allow_loss: bool) -> MigrationResult:
         try:
-            return run_stepwise(target, connection, plan, round_trip=round_trip,
-                                count_mode=count_mode, allow_data_loss=allow_loss, say=say,
-                                observer=observer, lock_timeout_ms=lock_timeout_ms,
-                                statement_timeout_ms=statement_timeout_ms, on_copy=rehearse)
+            return run_stepwise(target, connection, plan,
+                                options.but(allow_data_loss=allow_loss), say=say,
+                                observer=observer, on_copy=rehearse)
         except RunbookError:
             raise
         except Exception as exc:
             rollback_fully(connection)
             if rehearse:
-                raise _explain(target, exc, plan, [], lock_timeout_ms, statement_timeout_ms,
-                               "on the scratch copy", "fix the revision and rehearse again"
-                               ) from exc
-            raise _explain(target, exc, plan, [], lock_timeout_ms, statement_timeout_ms,
+                raise _explain(target, exc, plan, [], options, "on the scratch copy",
+                               "fix the revision and rehearse again") from exc
+            raise _explain(target, exc, plan, [], options,
                            outcome_after_failure(target, connection, plan)) from exc
 
     if not rehearse:
-        return run(project, conn, allow_data_loss)
+        return run(project, conn, options.allow_data_loss)
     with scratch_copy(project, conn) as copy, copy.connect() as scratch_conn, \
             caller_explains_timeouts(scratch_conn):
         say(f"rehearsal on a scratch copy of the database ({copy.url.database}): "
             f"{project.dialect} cannot roll DDL back")
         # The copy's session gets the run's timeouts too: a rehearsal waits no longer than a run.
-        with session_timeouts(scratch_conn, lock_timeout_ms, statement_timeout_ms):
+        with session_timeouts(scratch_conn, options.timeouts):
             try:
                 result = run(copy, scratch_conn, True)  # a copy: show a loss, not refuse it
             except (MigrationFailed, RoundTripMismatch) as exc:
@@ -202,15 +204,11 @@ def _run_locked(
     project: Project,
     conn: Connection,
     plan: Plan,
-    round_trip: bool,
-    count_mode: str,
-    allow_data_loss: bool,
-    rehearse: bool,
-    lock_timeout_ms: int | None,
-    statement_timeout_ms: int | None,
+    options: RunOptions,
     say: Progress,
     observer: StepObserver | None = None,
 ) -> MigrationResult:
+    round_trip, count_mode, rehearse = options.round_trip, options.count_mode, options.rehearse
     transaction = conn.begin()
     steps: list[Step] = []
     try:
@@ -221,8 +219,8 @@ def _run_locked(
         steps += apply_plan(project, conn, plan, say, observer, phases[0])
         checks: list[dict[str, Any]] = []
         if round_trip and plan.scripts:  # nothing pending: nothing to round-trip, and it says so
-            checks = round_trip_checks(project, conn, plan, before, schema_before, count_mode, steps,
-                                 say, phases)
+            checks = round_trip_checks(project, conn, plan, before, schema_before, count_mode,
+                                       steps, say, phases)
         if plan.scripts:
             after = take_snapshot(conn, count_mode, baseline=before)
             schema_after = schema_of(conn)
@@ -253,7 +251,7 @@ def _run_locked(
                 "nothing changed; fix the revisions' downgrade() and try again",
                 checks,
             )
-        elif losses and not allow_data_loss:
+        elif losses and not options.allow_data_loss:
             transaction.rollback()
             listed = "; ".join(loss["detail"] for loss in losses)
             raise DataLossError(
@@ -271,8 +269,7 @@ def _run_locked(
     except Exception as exc:
         rollback_fully(conn)
         run = "rehearsal" if rehearse else "round trip" if round_trip else "run"
-        raise _explain(project, exc, plan, steps, lock_timeout_ms, statement_timeout_ms,
-                       run=run) from exc
+        raise _explain(project, exc, plan, steps, options, run=run) from exc
 
 
 def sequence_values(connection: Connection) -> dict[str, int | None]:
@@ -311,8 +308,7 @@ def _explain(
     exc: Exception,
     plan: Plan,
     steps: list[Step],
-    lock_timeout_ms: int | None,
-    statement_timeout_ms: int | None,
+    options: RunOptions,
     outcome: str | None = None,
     advice: str | None = None,
     run: str = "run",
@@ -343,8 +339,8 @@ def _explain(
     orig = getattr(exc, "orig", None)
     statement = " ".join(str(getattr(exc, "statement", "") or "").split())[:200]
     reason = redact_text(first_line(orig if orig is not None else exc))
-    timeout = dialect_named(project.dialect).timeout_reached(exc, lock_timeout_ms,
-                                                             statement_timeout_ms)
+    timeout = dialect_named(project.dialect).timeout_reached(
+        exc, options.lock_timeout_ms, options.statement_timeout_ms)
     if timeout is not None and timeout.kind == "lock" and project.dialect == "sqlite":
         return MigrationFailed(
             f"{where}: {timeout.setting} reached: the SQLite file is locked by "

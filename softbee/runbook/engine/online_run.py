@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
-from softbee.runbook.engine.autocommit import blocks_in, finish_revision, revision_running
 from softbee.runbook.engine.apply import migrate_one
+from softbee.runbook.engine.autocommit import blocks_in, finish_revision, revision_running
 from softbee.runbook.engine.guards import Snapshot, find_losses, take_snapshot
 from softbee.runbook.engine.result import MigrationResult, Progress, Step, StepObserver
 from softbee.runbook.errors import (
@@ -45,6 +45,7 @@ from softbee.runbook.review.counts import row_counts, user_tables
 from softbee.runbook.review.diff import schema_of
 from softbee.runbook.review.plan import Plan
 from softbee.runbook.review.state import current_revisions
+from softbee.runbook.util.options import RunOptions
 from softbee.runbook.util.sqltext import split_sql
 from softbee.urls import redact_text
 
@@ -161,8 +162,7 @@ def run_online_plan(
     project: Project,
     conn: Connection,
     plan: Plan,
-    count_mode: str,
-    allow_data_loss: bool,
+    options: RunOptions,
     say: Progress,
     explain: Any,
     observer: StepObserver | None = None,
@@ -170,6 +170,7 @@ def run_online_plan(
     """Run ``plan`` revision by revision, committing each, the online phases between (see module)."""
     from softbee.runbook.engine.stepwise import step_sql
 
+    count_mode = options.count_mode
     rows_before = row_counts(conn, count_mode)  # for the report: no lock of the migration's
     schema_before = schema_of(conn)
     conn.commit()
@@ -186,8 +187,8 @@ def run_online_plan(
         try:  # from here a failure says what the revisions before this one committed
             guard = GuardPlan(sql, user_tables(conn))
             conn.commit()
-            steps.append(_run_revision(project, conn, plan, script, guard, count_mode,
-                                       allow_data_loss, say, timings, losses, observer))
+            steps.append(_run_revision(project, conn, plan, script, guard, options, say,
+                                       timings, losses, observer))
         except RunbookError as exc:
             rollback_fully(conn)
             exc.args = (_where_now(project, conn, str(exc)), *exc.args[1:])
@@ -225,13 +226,13 @@ def _run_revision(
     plan: Plan,
     script: Script,
     guard: GuardPlan,
-    count_mode: str,
-    allow_data_loss: bool,
+    options: RunOptions,
     say: Progress,
     timings: list[PhaseTiming],
     losses: list[dict[str, Any]],
     observer: StepObserver | None,
 ) -> Step:
+    count_mode, allow_data_loss = options.count_mode, options.allow_data_loss
     segment: dict[str, Snapshot] = {}
 
     def count(baseline: Snapshot | None = None) -> Snapshot:

@@ -13,6 +13,7 @@ from softbee.runbook.project import Project
 from softbee.runbook.review.diff import schema_of
 from softbee.runbook.review.plan import Plan
 
+
 def round_trip_phases(direction: str) -> tuple[str, str, str]:
     """How a failure names the phase of a round trip it happened in: first pass, back, re-apply."""
     back = "downgrade" if direction == "upgrade" else "upgrade"

@@ -53,6 +53,7 @@ from softbee.runbook.review.lint import destructive_statements
 from softbee.runbook.review.offline import downgrade_sql, upgrade_sql
 from softbee.runbook.review.plan import Plan
 from softbee.runbook.review.state import current_revisions, down_revisions
+from softbee.runbook.util.options import RunOptions, Timeouts
 from softbee.runbook.util.sqltext import one_line, split_sql
 from softbee.urls import redact_text
 
@@ -121,8 +122,7 @@ class StepRun:
 
     say: Progress
     observer: StepObserver | None = None
-    lock_timeout_ms: int | None = None
-    statement_timeout_ms: int | None = None
+    timeouts: Timeouts = Timeouts(None, None)
     on_copy: bool = False  # a rehearsal's scratch copy: a failure is the copy's, not the database's
     phase: str | None = None  # the round trip's phase the steps belong to, when one runs
 
@@ -131,14 +131,10 @@ def run_stepwise(
     project: Project,
     conn: Connection,
     plan: Plan,
+    options: RunOptions,
     *,
-    round_trip: bool,
-    count_mode: str,
-    allow_data_loss: bool,
     say: Progress,
     observer: StepObserver | None = None,
-    lock_timeout_ms: int | None = None,
-    statement_timeout_ms: int | None = None,
     on_copy: bool = False,
 ) -> MigrationResult:
     """Run ``plan`` one committed revision at a time, after predicting its data loss.
@@ -147,7 +143,9 @@ def run_stepwise(
     one-transaction path (``capture`` records the statements that way). ``on_copy``: the
     database is a rehearsal's scratch copy, and a failure is told as the copy's.
     """
-    run = StepRun(say, observer, lock_timeout_ms, statement_timeout_ms, on_copy=on_copy)
+    round_trip, count_mode, allow_data_loss = (
+        options.round_trip, options.count_mode, options.allow_data_loss)
+    run = StepRun(say, observer, options.timeouts, on_copy=on_copy)
     phases = round_trip_phases(plan.direction) if round_trip and plan.scripts else (None,) * 3
 
     predicted = predict_losses(project, conn, plan)
@@ -271,7 +269,7 @@ def step_failed(
     changes = _changes(executed)
     ran_before = changes[:-1] if isinstance(exc, sa.exc.DBAPIError) and changes else changes
     timeout = dialect_named(project.dialect).timeout_reached(
-        exc, run.lock_timeout_ms, run.statement_timeout_ms)
+        exc, run.timeouts.lock_timeout_ms, run.timeouts.statement_timeout_ms)
     if not applied.empty or ran_before:
         return partially_applied(project, conn, direction, script, exc, schema_before,
                                  recorded, executed, applied=applied, timeout=timeout, run=run)

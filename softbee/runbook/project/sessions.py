@@ -16,7 +16,6 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -24,12 +23,12 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from softbee.runbook.errors import SessionTimeout
 from softbee.runbook.project.dialects import (
-    DEFAULT_LOCK_TIMEOUT_MS,
     TimeoutReached,
     dialect_for,
     dialect_named,
 )
 from softbee.runbook.util.compat import dbapi_connection
+from softbee.runbook.util.options import Timeouts as Timeouts  # its old home: re-exported
 from softbee.urls import redact_text
 
 
@@ -45,19 +44,6 @@ class SessionOwner(Protocol):
 
     def connect(self) -> Connection:
         """A session with the run's timeouts."""
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """The run's timeouts, given to every session the runbooks open (None: the server's setting).
-
-    The lock timeout bounds every wait for a table another session holds; the statement
-    timeout is left to the server unless the run sets one (an exact count of a huge table may
-    rightly take minutes).
-    """
-
-    lock_timeout_ms: int | None = DEFAULT_LOCK_TIMEOUT_MS
-    statement_timeout_ms: int | None = None
 
 
 def open_session(engine: Engine, timeouts: Timeouts) -> Connection:
