@@ -505,7 +505,7 @@ def test_the_runbooks_show_a_half_done_revision_and_upgrade_downgrade_resumes_it
 
 def test_the_guard_counts_outside_the_locks_only_for_revisions_that_only_add(postgres_url: str) -> None:
     from softbee.runbook.engine.online_run import GuardPlan
-    from softbee.runbook.engine.stepwise import step_sql
+    from softbee.runbook.engine.predict import step_sql
     from softbee.runbook.review.counts import user_tables
     from softbee.runbook.review.state import get_script
 

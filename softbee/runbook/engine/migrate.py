@@ -12,13 +12,8 @@ from sqlalchemy.engine import Connection
 from softbee.runbook.engine import autocommit
 from softbee.runbook.engine.apply import apply_plan
 from softbee.runbook.engine.apply import migrate_one as migrate_one  # its old home: re-exported
-from softbee.runbook.engine.guards import (
-    find_losses,
-    migration_lock,
-    require_confirmation,
-    session_timeouts,
-    take_snapshot,
-)
+from softbee.runbook.engine.dataloss import find_losses, take_snapshot
+from softbee.runbook.engine.guards import migration_lock, require_confirmation, session_timeouts
 from softbee.runbook.engine.online_run import (
     calls_run_phases,
     is_online,

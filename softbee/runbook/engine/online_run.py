@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 
 from softbee.runbook.engine.apply import migrate_one
 from softbee.runbook.engine.autocommit import blocks_in, finish_revision, revision_running
-from softbee.runbook.engine.guards import Snapshot, find_losses, take_snapshot
+from softbee.runbook.engine.dataloss import Snapshot, find_losses, take_snapshot
 from softbee.runbook.engine.result import MigrationResult, Progress, Step, StepObserver
 from softbee.runbook.errors import (
     DataLossError,
@@ -168,7 +168,7 @@ def run_online_plan(
     observer: StepObserver | None = None,
 ) -> MigrationResult:
     """Run ``plan`` revision by revision, committing each, the online phases between (see module)."""
-    from softbee.runbook.engine.stepwise import step_sql
+    from softbee.runbook.engine.predict import step_sql
 
     count_mode = options.count_mode
     rows_before = row_counts(conn, count_mode)  # for the report: no lock of the migration's

@@ -14,7 +14,7 @@ import pandas as pd
 from alembic.script import Script
 from sqlalchemy.engine import Connection
 
-from softbee.runbook.engine.guards import Snapshot
+from softbee.runbook.engine.dataloss import Snapshot
 from softbee.runbook.review.counts import compare_counts, counts_records
 from softbee.runbook.review.diff import schema_changes
 from softbee.runbook.review.plan import Plan

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.engine.apply import apply_plan
-from softbee.runbook.engine.guards import Snapshot, take_snapshot
+from softbee.runbook.engine.dataloss import Snapshot, take_snapshot
 from softbee.runbook.engine.result import Progress, Step
 from softbee.runbook.project import Project
 from softbee.runbook.review.diff import schema_of
