@@ -44,6 +44,7 @@ from softbee.runbook.run.catalog import (
     first_line,
     read_cells,
 )
+from softbee.runbook.run.banner import ERROR_MARKER_TAG, quiet_banner
 from softbee.runbook.run.kernel import KERNEL_NAME, RunKernel, library_imports
 from softbee.runbook.util.redact import Redactor
 from softbee.runbook.util.secrets import Hidden, hide
@@ -54,7 +55,6 @@ if TYPE_CHECKING:  # papermill and nbformat take seconds to import: not before p
 __all__ = ["KERNEL_NAME", "PreparedRun", "prepare_run", "run_prepared", "run_runbook",
            "start_kernel"]
 
-ERROR_MARKER_TAG = "papermill-error-cell-tag"
 #: papermill writes the working copy through this I/O scheme, which redacts every save.
 REDACTED_SCHEME = "softbee-redacted://"
 #: The papermill engine runs use (:func:`_engine`): papermill's own, saving less.
@@ -254,7 +254,7 @@ def _execute(
             return Execution(nb=nb, error=None)
         except PapermillExecutionError as exc:
             kernel.request_shutdown()
-            nb = nbformat.read(str(output), as_version=4)
+            nb = quiet_banner(nbformat.read(str(output), as_version=4), exc.ename)
             return Execution(nb=nb, error=describe_error(nb, exc.ename, exc.evalue, exc.exec_count))
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - kernel died, timeout, ^C
             kernel.shutdown()  # it may be mid-cell: interrupted, then stopped
