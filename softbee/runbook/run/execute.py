@@ -46,6 +46,7 @@ from softbee.runbook.run.catalog import (
 )
 from softbee.runbook.run.banner import ERROR_MARKER_TAG, quiet_banner
 from softbee.runbook.run.kernel import KERNEL_NAME, RunKernel, library_imports
+from softbee.runbook.util.gcpause import imports_without_gc
 from softbee.runbook.util.redact import Redactor
 from softbee.runbook.util.secrets import Hidden, hide
 
@@ -114,12 +115,13 @@ def prepare_run(
 def start_kernel(prepared: PreparedRun, environ: Mapping[str, str] | None = None) -> RunKernel:
     """Launch the kernel for one run of ``prepared``: ``environ`` (default: this process's) plus
     the run's secrets, in the project folder, its library modules imported first."""
-    return RunKernel.start(
-        cwd=prepared.project,
-        environ=dict(os.environ if environ is None else environ),
-        preload=prepared.preload,
-        extra_environ=prepared.hidden.environ,
-    )
+    with imports_without_gc(freeze=False):  # jupyter_client, the first time
+        return RunKernel.start(
+            cwd=prepared.project,
+            environ=dict(os.environ if environ is None else environ),
+            preload=prepared.preload,
+            extra_environ=prepared.hidden.environ,
+        )
 
 
 def run_prepared(
@@ -139,13 +141,14 @@ def run_prepared(
     kernel = kernel or start_kernel(prepared, environ)
     try:
         # The kernel is starting: what is left to prepare here is done beside it.
-        redactor = Redactor.for_run(prepared.parameters,
-                                    _run_environment(prepared.project, kernel.environ))
-        import papermill  # noqa: F401 - imported here, while the kernel starts
+        with imports_without_gc(freeze=False):
+            redactor = Redactor.for_run(prepared.parameters,
+                                        _run_environment(prepared.project, kernel.environ))
+            import papermill  # noqa: F401 - imported here, while the kernel starts
 
-        from softbee.runbook.archive import render
+            from softbee.runbook.archive import render
 
-        render.warm()
+            render.warm()
         execution = execute(
             prepared.runbook.path,
             prepared.hidden.parameters,
