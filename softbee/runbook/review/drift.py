@@ -269,12 +269,11 @@ def _cause(exc: BaseException) -> str:
     return redact_text(f"{type(exc).__name__}: {text}" if not isinstance(exc, DriftError) else text)
 
 
-def drift_gate(project: Project, allow_drift: bool = False) -> Drift:
-    """The pre-migration gate: the drift verdict, or :class:`DriftError` when drifted and not allowed.
+def refuse_drift(drift: Drift, allow_drift: bool = False) -> Drift:
+    """The pre-migration gate: ``drift`` back, or :class:`DriftError` when drifted and not allowed.
 
-    A check that cannot run lets the run go on (its ``error`` says so, for the record).
+    A check that could not run lets the run go on (its ``error`` is shown and recorded).
     """
-    drift = check_drift(project)
     if drift.drifted and not allow_drift:
         raise DriftError(
             f"the database has drifted from revision {drift.revision or 'base'} in "
@@ -282,6 +281,26 @@ def drift_gate(project: Project, allow_drift: bool = False) -> Drift:
             f"{'; ...' if len(drift.lines) > 3 else ''}): run check_drift to see them, fix the "
             "schema or pass allow_drift=True to migrate it as it is", drift.lines)
     return drift
+
+
+def drift_gate(project: Project, allow_drift: bool = False) -> Drift:
+    """:func:`check_drift`, then :func:`refuse_drift`."""
+    return refuse_drift(check_drift(project), allow_drift)
+
+
+def fail_on_drift(drift: Drift) -> None:
+    """For a nightly job: :class:`DriftError` when drifted or not checked (the run exits 1)."""
+    if drift.error is not None:
+        raise DriftError(f"{drift.error}: fix the cause and run check_drift again")
+    if drift.drifted:
+        raise DriftError(f"{drift.message(limit=3)}: fix the schema (by hand or with a revision) "
+                         "and run check_drift again", drift.lines)
+
+
+def drift_markdown(drift: Drift) -> str:
+    """The verdict as one markdown line, for a runbook."""
+    mark = "not checked" if drift.error else "drift" if drift.drifted else "no drift"
+    return f"**Drift ({mark}):** {drift.message(limit=3)}"
 
 
 # -- many databases ------------------------------------------------------------------------
