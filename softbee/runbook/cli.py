@@ -126,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 signal.signal(signal.SIGTERM, previous)
         if args.command == "fleet":
+            args.drift_check = _fleet_drift(args)  # fleet sits below review: the check is handed in
             return fleet_command(args, sys.stdout)
         return _archive(args, sys.stdout)
     except _USAGE_ERRORS as exc:
@@ -136,6 +137,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_FAILED, f"{exc} (check the path and its permissions)")
     except KeyboardInterrupt:
         return _fail(130, "interrupted")
+
+
+def _fleet_drift(args: argparse.Namespace) -> Any:
+    """The drift check ``fleet status --drift`` and ``fleet run`` hand each target to, or None."""
+    if args.action == "status" and args.drift:
+        app, migrations = args.app, args.migrations_dir
+    elif args.action == "run" and not args.allow_drift:
+        from softbee.runbook.run.catalog import load_parameter_file
+
+        given = {**(load_parameter_file(args.parameters_file) if args.parameters_file else {}),
+                 **dict(args.parameter)}
+        app = given.get("app", "softbee:create_app")
+        migrations = given.get("migrations_dir", "migrations")
+    else:
+        return None
+    from softbee.runbook.review.drift import FleetDrift
+
+    return FleetDrift(app, migrations)
 
 
 def _fail(code: int, message: str) -> int:

@@ -15,7 +15,9 @@ has no drift. The models are not involved: models against migrations stay their 
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -344,5 +346,7 @@ class FleetDrift:
             gate = self._building.setdefault(key, threading.Lock())
         with gate:  # one scratch build per dialect and revision, the other targets wait for it
             if key not in self._expected:
-                self._expected[key] = expected_schema(project, revision)
+                # A revision's own progress lines go to stderr: stdout is the report (--json).
+                with contextlib.redirect_stdout(sys.stderr):
+                    self._expected[key] = expected_schema(project, revision)
             return self._expected[key]
