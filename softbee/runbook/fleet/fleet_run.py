@@ -220,8 +220,8 @@ def run_fleet(
         "canary": canary,
         "waves": waves,
         "targets_file": str(fleet.path),
-        "counts": {s: sum(r.status == s for r in ordered)
-                   for s in (PASSED, FAILED, NOT_STARTED, SKIPPED_DRIFT)},
+        "counts": {s: sum(r.status == s for r in ordered) for s in (PASSED, FAILED, NOT_STARTED)}
+        | ({SKIPPED_DRIFT: len(drifted)} if drifted else {}),
         "allow_drift": allow_drift,
         "targets": [asdict(r) for r in ordered],
         "user": _os_user(),
