@@ -152,7 +152,7 @@ def _fleet_drift(args: argparse.Namespace) -> Any:
         migrations = given.get("migrations_dir", "migrations")
     else:
         return None
-    from softbee.runbook.review.drift import FleetDrift
+    from softbee.runbook.review.drift_many import FleetDrift
 
     return FleetDrift(app, migrations)
 

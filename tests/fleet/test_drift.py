@@ -12,7 +12,8 @@ from softbee.runbook.fleet.drift import SKIPPED_DRIFT, target_drift
 from softbee.runbook.fleet.fleet_run import PASSED, run_fleet
 from softbee.runbook.fleet.status import fleet_status
 from softbee.runbook.fleet.targets import load_targets
-from softbee.runbook.review.drift import Drift, FleetDrift
+from softbee.runbook.review.drift import Drift
+from softbee.runbook.review.drift_many import FleetDrift
 from tests.conftest import fresh_database
 from tests.fleet.test_fleet import targets_file
 from tests.helpers import EXAMPLES, HEAD, MIGRATIONS, REPO_ROOT, project_at

@@ -10,15 +10,13 @@ gives unnamed constraints, spellings of types and defaults), so a freshly migrat
 has no drift. The models are not involved: models against migrations stay their own finding
 (:func:`~.expected.model_drift`). A check that cannot run gives a :class:`Drift` whose
 ``error`` says why ("drift could not be checked: ..."); it never raises, except the gate
-(:func:`drift_gate`), which refuses a drifted database on purpose.
+(:func:`drift_gate`), which refuses a drifted database on purpose. Many databases of one
+project: :mod:`.drift_many`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-import sys
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +30,7 @@ from softbee.runbook.project import Project
 from softbee.runbook.review.expected import SKIPPED, SchemaSnapshot, expected_schema, reflect_schema
 from softbee.runbook.review.state import current_revisions, version_table_opts
 from softbee.runbook.util.sqltext import one_line
-from softbee.urls import parse_url, redact_text
+from softbee.urls import redact_text
 
 NOT_CHECKED = "drift could not be checked"
 # Spellings one server gives a type and another (or another version) gives the same type.
@@ -229,7 +227,8 @@ def _check(project: Project, conn: Connection,
     if revision is not None and _unknown(project, revision):
         return Drift(revision, error=f"{NOT_CHECKED}: the recorded revision {revision} is not in "
                                      "the scripts (see inspect_diff step 1)")
-    want = (expected or (lambda rev: expected_schema(project, rev)))(revision)
+    build = expected or (lambda rev: expected_schema(project, rev))
+    want = build(revision)
     skip = skipped_tables(project)
     live = reflect_schema(conn, skip=skip)
     excluded = _excluded_by_env(project, set(live.tables) - set(want.tables))
@@ -237,7 +236,27 @@ def _check(project: Project, conn: Connection,
         live = SchemaSnapshot(live.source, live.dialect,
                               {t: i for t, i in live.tables.items() if t not in excluded},
                               live.enums)
-    return Drift(revision, tuple(drift_lines(live, want)), skipped=tuple(sorted(skip | excluded)))
+    lines = drift_lines(live, want)
+    moving = _in_progress(project, conn) if lines else []
+    for other in moving:  # an online revision half-way: what it has done so far is not drift
+        explained = set(lines) - set(drift_lines(live, build(other)))
+        lines = [line for line in lines if line not in explained]
+    return Drift(revision, tuple(lines), skipped=tuple(sorted(skip | excluded)))
+
+
+def _in_progress(project: Project, conn: Connection) -> list[str | None]:
+    """The revisions online phases are moving the database to (recorded, not yet finished)."""
+    from softbee.runbook.online.phases import recorded_phases
+
+    found: list[str | None] = []
+    for record in recorded_phases(conn):
+        if record.direction == "upgrade":
+            found.append(record.revision)
+        else:
+            down = project.script().get_revision(record.revision).down_revision
+            if down is None or isinstance(down, str):  # a merge's downgrade: left as drift
+                found.append(down)
+    return list(dict.fromkeys(found))
 
 
 def _unknown(project: Project, revision: str) -> bool:
@@ -303,50 +322,3 @@ def drift_markdown(drift: Drift) -> str:
     """The verdict as one markdown line, for a runbook."""
     mark = "not checked" if drift.error else "drift" if drift.drifted else "no drift"
     return f"**Drift ({mark}):** {drift.message(limit=3)}"
-
-
-# -- many databases ------------------------------------------------------------------------
-
-
-class FleetDrift:
-    """Drift of many databases of one project: one app, one expected schema per dialect and revision.
-
-    Called with a target's URL (text) it returns that database's :class:`Drift`; thread-safe.
-    """
-
-    def __init__(self, app: str = "softbee:create_app", migrations_dir: str = "migrations") -> None:
-        self.app, self.migrations_dir = app, migrations_dir
-        self._project: Project | None = None
-        self._expected: dict[tuple[str, str | None], SchemaSnapshot] = {}
-        self._lock = threading.Lock()
-        self._building: dict[tuple[str, str | None], threading.Lock] = {}
-
-    def __call__(self, url: str) -> Drift:
-        """The drift of the database at ``url``; never raises."""
-        try:
-            project = self._base(url).on_url(parse_url(url))
-        except Exception as exc:  # noqa: BLE001 - an app that cannot load: said per target
-            return Drift(None, error=f"{NOT_CHECKED}: {_cause(exc)}")
-        try:
-            return check_drift(project, expected=lambda rev: self._snapshot(project, rev))
-        finally:
-            project.engine.dispose()
-
-    def _base(self, url: str) -> Project:
-        with self._lock:
-            if self._project is None:
-                from softbee.runbook.project import load_project
-
-                self._project = load_project(self.app, self.migrations_dir, url)
-            return self._project
-
-    def _snapshot(self, project: Project, revision: str | None) -> SchemaSnapshot:
-        key = (project.dialect, revision)
-        with self._lock:
-            gate = self._building.setdefault(key, threading.Lock())
-        with gate:  # one scratch build per dialect and revision, the other targets wait for it
-            if key not in self._expected:
-                # A revision's own progress lines go to stderr: stdout is the report (--json).
-                with contextlib.redirect_stdout(sys.stderr):
-                    self._expected[key] = expected_schema(project, revision)
-            return self._expected[key]
