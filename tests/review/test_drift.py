@@ -196,3 +196,18 @@ def test_a_freshly_migrated_envpy_shape_has_no_drift(
 
     assert found.checked, found.error
     assert found.lines == ()
+
+
+def test_tables_without_a_recorded_revision_are_a_state_problem_not_drift(sqlite_url: str) -> None:
+    project = project_at(sqlite_url)
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE hives (id INTEGER PRIMARY KEY)")
+    engine.dispose()
+
+    found = check_drift(project)
+
+    assert not found.checked and not found.drifted
+    assert found.error == ("drift could not be checked: the database records no revision but has "
+                           "1 table(s); stamp the revision it is at (recover_stamp) first")
+    assert check_drift(project_at(f"sqlite:///{Path(sqlite_url[10:]).parent / 'empty.db'}")).lines == ()

@@ -228,9 +228,13 @@ def _check(project: Project, conn: Connection,
         return Drift(revision, error=f"{NOT_CHECKED}: the recorded revision {revision} is not in "
                                      "the scripts (see inspect_diff step 1)")
     build = expected or (lambda rev: expected_schema(project, rev))
-    want = build(revision)
     skip = skipped_tables(project)
     live = reflect_schema(conn, skip=skip)
+    if revision is None and live.tables:  # a state problem (inspect_diff step 1), not drift
+        return Drift(None, error=f"{NOT_CHECKED}: the database records no revision but has "
+                                 f"{len(live.tables)} table(s); stamp the revision it is at "
+                                 "(recover_stamp) first")
+    want = build(revision)
     excluded = _excluded_by_env(project, set(live.tables) - set(want.tables))
     if excluded:
         live = SchemaSnapshot(live.source, live.dialect,
@@ -299,8 +303,9 @@ def refuse_drift(drift: Drift, allow_drift: bool = False) -> Drift:
         raise DriftError(
             f"the database has drifted from revision {drift.revision or 'base'} in "
             f"{len(drift.lines)} place(s) ({'; '.join(drift.lines[:3])}"
-            f"{'; ...' if len(drift.lines) > 3 else ''}): run check_drift to see them, fix the "
-            "schema or pass allow_drift=True to migrate it as it is", drift.lines)
+            f"{'; ...' if len(drift.lines) > 3 else ''}): put the schema back (or fix it and stamp "
+            "with recover_stamp), or pass allow_drift=True to migrate it as it is",
+            drift.lines)
     return drift
 
 

@@ -16,8 +16,12 @@ import contextlib
 import sys
 import threading
 from collections.abc import Iterable
+from pathlib import Path
+
+import sqlalchemy as sa
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
 
 from softbee.runbook.project import Project
 from softbee.runbook.review.drift import NOT_CHECKED, Drift, _cause, check_drift, skipped_tables
@@ -63,6 +67,51 @@ def schema_fingerprint(connection: Connection, skip: Iterable[str]) -> str | Non
     return None
 
 
+# Bounds of the quick read: like every session the runbooks open, it waits for a lock 5 s at most.
+QUICK_CONNECT_TIMEOUT_S = 5
+QUICK_LOCK_TIMEOUT_MS = 5000
+
+
+def quick_read(url: str, skip: Iterable[str], version_table: str = "alembic_version",
+               ) -> tuple[tuple[str, ...], str] | None:
+    """``(recorded revisions, fingerprint)`` with one driver connection and two queries, no
+    SQLAlchemy session (PostgreSQL and SQLite); None for other databases."""
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in ("postgresql", "sqlite") or not version_table.replace("_", "").isalnum():
+        return None
+    engine = sa.create_engine(parsed, poolclass=NullPool)
+    try:
+        args, kwargs = engine.dialect.create_connect_args(engine.url)
+        if backend == "postgresql":
+            kwargs.update(connect_timeout=QUICK_CONNECT_TIMEOUT_S,
+                          options=f"-c lock_timeout={QUICK_LOCK_TIMEOUT_MS}")
+        elif not Path(parsed.database or "").is_file():
+            return None  # the full check says what is wrong
+        raw = engine.dialect.loaded_dbapi.connect(*args, **kwargs)
+    finally:
+        engine.dispose()
+    try:
+        cursor = raw.cursor()
+        skipped = sorted(skip)
+        if backend == "postgresql":
+            cursor.execute(_PG_FINGERPRINT, {"skip": skipped})
+            fingerprint = str(cursor.fetchone()[0])
+        else:
+            cursor.execute("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master "
+                           "ORDER BY type, name")
+            fingerprint = "\n".join(" ".join(row) for row in cursor.fetchall()
+                                    if row[2] not in skipped)
+        try:
+            cursor.execute(f"SELECT version_num FROM {version_table}")
+            recorded = tuple(str(row[0]) for row in cursor.fetchall())
+        except Exception:  # noqa: BLE001 - no version table: the full check says so
+            return None
+        return recorded, fingerprint
+    finally:
+        raw.close()
+
+
 class FleetDrift:
     """Drift of many databases of one project: one app, one expected schema per dialect and revision.
 
@@ -80,31 +129,47 @@ class FleetDrift:
     def __call__(self, url: str) -> Drift:
         """The drift of the database at ``url``; never raises."""
         try:
-            project = self._base(url).on_url(parse_url(url))
-        except Exception as exc:  # noqa: BLE001 - an app that cannot load: said per target
+            project = self._base(url)
+            quick = quick_read(url, skipped_tables(project), self._version_table(project))
+        except Exception as exc:  # noqa: BLE001 - an app or a target that cannot be read
+            return Drift(None, error=f"{NOT_CHECKED}: {_cause(exc)}")
+        if quick is not None:
+            recorded, fingerprint = quick
+            key = (parse_url(url).get_backend_name(), recorded[0] if len(recorded) == 1 else "?")
+            if fingerprint in self._clean.get(key, ()):
+                return Drift(key[1])  # the same schema as a target found clean at that revision
+        try:
+            target = project.on_url(parse_url(url))
+        except Exception as exc:  # noqa: BLE001
             return Drift(None, error=f"{NOT_CHECKED}: {_cause(exc)}")
         try:
-            with project.connect() as conn:
+            with target.connect() as conn:
                 try:
-                    return self._check(project, conn)
+                    return self._check(target, conn)
                 finally:
                     conn.rollback()
         except Exception as exc:  # noqa: BLE001 - a target that cannot be read: its finding
             return Drift(None, error=f"{NOT_CHECKED}: {_cause(exc)}")
         finally:
-            project.engine.dispose()
+            target.engine.dispose()
 
     def _check(self, project: Project, conn: Connection) -> Drift:
         recorded = current_revisions(project, conn)
-        key = (project.dialect, recorded[0] if len(recorded) == 1 else "?")
+        key = (project.url.get_backend_name(), recorded[0] if len(recorded) == 1 else "?")
         fingerprint = schema_fingerprint(conn, skipped_tables(project)) if key[1] != "?" else None
         if fingerprint is not None and fingerprint in self._clean.get(key, ()):
-            return Drift(key[1])  # the same schema as a target found clean at that revision
+            return Drift(key[1])
         found = check_drift(project, conn, expected=lambda rev: self._snapshot(project, rev))
         if fingerprint is not None and found.checked and not found.drifted:
             with self._lock:
                 self._clean.setdefault(key, set()).add(fingerprint)
         return found
+
+    @staticmethod
+    def _version_table(project: Project) -> str:
+        from softbee.runbook.review.state import version_table_opts
+
+        return str(version_table_opts(project)["version_table"])
 
     def _base(self, url: str) -> Project:
         with self._lock:
