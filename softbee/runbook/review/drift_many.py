@@ -125,6 +125,7 @@ class FleetDrift:
         self._clean: dict[tuple[str, str | None], set[str]] = {}
         self._lock = threading.Lock()
         self._building: dict[tuple[str, str | None], threading.Lock] = {}
+        self._first: dict[tuple[str, str | None], threading.Lock] = {}
 
     def __call__(self, url: str) -> Drift:
         """The drift of the database at ``url``; never raises."""
@@ -136,8 +137,16 @@ class FleetDrift:
         if quick is not None:
             recorded, fingerprint = quick
             key = (parse_url(url).get_backend_name(), recorded[0] if len(recorded) == 1 else "?")
-            if fingerprint in self._clean.get(key, ()):
-                return Drift(key[1])  # the same schema as a target found clean at that revision
+            with self._lock:
+                first = self._first.setdefault(key, threading.Lock())
+            with first:  # no herd: until one target of a revision is found clean, the rest wait
+                if fingerprint in self._clean.get(key, ()):
+                    return Drift(key[1])  # the same schema as a target found clean at it
+                if not self._clean.get(key):
+                    return self._full(project, url)
+        return self._full(project, url)  # a schema unlike any clean one: compared in full
+
+    def _full(self, project: Project, url: str) -> Drift:
         try:
             target = project.on_url(parse_url(url))
         except Exception as exc:  # noqa: BLE001
