@@ -67,4 +67,4 @@ def test_inspect_diff_shows_drift_apart_from_the_model_diff(sqlite_url: str, tmp
     assert sorted(read_summary(nb)["drift"]["lines"]) == THREE_CHANGES
     shown = "".join(str(o.get("data", {}).get("text/markdown", ""))
                     for o in step_outputs(nb, "## 1. Current revision, and what is wrong with it"))
-    assert "**Drift (drift):** drift from revision" in shown
+    assert "**Drift:** drift from revision" in shown

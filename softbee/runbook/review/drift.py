@@ -77,9 +77,8 @@ class Drift:
         return pd.DataFrame({"drift": list(self.lines)}, columns=["drift"])
 
     def to_json(self) -> dict[str, Any]:
-        """A plain dict for a run's facts and ``--json``."""
-        return {"revision": self.revision, "drifted": self.drifted, "checked": self.checked,
-                "lines": list(self.lines), "error": self.error}
+        """A plain dict for a run's facts: drifted when ``lines``, not checked when ``error``."""
+        return {"revision": self.revision, "lines": list(self.lines), "error": self.error}
 
 
 # -- comparing two snapshots ----------------------------------------------------------------
@@ -324,6 +323,12 @@ def fail_on_drift(drift: Drift) -> None:
 
 
 def drift_markdown(drift: Drift) -> str:
-    """The verdict as one markdown line, for a runbook."""
-    mark = "not checked" if drift.error else "drift" if drift.drifted else "no drift"
-    return f"**Drift ({mark}):** {drift.message(limit=3)}"
+    """The verdict as one short markdown line, for a runbook."""
+    if drift.checked and not drift.drifted:
+        return f"No drift from {f'revision {drift.revision}' if drift.revision else 'base'}."
+    return f"**Drift:** {drift.message(limit=3)}"
+
+
+def drift_note(drift: Drift) -> str:
+    """:func:`drift_markdown` as a paragraph to append to another, or "" when there is no drift."""
+    return "" if drift.checked and not drift.drifted else f"\n\n{drift_markdown(drift)}"
