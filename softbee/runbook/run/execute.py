@@ -16,6 +16,10 @@ preload), :func:`start_kernel` (a kernel launched for one run, with that run's
 environment: :mod:`softbee.runbook.run.kernel`) and :func:`run_prepared` (execute, archive,
 stop the kernel). :func:`run_runbook` does the three for one run; the kernel is
 launched before papermill is even imported, so both start up side by side.
+
+Long because a run's three steps and the papermill set-up they share (its engine, the
+redacting saves, the log filters) read as one sequence, and its kernel start-up is being
+tuned in place (issue 22, point 4); split it once that settles.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from softbee.runbook.run.catalog import (
     first_line,
     read_cells,
 )
+from softbee.runbook.run.banner import ERROR_MARKER_TAG, quiet_banner
 from softbee.runbook.run.kernel import KERNEL_NAME, RunKernel, library_imports
+from softbee.runbook.util.gcpause import imports_without_gc
 from softbee.runbook.util.redact import Redactor
 from softbee.runbook.util.secrets import Hidden, hide
 
@@ -50,7 +56,6 @@ if TYPE_CHECKING:  # papermill and nbformat take seconds to import: not before p
 __all__ = ["KERNEL_NAME", "PreparedRun", "prepare_run", "run_prepared", "run_runbook",
            "start_kernel"]
 
-ERROR_MARKER_TAG = "papermill-error-cell-tag"
 #: papermill writes the working copy through this I/O scheme, which redacts every save.
 REDACTED_SCHEME = "softbee-redacted://"
 #: The papermill engine runs use (:func:`_engine`): papermill's own, saving less.
@@ -110,12 +115,13 @@ def prepare_run(
 def start_kernel(prepared: PreparedRun, environ: Mapping[str, str] | None = None) -> RunKernel:
     """Launch the kernel for one run of ``prepared``: ``environ`` (default: this process's) plus
     the run's secrets, in the project folder, its library modules imported first."""
-    return RunKernel.start(
-        cwd=prepared.project,
-        environ=dict(os.environ if environ is None else environ),
-        preload=prepared.preload,
-        extra_environ=prepared.hidden.environ,
-    )
+    with imports_without_gc(freeze=False):  # jupyter_client, the first time
+        return RunKernel.start(
+            cwd=prepared.project,
+            environ=dict(os.environ if environ is None else environ),
+            preload=prepared.preload,
+            extra_environ=prepared.hidden.environ,
+        )
 
 
 def run_prepared(
@@ -135,13 +141,14 @@ def run_prepared(
     kernel = kernel or start_kernel(prepared, environ)
     try:
         # The kernel is starting: what is left to prepare here is done beside it.
-        redactor = Redactor.for_run(prepared.parameters,
-                                    _run_environment(prepared.project, kernel.environ))
-        import papermill  # noqa: F401 - imported here, while the kernel starts
+        with imports_without_gc(freeze=False):
+            redactor = Redactor.for_run(prepared.parameters,
+                                        _run_environment(prepared.project, kernel.environ))
+            import papermill  # noqa: F401 - imported here, while the kernel starts
 
-        from softbee.runbook.archive import render
+            from softbee.runbook.archive import render
 
-        render.warm()
+            render.warm()
         execution = execute(
             prepared.runbook.path,
             prepared.hidden.parameters,
@@ -250,7 +257,7 @@ def _execute(
             return Execution(nb=nb, error=None)
         except PapermillExecutionError as exc:
             kernel.request_shutdown()
-            nb = nbformat.read(str(output), as_version=4)
+            nb = quiet_banner(nbformat.read(str(output), as_version=4), exc.ename)
             return Execution(nb=nb, error=describe_error(nb, exc.ename, exc.evalue, exc.exec_count))
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - kernel died, timeout, ^C
             kernel.shutdown()  # it may be mid-cell: interrupted, then stopped
