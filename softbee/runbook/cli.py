@@ -16,6 +16,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -123,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 signal.signal(signal.SIGTERM, previous)
         if args.command == "fleet":
-            args.drift_check = _fleet_drift(args)  # fleet sits below review: the check is handed in
+            args.drift_factory = lambda *a: import_module(  # fleet sits below review
+                "softbee.runbook.review.drift_many").FleetDrift(*a)
             return fleet_command(args, sys.stdout)
         if args.command == "review":
             return review_command(args, sys.stdout)
@@ -138,24 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(EXIT_FAILED, f"{exc} (check the path and its permissions)")
     except KeyboardInterrupt:
         return _fail(130, "interrupted")
-
-
-def _fleet_drift(args: argparse.Namespace) -> Any:
-    """The drift check ``fleet status --drift`` and ``fleet run`` hand each target to, or None."""
-    if args.action == "status" and args.drift:
-        app, migrations = args.app, args.migrations_dir
-    elif args.action == "run" and not args.allow_drift:
-        from softbee.runbook.run.catalog import load_parameter_file
-
-        given = {**(load_parameter_file(args.parameters_file) if args.parameters_file else {}),
-                 **dict(args.parameter)}
-        app = given.get("app", "softbee:create_app")
-        migrations = given.get("migrations_dir", "migrations")
-    else:
-        return None
-    from softbee.runbook.review.drift_many import FleetDrift
-
-    return FleetDrift(app, migrations)
 
 
 def _fail(code: int, message: str) -> int:

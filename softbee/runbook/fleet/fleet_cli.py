@@ -101,7 +101,7 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
         load_targets(args.file), args.migrations_dir, workers=args.workers,
         per_server=args.per_server, connect_timeout_s=args.connect_timeout,
         version_table=args.version_table, to=args.to,
-        drift=getattr(args, "drift_check", None) if args.drift else None,
+        drift=args.drift_factory(args.app, args.migrations_dir) if args.drift else None,
     )
     if args.json:
         print(json.dumps(status.to_json(), indent=2), file=out)
@@ -122,6 +122,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
     fleet = load_targets(args.file)
     values = load_parameter_file(args.parameters_file) if args.parameters_file else {}
+    given = {**values, **dict(args.parameter)}  # the app and migrations the drift gate loads
     stop = threading.Event()
     live = _LiveLine(sys.stderr)
 
@@ -138,7 +139,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             max_failures=args.max_failures, archive_dir=args.archive_dir, stop=stop,
             on_progress=lambda p: live.show(p.stage, p.line()),
             target_timeout_s=args.target_timeout,
-            drift=getattr(args, "drift_check", None), allow_drift=args.allow_drift,
+            drift=None if args.allow_drift else args.drift_factory(
+                given.get("app", "softbee:create_app"), given.get("migrations_dir", "migrations")),
+            allow_drift=args.allow_drift,
         )
     finally:
         live.close()
