@@ -16,6 +16,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -123,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 signal.signal(signal.SIGTERM, previous)
         if args.command == "fleet":
+            args.drift_factory = lambda *a: import_module(  # fleet sits below review
+                "softbee.runbook.review.drift_many").FleetDrift(*a)
             return fleet_command(args, sys.stdout)
         if args.command == "review":
             return review_command(args, sys.stdout)

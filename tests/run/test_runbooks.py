@@ -476,8 +476,10 @@ def test_inspect_diff_diagnoses_a_broken_version_state_and_still_diffs_and_lints
     nb = run_runbook("inspect_diff", tmp_path, database_url=sqlite_url)
 
     assert snapshot(sqlite_url) == before
-    (finding,) = shown(step_outputs(nb, "## 1. Current revision"), "text/markdown")
+    finding, drift = shown(step_outputs(nb, "## 1. Current revision"), "text/markdown")
     assert finding.startswith(f"- **error**: {problem}")
+    # Drift needs one recorded, known revision: a broken state is said, never drift (issue 19).
+    assert drift.startswith("**Drift:** drift could not be checked: ")
     assert f"**Fix:** {fix}" in finding
     diff = table_rows(shown(step_outputs(nb, "## 3. Models vs database"), "text/html")[0])
     assert [(d["operation"], d["table"], d["column"]) for d in diff] == [

@@ -34,6 +34,7 @@ from typing import Any
 
 from softbee.runbook import archive
 from softbee.runbook.errors import ParameterError
+from softbee.runbook.fleet.drift import SKIPPED_DRIFT, DriftCheck, skip_drifted
 from softbee.runbook.fleet.target_run import (  # one target's run: its names stay here
     DEFAULT_TARGET_TIMEOUT_S as DEFAULT_TARGET_TIMEOUT_S,
 )
@@ -124,12 +125,16 @@ def run_fleet(
     stop: threading.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     target_timeout_s: float = DEFAULT_TARGET_TIMEOUT_S,
+    drift: DriftCheck | None = None,
+    allow_drift: bool = False,
 ) -> FleetRun:
     """Run ``runbook`` on the fleet's targets stage by stage, then append the fleet record.
 
     Parameters are checked against the notebook before anything starts (a
     :class:`ParameterError` changes nothing). A stage starts only while fewer than
     ``max_failures`` targets failed; a failed canary stops the fleet whatever the limit.
+    With ``drift`` (:mod:`.drift`), a runbook that has ``allow_drift`` skips drifted targets
+    unless ``allow_drift``, which is then passed to every target.
     """
     from softbee.runbook.run.catalog import check_parameters, find_runbook
 
@@ -140,12 +145,16 @@ def run_fleet(
     if parallel < 1 or max_failures < 1:
         raise ParameterError("--parallel and --max-failures must be at least 1")
     found = find_runbook(runbook)
+    gated = found.parameter("allow_drift") is not None
+    if allow_drift and gated:
+        texts["allow_drift"] = "true"
     parameters = check_parameters(found, values=values, texts=texts)
     directory = archive.archive_dir(archive_dir)
     archive.check_writable(directory)
     environ = dict(os.environ if environ is None else environ)
     urls = {t.name: t.resolve_url(environ) for t in fleet.targets}  # TargetsError: nothing ran
-    stages = plan(fleet, canary=canary, waves=waves)
+    stages, skipped = skip_drifted(plan(fleet, canary=canary, waves=waves), urls, drift,
+                                   allow_drift, gated)
     stop = stop or threading.Event()
     project = Path(cwd if cwd is not None else os.getcwd()).absolute()
 
@@ -153,6 +162,10 @@ def run_fleet(
     started = dt.datetime.now(dt.UTC)
     results = {t.name: TargetRun(t.name, t.wave, s.label) for s in stages for t in s.targets}
     stopped: str | None = None
+    if canary and canary in skipped:
+        stages, stopped = [], f"the canary {canary} was skipped: it has drifted"
+    drifted = [TargetRun(t.name, t.wave, "drift", SKIPPED_DRIFT, error=skipped[t.name].message)
+               for t in fleet.targets if t.name in skipped]
     slots = _Slots(parallel, found.name, values, texts, directory, project, environ, urls,
                    target_timeout_s)
     try:
@@ -173,7 +186,7 @@ def run_fleet(
                    if stop.is_set() else
                    f"failure limit reached: {failures} failed (--max-failures {max_failures})")
 
-    ordered = [results[t.name] for s in stages for t in s.targets]
+    ordered = [results[t.name] for s in stages for t in s.targets] + drifted
     failed = any(r.status != PASSED for r in ordered)
     status = "stopped" if stopped else (FAILED if failed else PASSED)
     redactor = Redactor.for_run({**parameters}, environ)
@@ -193,7 +206,9 @@ def run_fleet(
         "canary": canary,
         "waves": waves,
         "targets_file": str(fleet.path),
-        "counts": {s: sum(r.status == s for r in ordered) for s in (PASSED, FAILED, NOT_STARTED)},
+        "counts": {s: sum(r.status == s for r in ordered) for s in (PASSED, FAILED, NOT_STARTED)}
+        | ({SKIPPED_DRIFT: len(drifted)} if drifted else {}),
+        "allow_drift": allow_drift,
         "targets": [asdict(r) for r in ordered],
         "user": _os_user(),
         "host": socket.gethostname(),
