@@ -31,9 +31,10 @@ from sqlalchemy.engine import URL, Connection
 from softbee.runbook.errors import RecoveryError
 from softbee.runbook.online.phases import PHASE_TABLE
 from softbee.runbook.project import Project
+from softbee.runbook.util.history_name import HISTORY_TABLE, is_history_table
 
 SNAPSHOT_FORMAT = 1  # bump when reflection changes: older cache entries are then never read
-SKIPPED = frozenset({"alembic_version", PHASE_TABLE})
+SKIPPED = frozenset({"alembic_version", PHASE_TABLE, HISTORY_TABLE})
 DIFFERENCE_COLUMNS = ["difference", "table", "item", "expected", "found"]
 
 
@@ -90,7 +91,8 @@ def reflect_schema(
     skipped = set(skip)
     implicit = connection.dialect.name in ("mysql", "mariadb")
     tables = {table: _table_items(inspector, table, implicit)
-              for table in sorted(inspector.get_table_names()) if table not in skipped}
+              for table in sorted(inspector.get_table_names())
+              if table not in skipped and not is_history_table(table)}
     enums: dict[str, str] = {}
     if connection.dialect.name == "postgresql":
         for enum in inspector.get_enums():  # type: ignore[attr-defined]
