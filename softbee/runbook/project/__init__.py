@@ -50,6 +50,7 @@ from softbee.runbook.util.compat import (
     models_metadata,
     sqlite_relative_folder,
 )
+from softbee.runbook.util.history_name import history_table_name
 from softbee.runbook.util.roots import candidate_roots, find_project_root, project_root
 from softbee.runbook.util.secrets import reveal
 from softbee.urls import BadDatabaseURL, parse_url, redact_text, redact_url
@@ -101,6 +102,11 @@ class Project:
             "port": self.url.port,
             "database": self.url.database,
         }
+
+    @property
+    def history_table(self) -> str:
+        """The runbooks' history table: ``SOFTBEE_HISTORY_TABLE`` in the app's config, else the default."""
+        return history_table_name(self.app.config)
 
     @property
     def metadata(self) -> sa.MetaData:

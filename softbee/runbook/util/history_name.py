@@ -32,3 +32,9 @@ def is_history_table(name: str | None) -> bool:
     """Whether ``name`` is the history table (the default name, or one configured here)."""
     return bool(name) and (name == HISTORY_TABLE or name in _configured
                            or name == os.environ.get(HISTORY_TABLE_SETTING))
+
+#: The environment variables a run's kernel is started with (``run.execute.start_kernel``):
+#: the run id its archived record will carry, and the runbook's name. A notebook opened in
+#: JupyterLab has neither: its history rows carry no run id.
+RUN_ID_ENV = "SOFTBEE_RUN_ID"
+RUNBOOK_ENV = "SOFTBEE_RUNBOOK"
