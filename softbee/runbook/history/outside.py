@@ -22,12 +22,12 @@ from sqlalchemy.engine import Connection
 
 from softbee.runbook.errors import first_line
 from softbee.runbook.history import table as tbl
-from softbee.runbook.history.recorder import file_sha256, label
+from softbee.runbook.history.table import file_sha256, label
 from softbee.runbook.project import Project
 from softbee.urls import redact_text
 
 #: Outcomes after which the database is at the row's ``revision_to`` (else its ``revision_from``).
-MOVED_TO = frozenset({tbl.APPLIED, tbl.STAMPED, tbl.CREATED})
+MOVED_TO = frozenset({tbl.APPLIED, tbl.STAMPED, tbl.CREATED, tbl.FOUND_OUTSIDE})
 
 
 def recorded_state(row: tbl.HistoryRow) -> str:

@@ -16,14 +16,12 @@ archive can vouch for the database and the database for the archive
 from __future__ import annotations
 
 import getpass
-import hashlib
 import os
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -32,6 +30,8 @@ from sqlalchemy.engine import Connection
 
 from softbee.runbook.errors import PartiallyApplied, first_line
 from softbee.runbook.history import table as tbl
+from softbee.runbook.history.outside import recorded_state, version_now
+from softbee.runbook.history.table import file_sha256, label
 from softbee.runbook.project import Project
 from softbee.runbook.util.history_name import RUN_ID_ENV, RUNBOOK_ENV
 from softbee.urls import redact_text
@@ -45,23 +45,6 @@ class Observer(Protocol):
 
     def step_finished(self, connection: Connection, script: Script) -> None:
         """``script`` has run."""
-
-
-def file_sha256(path: str | os.PathLike[str] | None) -> str | None:
-    """The sha256 of a revision file (None when it cannot be read)."""
-    try:
-        return hashlib.sha256(Path(str(path)).read_bytes()).hexdigest() if path else None
-    except OSError:
-        return None
-
-
-def label(revisions: Any) -> str:
-    """Revisions as one text: ``base`` for none, joined by commas for several."""
-    if revisions is None:
-        return "base"
-    if isinstance(revisions, str):
-        return revisions
-    return ",".join(sorted(revisions)) or "base"
 
 
 def step_ends(direction: str, script: Script) -> tuple[str, str]:
@@ -193,8 +176,14 @@ def start(project: Project, connection: Connection, direction: str,
     identity = tbl.database_id(connection, name) or ""
     table = tbl.history_table(name)
     baseline = connection.execute(sa.select(sa.func.max(table.c.id))).scalar_one() or 0
+    recorder = HistoryRecorder(project, name, direction, identity, int(baseline), inner)
+    last = tbl.read_rows(connection, name, limit=1)
+    now = version_now(connection)
+    if last and recorded_state(last[-1]) != now:  # moved outside the runbooks: said once
+        recorder.write(connection, recorded_state(last[-1]), now, tbl.FOUND_OUTSIDE,
+                       direction="outside", detail="alembic_version moved with no run recorded")
     connection.commit()
-    return HistoryRecorder(project, name, direction, identity, int(baseline), inner)
+    return recorder
 
 
 Facts = Callable[..., None]

@@ -9,9 +9,12 @@ comparing URLs.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +31,8 @@ COLUMNS = ("id", "database_id", "run_id", "runbook", "direction", "revision_from
 #: Outcomes a row can have (``phase k of n`` and ``half-applied`` name where a run stopped).
 APPLIED, STAMPED, ROLLED_BACK, HALF_APPLIED, CREATED = (
     "applied", "stamped", "rolled back", "half-applied", "created")
+#: A run found ``alembic_version`` where no row left it, and recorded the move it did not make.
+FOUND_OUTSIDE = "found moved outside"
 DETAIL_LENGTH = 500
 
 
@@ -58,6 +63,23 @@ class HistoryRow:
     def day(self) -> str:
         """The day the row finished, ``YYYY-MM-DD``."""
         return self.finished_at[:10]
+
+
+def file_sha256(path: str | os.PathLike[str] | None) -> str | None:
+    """The sha256 of a revision file (None when it cannot be read)."""
+    try:
+        return hashlib.sha256(Path(str(path)).read_bytes()).hexdigest() if path else None
+    except OSError:
+        return None
+
+
+def label(revisions: Any) -> str:
+    """Revisions as one text: ``base`` for none, joined by commas for several."""
+    if revisions is None:
+        return "base"
+    if isinstance(revisions, str):
+        return revisions
+    return ",".join(sorted(revisions)) or "base"
 
 
 def history_table(name: str, metadata: sa.MetaData | None = None) -> sa.Table:
