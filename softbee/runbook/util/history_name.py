@@ -38,3 +38,23 @@ def is_history_table(name: str | None) -> bool:
 #: JupyterLab has neither: its history rows carry no run id.
 RUN_ID_ENV = "SOFTBEE_RUN_ID"
 RUNBOOK_ENV = "SOFTBEE_RUNBOOK"
+
+
+def skip_runbook_tables(include_name: Any = None) -> Any:
+    """An Alembic ``include_name`` that leaves out the runbooks' own tables, then asks ``include_name``.
+
+    Autogenerate would otherwise write ``op.drop_table`` for the history table (it is in no
+    model). The runbooks apply it to every ``configure`` they route; a project's ``env.py``
+    passes ``include_name=skip_runbook_tables()`` so that a bare ``flask db migrate`` does too.
+    """
+    def include(name: str | None, type_: str, parent_names: Any) -> bool:
+        if type_ == "table" and (is_history_table(name) or name == PHASE_TABLE_NAME):
+            return False
+        return bool(include_name(name, type_, parent_names)) if include_name else True
+
+    include.softbee_skips_runbook_tables = True  # type: ignore[attr-defined]
+    return include
+
+
+#: The online phases' record (``online.phases.PHASE_TABLE``; util imports nothing above it).
+PHASE_TABLE_NAME = "softbee_runbook_phases"
