@@ -25,7 +25,7 @@ from softbee.runbook.history import recorder
 from softbee.runbook.history.vouch import verify_database
 from softbee.runbook.project import load_project
 from softbee.runbook.util.history_name import HISTORY_TABLE, RUN_ID_ENV
-from tests.helpers import FULL_NAME, HEAD, MIGRATIONS, VARROA, history_rows, run_cli
+from tests.helpers import FULL_NAME, HEAD, MIGRATIONS, VARROA, history_rows, project_at, run_cli
 
 
 def archived_run(archive: Path, url: str, run_id: str, monkeypatch: pytest.MonkeyPatch,
@@ -159,3 +159,25 @@ def test_archive_verify_database_and_targets_from_the_command_line(
     code = main(["archive", "verify", "--archive-dir", str(archive), "--database", sqlite_url])
     out = capsys.readouterr().out
     assert code == 1 and f"run {second['run_id']}" in out and "no archived record" in out
+
+
+@pytest.mark.postgres
+def test_reading_a_locked_history_is_bounded_and_said_in_one_line(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from softbee.runbook.errors import DatabaseError
+    from softbee.runbook.history import vouch
+
+    project_at(postgres_url, FULL_NAME)
+    monkeypatch.setattr(vouch, "READ_TIMEOUT_MS", 300)
+    holder = sa.create_engine(postgres_url)
+    try:
+        with holder.connect() as conn:
+            conn.exec_driver_sql(f"LOCK TABLE {HISTORY_TABLE} IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(DatabaseError) as refused:
+                verify_database(tmp_path / "archive", postgres_url)
+            conn.rollback()
+    finally:
+        holder.dispose()
+    message = str(refused.value)
+    assert "lock timeout" in message and "\n" not in message

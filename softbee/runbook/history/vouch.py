@@ -30,9 +30,13 @@ from softbee.runbook.archive.chain import Problem, read_index
 from softbee.runbook.errors import DatabaseError, first_line
 from softbee.runbook.history import table as tbl
 from softbee.runbook.history.recorder import row_fact
+from softbee.runbook.project import make_engine
+from softbee.runbook.project.sessions import Timeouts, open_session
 from softbee.runbook.util.history_name import HISTORY_TABLE
 from softbee.urls import parse_url, redact_text, redact_url
 
+#: The bound on reading a database's history: its lock timeout (ms); the statement timeout is 6 times it.
+READ_TIMEOUT_MS = 5000
 #: Outcomes that say a run stopped before it finished.
 STOPPED = (tbl.ROLLED_BACK, tbl.HALF_APPLIED, "phase ")
 
@@ -60,11 +64,11 @@ class Vouched:
 
 
 def database_rows(url: str, name: str = HISTORY_TABLE) -> list[tbl.HistoryRow]:
-    """The history rows of the database at ``url`` (read-only; none without a table)."""
+    """The history rows of the database at ``url`` (read-only, bounded; none without a table)."""
     parsed = parse_url(url)
-    engine = sa.create_engine(parsed)
+    engine = make_engine(parsed)  # connect timeout; the session gets lock and statement timeouts
     try:
-        with engine.connect() as conn:
+        with open_session(engine, Timeouts(READ_TIMEOUT_MS, 6 * READ_TIMEOUT_MS)) as conn:
             return tbl.read_rows(conn, name)
     except sa.exc.DBAPIError as exc:
         reason = redact_text(first_line(getattr(exc, "orig", None) or exc))
