@@ -36,7 +36,7 @@ from nbformat import NotebookNode
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.archive.summary import read_summary
-from softbee.runbook.util.history_name import is_history_table
+from softbee.runbook.util.history_name import is_history_table, skip_runbook_tables
 from softbee.seed import seed_database
 from tests.helpers import (
     EXAMPLES,
@@ -188,8 +188,9 @@ def model_differences(url: str) -> list[Any]:
     from softbee.db import db, import_models
 
     import_models()
-    with connected(url) as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+    with connected(url) as conn:  # as Soft-Bee's Migrate(include_name=...): the runbooks' tables out
+        context = MigrationContext.configure(conn, opts={
+            "compare_type": True, "include_name": skip_runbook_tables()})
         return list(compare_metadata(context, db.metadata))
 
 

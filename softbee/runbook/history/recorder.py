@@ -33,6 +33,7 @@ from softbee.runbook.history import table as tbl
 from softbee.runbook.history.outside import recorded_state, version_now
 from softbee.runbook.history.table import file_sha256, label
 from softbee.runbook.project import Project
+from softbee.runbook.project.dialects import rollback_fully
 from softbee.runbook.util.history_name import RUN_ID_ENV, RUNBOOK_ENV
 from softbee.urls import redact_text
 
@@ -141,7 +142,7 @@ class HistoryRecorder:
 
     def rolled_back(self, connection: Connection, start: str, target: str, reason: str) -> None:
         """One ``rolled back`` row for the whole run, in a transaction of its own."""
-        connection.rollback()
+        rollback_fully(connection)
         self.write(connection, start, target, tbl.ROLLED_BACK, detail=reason)
         connection.commit()
 
@@ -210,10 +211,11 @@ def recording(
     except BaseException as exc:
         try:
             recorder.stopped(connection, exc, start_at, target)
+            _record(recorder, connection, facts)
         except Exception as failed:  # noqa: BLE001 - the run's own error is the one to see
+            rollback_fully(connection)  # a refused COMMIT (SQLite: locked) leaves it open
             exc.add_note(f"softbee-runbook: its history row could not be written: "
                          f"{redact_text(first_line(failed))}")
-        _record(recorder, connection, facts)
         raise
     _record(recorder, connection, facts)
 
