@@ -27,6 +27,7 @@ ALLOWED = {
     "review": {"util", "project", "online"},
     "history": {"util", "project", "online", "archive"},
     "engine": {"util", "project", "online", "review", "history"},
+    "premerge": {"util", "project", "online", "review", "engine"},
     "archive": {"util"},
     "run": {"util", "archive"},
     "fleet": {"util", "archive", "run"},
