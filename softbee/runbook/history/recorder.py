@@ -237,9 +237,23 @@ def notebook_facts(**facts: Any) -> None:
 
 
 def history_facts(name: str, identity: str, rows: list[tbl.HistoryRow]) -> dict[str, Any]:
-    """What a run wrote, as its archived record keeps it (compared by ``archive verify``)."""
-    return {"enabled": True, "table": name, "database_id": identity,
-            "rows": [row_fact(row) for row in rows if row.outcome != tbl.CREATED]}
+    """What a run wrote, as its archived record keeps it: how many rows, and their digest.
+
+    A digest rather than the rows keeps every archived record small (the index is read
+    whole by ``archive verify``); ``archive verify --database`` recomputes it from the rows.
+    """
+    kept = [row for row in rows if row.outcome != tbl.CREATED]
+    return {"enabled": True, "table": name, "database_id": identity, "rows": len(kept),
+            "sha256": rows_digest(kept)}
+
+
+def rows_digest(rows: list[tbl.HistoryRow]) -> str:
+    """sha256 over each row's direction, revisions and outcome, in order."""
+    import hashlib
+    import json
+
+    text = json.dumps([row_fact(row) for row in rows], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def row_fact(row: tbl.HistoryRow) -> dict[str, Any]:
