@@ -22,12 +22,7 @@ from typing import Any, NoReturn, TextIO
 from softbee.runbook.errors import ArchiveError, CatalogError, ParameterError, RunbookError
 from softbee.runbook.fleet.fleet_cli import add_fleet_parser, fleet_command
 from softbee.runbook.premerge.review_cli import add_review_parsers, review_command, stats_command
-from softbee.runbook.run.catalog import (
-    Runbook,
-    list_runbooks,
-    load_parameter_file,
-    runbooks_dir,
-)
+from softbee.runbook.run.catalog import Runbook, list_runbooks, load_parameter_file, runbooks_dir
 from softbee.runbook.run.process import Terminated, exit_now
 from softbee.runbook.util.sqltext import one_line
 

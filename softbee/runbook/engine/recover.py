@@ -25,6 +25,7 @@ from softbee.runbook.history.recorder import label, recording
 from softbee.runbook.online.phases import in_progress
 from softbee.runbook.project import Project
 from softbee.runbook.project.dialects import dialect_for
+from softbee.runbook.review.checks import Finding, cause_of, run_check
 from softbee.runbook.review.diff import diff_frame, model_diff
 from softbee.runbook.review.expected import (
     compare_schemas,
@@ -34,8 +35,8 @@ from softbee.runbook.review.expected import (
     model_drift,
     reflect_schema,
 )
-from softbee.runbook.review.findings import Finding, cause_of, run_check
 from softbee.runbook.review.state import current_revisions, get_script, get_state, single_head
+from softbee.runbook.util.options import Timeouts
 from softbee.runbook.util.secrets import reveal
 from softbee.runbook.util.sqltext import split_sql
 from softbee.urls import redact_text
@@ -198,7 +199,7 @@ def recover(
     refuse_transaction_control(statements)
     target = _resolve_stamp(project, stamp_revision)
     with project.connect() as conn, migration_lock(project, conn, lock_wait_s), session_timeouts(
-        conn, lock_timeout_ms, statement_timeout_ms
+        conn, Timeouts(lock_timeout_ms, statement_timeout_ms)
     ), ExitStack() as recorded:
         before = current_revisions(project, conn)
         metadata, unreadable = run_check("the models cannot be read",

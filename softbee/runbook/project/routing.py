@@ -40,6 +40,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from softbee.runbook.errors import NotRoutable
 from softbee.runbook.project.dialects import dialect_named
 from softbee.runbook.util.history_name import skip_runbook_tables
+from softbee.runbook.util.options import Timeouts
 from softbee.urls import redact_url
 
 ENV_PY_APPLICATION_NAME = "softbee-runbook env.py"
@@ -77,7 +78,7 @@ class _Route:
 
 
 _ROUTE: ContextVar[_Route | None] = ContextVar("softbee_runbook_route", default=None)
-_TIMEOUTS: ContextVar[tuple[int | None, int | None] | None] = ContextVar(
+_TIMEOUTS: ContextVar[Timeouts | None] = ContextVar(
     "softbee_runbook_new_session_timeouts", default=None
 )
 
@@ -237,11 +238,9 @@ def rendering(url: URL, config: Config) -> Iterator[None]:
 
 
 @contextmanager
-def timeouts_for_new_sessions(
-    lock_timeout_ms: int | None, statement_timeout_ms: int | None
-) -> Iterator[None]:
+def timeouts_for_new_sessions(timeouts: Timeouts) -> Iterator[None]:
     """Every database session opened in this block (in this thread) starts with these timeouts."""
-    token = _TIMEOUTS.set((lock_timeout_ms, statement_timeout_ms))
+    token = _TIMEOUTS.set(timeouts)
     try:
         yield
     finally:
@@ -253,7 +252,8 @@ def _arm_new_session(dialect: Any, _record: Any, _cargs: Any, cparams: dict[str,
     timeouts = _TIMEOUTS.get()
     if timeouts is None:
         return
-    extra = dialect_named(dialect.name).connect_params(dialect.driver, *timeouts)
+    extra = dialect_named(dialect.name).connect_params(
+        dialect.driver, timeouts.lock_timeout_ms, timeouts.statement_timeout_ms)
     if "options" in extra and cparams.get("options"):
         extra["options"] = f"{cparams['options']} {extra['options']}"
     cparams.update(extra)
