@@ -87,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATE",
         help="check only the files of runs started since DATE (UTC); the chain is checked whole",
     )
+    verify.add_argument("--database", action="append", default=[], metavar="URL",
+                        help="also check this database's history table against the archive, "
+                             "both ways (repeatable; a password is best left to the environment)")
+    verify.add_argument("--targets", metavar="FILE",
+                        help="also check every database of this fleet targets file")
+    verify.add_argument("--history-table", default=None, metavar="NAME",
+                        help="the history table's name (default: $SOFTBEE_HISTORY_TABLE, else "
+                             "softbee_runbook_history)")
     _archive_dir_option(verify)
     page = actions.add_parser(
         "html", help="write <archive>/index.html: every run in one page to open in a browser"
@@ -347,6 +355,7 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
               "page(s) (open it in a browser; no server needed)", file=out)
         return EXIT_OK
     problems = archive.verify_archive(directory, since=args.since)
+    problems += _vouch_databases(args, directory, out)
     for problem in problems:
         print(problem, file=out)
     if problems:
@@ -365,6 +374,25 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
         file=out,
     )
     return EXIT_OK
+
+
+def _vouch_databases(args: argparse.Namespace, directory: Path, out: TextIO) -> list[Any]:
+    """``--database``/``--targets``: each database's history against the archive, one line each."""
+    from softbee.runbook.fleet.targets import load_targets
+    from softbee.runbook.history.vouch import verify_database
+    from softbee.runbook.util.history_name import history_table_name
+
+    databases = [(url, None) for url in args.database]
+    if args.targets:
+        fleet = load_targets(args.targets)
+        databases += [(target.resolve_url(), target.name) for target in fleet.targets]
+    table = args.history_table or history_table_name()
+    problems: list[Any] = []
+    for url, name in databases:
+        found = verify_database(directory, url, table, label=name)
+        print(found.line(), file=out)
+        problems += found.problems
+    return problems
 
 
 def _fleet_list(directory: Path, fleet_id: str, out: TextIO) -> int:

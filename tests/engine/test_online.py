@@ -39,6 +39,7 @@ from tests.helpers import (
     HUNG_AFTER_S,
     MIGRATIONS,
     VARROA,
+    history_rows,
     migrations_with_extra_revision,
     project_at,
 )
@@ -407,6 +408,8 @@ def test_a_batch_that_keeps_losing_fails_within_its_bound_and_says_where_it_is(p
     assert "rolled back, database still" not in message, message
     assert f"{FULL_NAME} is NOT rolled back as a whole" in message
     assert "full_name" in columns_of(postgres_url, "users")
+    stopped = history_rows(postgres_url)[-1]  # the history says where it stopped
+    assert (stopped.revision_to, stopped.outcome) == (FULL_NAME, "phase 2 of 3")
     run_migration(project, "upgrade", FULL_NAME)  # the holder is gone: a re-run finishes
     assert users_ok(postgres_url) == (USERS, USERS, True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+from contextlib import ExitStack
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,6 +39,7 @@ from softbee.runbook.errors import (
     RunbookError,
     first_line,
 )
+from softbee.runbook.history.recorder import recording
 from softbee.runbook.project import Project
 from softbee.runbook.project.dialects import dialect_for, dialect_named, rollback_fully
 from softbee.runbook.project.sessions import (
@@ -82,11 +84,14 @@ def run_migration(
     progress: Progress | None = None,
     observer: StepObserver | None = None,
     options: RunOptions | None = None,
+    history: bool = True,
 ) -> MigrationResult:
     """Migrate under the lock, in one transaction, refusing data loss unless allowed.
 
     With ``rehearse=True`` everything runs for real and is then rolled back. ``observer`` is
     told when each revision starts and ends (``capture`` records the statements that way).
+    Unless rehearsing or ``history=False``, each revision applied is recorded in the
+    database's history table (:mod:`softbee.runbook.history`).
     Where DDL cannot be rolled back (MySQL, MariaDB) the run is ``stepwise.run_stepwise``:
     revision by revision, the loss predicted first, a rehearsal on a scratch copy.
     The keyword arguments from ``round_trip`` to ``production`` are a
@@ -110,9 +115,11 @@ def run_migration(
                 conn.commit()
             with migration_lock(project, conn, options.lock_wait_s), session_timeouts(
                 conn, options.timeouts
-            ):
+            ), ExitStack() as recorded:
                 plan = plan_migration(project, direction, target, conn)  # it may have moved
                 conn.commit()
+                observer = recorded.enter_context(recording(
+                    project, conn, plan, enabled=history and not options.rehearse, observer=observer))
                 blocks = autocommit.announce(conn.dialect.name, plan.scripts, plan.direction,
                                              rehearse=options.rehearse,
                                              round_trip=options.round_trip)

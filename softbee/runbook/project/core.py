@@ -27,6 +27,7 @@ from softbee.runbook.project.engines import (
 )
 from softbee.runbook.project.sessions import Timeouts, explain_timeouts, open_session
 from softbee.runbook.util.compat import engine_stood_in, models_metadata
+from softbee.runbook.util.history_name import history_table_name
 from softbee.urls import redact_url
 
 
@@ -74,6 +75,11 @@ class Project:
             "port": self.url.port,
             "database": self.url.database,
         }
+
+    @property
+    def history_table(self) -> str:
+        """The runbooks' history table: ``SOFTBEE_HISTORY_TABLE`` in the app's config, else the default."""
+        return history_table_name(self.app.config)
 
     @property
     def metadata(self) -> sa.MetaData:

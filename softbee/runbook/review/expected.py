@@ -31,9 +31,10 @@ from sqlalchemy.engine import URL, Connection
 from softbee.runbook.errors import RecoveryError
 from softbee.runbook.online.phases import PHASE_TABLE
 from softbee.runbook.project import Project
+from softbee.runbook.util.history_name import HISTORY_TABLE, is_history_table
 
 SNAPSHOT_FORMAT = 2  # bump when reflection changes: older cache entries are then never read
-SKIPPED = frozenset({"alembic_version", PHASE_TABLE})
+SKIPPED = frozenset({"alembic_version", PHASE_TABLE, HISTORY_TABLE})
 DIFFERENCE_COLUMNS = ["difference", "table", "item", "expected", "found"]
 
 
@@ -89,7 +90,8 @@ def reflect_schema(
     inspector = sa.inspect(connection)
     skipped = set(skip)
     implicit = connection.dialect.name in ("mysql", "mariadb")
-    names = [table for table in sorted(inspector.get_table_names()) if table not in skipped]
+    names = [table for table in sorted(inspector.get_table_names())
+             if table not in skipped and not is_history_table(table)]
     read = _reader(inspector, names)
     tables = {table: _table_items(read, table, implicit) for table in names}
     enums: dict[str, str] = {}

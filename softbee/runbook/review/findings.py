@@ -52,6 +52,7 @@ from softbee.runbook.review.state import (
     merge_hint,
     version_table_opts,
 )
+from softbee.runbook.util.history_name import is_history_table
 
 _SYMBOLIC_TARGETS = ("head", "heads", "base")
 
@@ -66,7 +67,8 @@ def check_versions(project: Project, connection: Connection | None = None) -> li
     version_table, schema = opts["version_table"] or "alembic_version", opts["version_table_schema"]
     inspector = sa.inspect(connection)
     has_version_table = inspector.has_table(version_table, schema=schema)
-    tables = [t for t in inspector.get_table_names(schema=schema) if t != version_table]
+    tables = [t for t in inspector.get_table_names(schema=schema)
+              if t != version_table and not is_history_table(t)]  # the runbooks' record: no schema
     stamp = _StampAdvice(project, connection, {version_table})
     folder = f"{project.migrations_dir.name}/"
     findings: list[Finding] = []

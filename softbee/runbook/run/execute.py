@@ -48,6 +48,7 @@ from softbee.runbook.run.papermill_setup import (
     _redacted_saves,
 )
 from softbee.runbook.util.gcpause import imports_without_gc
+from softbee.runbook.util.history_name import RUN_ID_ENV, RUNBOOK_ENV
 from softbee.runbook.util.redact import Redactor
 from softbee.runbook.util.secrets import Hidden, hide
 
@@ -111,11 +112,15 @@ def prepare_run(
 
 def start_kernel(prepared: PreparedRun, environ: Mapping[str, str] | None = None) -> RunKernel:
     """Launch the kernel for one run of ``prepared``: ``environ`` (default: this process's) plus
-    the run's secrets, in the project folder, its library modules imported first."""
+    the run's secrets, in the project folder, its library modules imported first.
+
+    The kernel is given the run's id (``SOFTBEE_RUN_ID``), which its history rows and its
+    archived record share."""
     with imports_without_gc(freeze=False):  # jupyter_client, the first time
         return RunKernel.start(
             cwd=prepared.project,
-            environ=dict(os.environ if environ is None else environ),
+            environ={**(os.environ if environ is None else environ), RUN_ID_ENV: new_run_id(),
+                     RUNBOOK_ENV: prepared.runbook.name},
             preload=prepared.preload,
             extra_environ=prepared.hidden.environ,
         )
@@ -159,7 +164,7 @@ def run_prepared(
             redactor.notebook(execution.nb),
             directory=prepared.archive_dir,
             runbook=prepared.runbook.name,
-            run_id=new_run_id(),
+            run_id=kernel.environ.get(RUN_ID_ENV) or new_run_id(),
             started=started,
             finished=finished,
             parameters=redactor.parameters(prepared.parameters),
