@@ -30,6 +30,7 @@ from softbee.runbook.engine.online_run import (
     refuse_replaying_half_done,
     run_online_plan,
 )
+from softbee.runbook.engine.retries import LockRetries, exhausted_note, reports_lock_retries
 from softbee.runbook.errors import (
     DataLossError,
     MigrationFailed,
@@ -110,6 +111,7 @@ class MigrationResult:
     committed: bool = False
     phases: list[dict[str, Any]] = field(default_factory=list)
     round_trip: str = ""  # a round trip's result in one sentence (empty: none was asked for)
+    lock_retries: list[dict[str, Any]] = field(default_factory=list)  # engine/retries.py
 
     def counts_frame(self) -> pd.DataFrame:
         """Rows per table before, after and the difference."""
@@ -189,6 +191,7 @@ class MigrationResult:
             "rehearsal": self.rehearsal,
             "outcome": outcome,
             **({"round_trip": self.round_trip} if self.round_trip else {}),
+            **({"lock_retries": self.lock_retries} if self.lock_retries else {}),
         }
 
 
@@ -219,6 +222,7 @@ def round_trip_verdict(project: Project, plan: Plan, checks: list[dict[str, Any]
             f"({len(checks)} checks)")
 
 
+@reports_lock_retries
 def run_migration(
     project: Project,
     direction: str = "upgrade",
@@ -235,8 +239,12 @@ def run_migration(
     production: bool | None = None,
     progress: Progress | None = None,
     observer: StepObserver | None = None,
+    lock_retries: LockRetries | None = None,
 ) -> MigrationResult:
     """Migrate under the lock, in one transaction, refusing data loss unless allowed.
+
+    A statement that loses its lock to the application is retried by ``lock_retries``
+    (default :class:`~softbee.runbook.engine.retries.LockRetries`; ``NO_RETRIES`` for none).
 
     With ``rehearse=True`` everything runs for real and is then rolled back. ``observer`` is
     told when each revision starts and ends (``capture`` records the statements that way).
@@ -606,7 +614,7 @@ def _explain(
         )
     if timeout is not None and timeout.kind == "lock":
         return MigrationFailed(
-            f"{where}: {timeout.setting} reached: statement {statement!r} waited for a lock held "
+            f"{where}: {timeout.setting} reached{exhausted_note(exc)}: statement {statement!r} waited for a lock held "
             f"by {describe_blockers(project, statement)}; {outcome}: retry when that session "
             "ends, or raise lock_timeout_ms"
         )

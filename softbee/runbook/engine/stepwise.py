@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.engine.guards import find_losses, take_snapshot
+from softbee.runbook.engine.retries import exhausted_note
 from softbee.runbook.errors import (
     CannotPredict,
     DataLossError,
@@ -292,7 +293,7 @@ def step_failed(
                else f"nothing of it ran, database still at {at}")
     if timeout is not None and timeout.kind == "lock":
         return MigrationFailed(
-            f"{where}: {timeout.setting} reached: statement {statement!r} waited for a lock held "
+            f"{where}: {timeout.setting} reached{exhausted_note(exc)}: statement {statement!r} waited for a lock held "
             f"by {describe_blockers(project, statement)}; {nothing}: retry when that session "
             "ends, or raise lock_timeout_ms")
     if timeout is not None:
@@ -328,7 +329,7 @@ def partially_applied(
     statement = one_line(getattr(exc, "statement", "") or "")[:200]
     reason = redact_text(first_line(orig if orig is not None else exc))
     if timeout is not None and timeout.kind == "lock":
-        reason = (f"{timeout.setting} reached waiting for a lock held by "
+        reason = (f"{timeout.setting} reached{exhausted_note(exc)} waiting for a lock held by "
                   f"{describe_blockers(project, statement)}")
     elif timeout is not None:
         reason = f"{timeout.setting} reached ({reason})"
