@@ -30,7 +30,8 @@ from softbee.runbook.engine.online_run import (
     refuse_replaying_half_done,
     run_online_plan,
 )
-from softbee.runbook.engine.retries import LockRetries, exhausted_note, reports_lock_retries
+from softbee.runbook.engine.retries import LockRetries, exhausted_note
+from softbee.runbook.engine.run_policies import under_run_policies
 from softbee.runbook.errors import (
     DataLossError,
     MigrationFailed,
@@ -40,6 +41,7 @@ from softbee.runbook.errors import (
     RunbookError,
     first_line,
 )
+from softbee.runbook.online.throttle import Throttle
 from softbee.runbook.project import Project
 from softbee.runbook.project.dialects import dialect_for, dialect_named, rollback_fully
 from softbee.runbook.project.sessions import (
@@ -222,7 +224,7 @@ def round_trip_verdict(project: Project, plan: Plan, checks: list[dict[str, Any]
             f"({len(checks)} checks)")
 
 
-@reports_lock_retries
+@under_run_policies
 def run_migration(
     project: Project,
     direction: str = "upgrade",
@@ -240,11 +242,14 @@ def run_migration(
     progress: Progress | None = None,
     observer: StepObserver | None = None,
     lock_retries: LockRetries | None = None,
+    throttle: Throttle | None = None,
 ) -> MigrationResult:
     """Migrate under the lock, in one transaction, refusing data loss unless allowed.
 
     A statement that loses its lock to the application is retried by ``lock_retries``
-    (default :class:`~softbee.runbook.engine.retries.LockRetries`; ``NO_RETRIES`` for none).
+    (default :class:`~softbee.runbook.engine.retries.LockRetries`; ``NO_RETRIES`` for none);
+    online backfills yield to replicas, VACUUM and the operator by ``throttle`` (default
+    :class:`~softbee.runbook.online.throttle.Throttle`).
 
     With ``rehearse=True`` everything runs for real and is then rolled back. ``observer`` is
     told when each revision starts and ends (``capture`` records the statements that way).

@@ -28,14 +28,13 @@ as before, and its one line says how often it was tried and how long it waited i
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -145,28 +144,6 @@ def lock_retries(
         yield log
     finally:
         _ACTIVE.reset(token)
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def reports_lock_retries(run: Callable[P, R]) -> Callable[P, R]:
-    """Run ``run`` (``run_migration``) under its ``lock_retries`` policy; its result lists them."""
-
-    @functools.wraps(run)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        policy = kwargs.get("lock_retries")
-        say = kwargs.get("progress")
-        project = args[0] if args else kwargs.get("project")
-        with lock_retries(policy if isinstance(policy, LockRetries) else None,
-                          say if callable(say) else None, project) as log:  # type: ignore[arg-type]
-            result = run(*args, **kwargs)
-        if hasattr(result, "lock_retries"):
-            result.lock_retries = log.records()
-        return result
-
-    return wrapper
 
 
 def exhausted_note(error: BaseException) -> str:
