@@ -18,6 +18,7 @@ from softbee.runbook.engine.migrate import run_migration
 from softbee.runbook.engine.retries import NO_RETRIES, LockRetries
 from softbee.runbook.errors import MigrationFailed, ParameterError
 from softbee.runbook.project import load_project
+from tests.conftest import each_mysql_driver, each_pg_driver
 from tests.helpers import HIVE_HEALTH, HUNG_AFTER_S, project_at, revision_of, snapshot
 
 START = "3c2e7a9d4f03"  # before inspections (4d3f...) and the hives change (5e4a...)
@@ -61,6 +62,7 @@ def _upgrade(url: str, reader: Reader, policy: LockRetries, release_on_retry: bo
 
 
 @pytest.mark.postgres
+@each_pg_driver
 def test_a_statement_that_loses_its_lock_is_retried_and_the_run_keeps_what_it_did(
     postgres_url: str,
 ) -> None:
@@ -123,6 +125,7 @@ def test_a_lock_held_past_the_budget_fails_in_one_line_naming_the_wait(postgres_
 
 
 @pytest.mark.mysql
+@each_mysql_driver
 def test_on_mariadb_a_ddl_statement_that_loses_its_metadata_lock_is_run_again(
     mysql_url: str,
 ) -> None:
