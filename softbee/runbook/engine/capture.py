@@ -22,6 +22,7 @@ from alembic.script import Script
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.engine.migrate import MigrationResult, Plan, held_locks, run_migration
+from softbee.runbook.engine.retries import NO_RETRIES
 from softbee.runbook.project import Project
 from softbee.urls import redact_text
 
@@ -167,6 +168,7 @@ def capture_plan(
             project, plan.direction, plan.target or "base", rehearse=True,
             lock_wait_s=lock_wait_s, lock_timeout_ms=lock_timeout_ms,
             statement_timeout_ms=statement_timeout_ms, observer=recorder,
+            lock_retries=NO_RETRIES,  # a review waits no longer than lock_timeout: it names the holder
         )
     finally:
         recorder.close()
