@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ROWS ?= 1000
 
-.PHONY: setup run test test-oldest test-airflow lab lint clean replica replica-down
+.PHONY: setup run test test-oldest test-airflow test-lab lab lint clean replica replica-down
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -103,6 +103,12 @@ $(AIRFLOW_VENV)/.installed:
 
 test-airflow: $(AIRFLOW_VENV)/.installed
 	PYTHONPATH=$(CURDIR) $(AIRFLOW_VENV)/bin/python examples/airflow/ci_check.py
+
+# The checks that start a real JupyterLab and drive it in headless chromium (tests marked
+# "lab", e.g. tests/run/test_cells_jupyterlab.py): over a minute each on the 2-core machine,
+# so `make test` leaves them out and this target (and .ci/run) runs them.
+test-lab: $(INSTALLED)
+	$(BIN)/python -m pytest -m lab -p no:cacheprovider tests/
 
 # Step through the runbooks in JupyterLab with the project's kernel, from the project root.
 # LAB_ARGS passes more options, e.g. `make lab LAB_ARGS="--no-browser --port 8899"`.

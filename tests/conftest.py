@@ -5,7 +5,7 @@ Two parametrised fixtures, on purpose:
 - ``database_url``: SQLite and PostgreSQL, the databases with transactional DDL, for tests
   of what is promised with one transaction (a loss or a round trip rolled back after the
   fact, a timeout that rolls everything back, a rehearsal by rollback). Where MariaDB keeps
-  a different promise (README, "What each database guarantees": the loss refused before
+  a different promise (docs/guarantees.md, "What each database guarantees": the loss refused before
   anything runs, a half-applied revision reported, a rehearsal on a scratch copy), such a
   test has a MariaDB counterpart (``mysql_url``) asserting that promise.
 - ``any_database_url``: SQLite, PostgreSQL and MariaDB, for every test whose promise holds on
@@ -354,3 +354,16 @@ def beeyard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     load.root = root  # type: ignore[attr-defined]
     return load
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the ``lab`` tests (a real JupyterLab, over a minute) unless ``-m`` names them.
+
+    ``make test-lab`` runs them (``-m lab``), and ``.ci/run`` calls it after ``make test``.
+    """
+    if "lab" in (config.getoption("markexpr") or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("lab") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("lab")])
+        items[:] = kept

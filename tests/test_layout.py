@@ -26,6 +26,7 @@ ALLOWED = {
     "online": {"util"},
     "review": {"util", "project", "online"},
     "engine": {"util", "project", "online", "review"},
+    "premerge": {"util", "project", "online", "review", "engine"},
     "archive": {"util"},
     "run": {"util", "archive"},
     "fleet": {"util", "archive", "run"},

@@ -21,6 +21,7 @@ from typing import Any, NoReturn, TextIO
 
 from softbee.runbook.errors import ArchiveError, CatalogError, ParameterError, RunbookError
 from softbee.runbook.fleet.fleet_cli import add_fleet_parser, fleet_command
+from softbee.runbook.premerge.review_cli import add_review_parsers, review_command, stats_command
 from softbee.runbook.run.catalog import (
     Runbook,
     list_runbooks,
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _archive_dir_option(run)
 
     add_fleet_parser(commands, _archive_dir_option)
+    add_review_parsers(commands)
 
     group = commands.add_parser("archive", help="the archive of past runs")
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -127,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 signal.signal(signal.SIGTERM, previous)
         if args.command == "fleet":
             return fleet_command(args, sys.stdout)
+        if args.command == "review":
+            return review_command(args, sys.stdout)
+        if args.command == "stats":
+            return stats_command(args, sys.stdout)
         return _archive(args, sys.stdout)
     except _USAGE_ERRORS as exc:
         return _fail(EXIT_USAGE, str(exc))
@@ -338,9 +344,9 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
         print(f"{'html path:':17}{run.html}", file=out)
         return EXIT_OK
     if args.action == "html":
-        page = auditpage.write_index_page(directory)
-        print(f"wrote {page.path}: {page.runs} run(s), {page.failed} failed "
-              "(open it in a browser; no server needed)", file=out)
+        page = auditpage.write_index_page(directory, full=True)
+        print(f"wrote {page.path}: {page.runs} run(s), {page.failed} failed, {page.pages} "
+              "page(s) (open it in a browser; no server needed)", file=out)
         return EXIT_OK
     problems = archive.verify_archive(directory, since=args.since)
     for problem in problems:

@@ -147,3 +147,11 @@ class RehearsalFailed(MigrationFailed):
 
 class RecoveryError(RunbookError):
     """The manual fix or stamp could not be applied, or did not verify."""
+
+
+class ReviewError(RunbookError):
+    """A branch review cannot start: not a git repository, an unknown base, an unreadable stats file."""
+
+
+class ReviewFailed(RunbookError):
+    """A branch review found problems at or above its ``fail_on`` severity (the review runbook's verdict)."""

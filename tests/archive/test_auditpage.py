@@ -5,15 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import itertools
-import json
-import os
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin
-from urllib.request import urlopen
 
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
@@ -28,6 +23,7 @@ from softbee.runbook.archive.auditpage import (
 )
 from softbee.runbook.archive.summary import MIME_TYPE
 from softbee.runbook.cli import main
+from tests.browser import DevTools, headless
 
 T0 = dt.datetime(2024, 3, 5, 7, 8, 9, tzinfo=dt.UTC)
 PASSWORD = "hunter2pw"
@@ -229,35 +225,13 @@ def test_archive_html_of_a_missing_archive_exits_2_and_creates_nothing(tmp_path:
 # -- in a real browser ---------------------------------------------------------------------------
 
 
-def _chromium() -> str:
-    """Debian's chromium; skipped when missing, except under CI=true where that fails."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    reason = "chromium is not installed (apt-get install -y chromium): the page is not checked"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI=true: browser tests may not skip")
-    pytest.skip(reason)
-
-
-def _headless(url: str, profile: Path, *args: str) -> str:
-    """Run headless chromium on ``url`` with ``args``; return what it printed on stdout."""
-    done = subprocess.run(
-        [_chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
-         "--disable-extensions", f"--user-data-dir={profile}", *args, url],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
-
 @pytest.mark.browser
 def test_in_chromium_the_failed_filter_shows_only_failed_runs_and_links_open(
     archive: Path, tmp_path: Path
 ) -> None:
     page_url = (archive / PAGE_NAME).as_uri()
 
-    dom = _headless(page_url + "#status=failed", tmp_path / "profile", "--dump-dom")
+    dom = headless(page_url + "#status=failed", tmp_path / "profile", "--dump-dom")
 
     rows = _rows(dom)
     visible = [r for r in rows.rows if "hidden" not in r]
@@ -265,7 +239,7 @@ def test_in_chromium_the_failed_filter_shows_only_failed_runs_and_links_open(
     assert len(rows.rows) == 4 and rows.images == 0
     assert "2 of 4 run(s) shown" in dom
 
-    report = _headless(urljoin(page_url, visible[0]["href"]), tmp_path / "profile", "--dump-dom")
+    report = headless(urljoin(page_url, visible[0]["href"]), tmp_path / "profile", "--dump-dom")
 
     assert "Report of run000000004" in report
 
@@ -274,7 +248,7 @@ def test_in_chromium_the_failed_filter_shows_only_failed_runs_and_links_open(
 def test_in_chromium_the_runbook_filter_combines_with_status(archive: Path, tmp_path: Path) -> None:
     url = (archive / PAGE_NAME).as_uri() + "#runbook=inspect_diff&status=passed"
 
-    rows = _rows(_headless(url, tmp_path / "profile", "--dump-dom")).rows
+    rows = _rows(headless(url, tmp_path / "profile", "--dump-dom")).rows
 
     assert [r["data-run-id"] for r in rows if "hidden" not in r] == ["run000000003"]
 
@@ -286,7 +260,7 @@ def test_in_chromium_a_screenshot_of_the_failed_runs_shows_them_in_red(
     from PIL import Image
 
     shot = tmp_path / "failed.png"
-    _headless((archive / PAGE_NAME).as_uri() + "#status=failed", tmp_path / "profile",
+    headless((archive / PAGE_NAME).as_uri() + "#status=failed", tmp_path / "profile",
               f"--screenshot={shot}", "--window-size=1280,800", "--hide-scrollbars")
 
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -296,124 +270,6 @@ def test_in_chromium_a_screenshot_of_the_failed_runs_shows_them_in_red(
     assert len(colours) > 50, "the screenshot is nearly blank"
     assert (0xFD, 0xEC, 0xEC) in colours, "no failed-row background in the screenshot"
     assert (0xC6, 0x28, 0x28) in colours, "no failed badge in the screenshot"
-
-
-# DevTools' answers while the page changes document: transient, not the page's failure.
-_NAVIGATING = ("Inspected target navigated or closed", "Cannot find context with specified id",
-               "Execution context was destroyed")
-
-
-class _Navigating(Exception):
-    """Chromium answered a command while the page was navigating."""
-
-
-class _DevTools:
-    """A headless chromium driven over the DevTools protocol (tornado's websocket client)."""
-
-    def __init__(self, url: str, profile: Path) -> None:
-        self.process = subprocess.Popen(
-            [_chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
-             "--disable-extensions", f"--user-data-dir={profile}", "--remote-debugging-port=0",
-             "--window-size=1280,800", "--hide-scrollbars", url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self.profile = profile
-        self._ids = itertools.count(1)
-        self._socket = None
-
-    async def connect(self) -> None:
-        """Find the page's websocket (chromium writes its port to DevToolsActivePort), connect."""
-        from tornado.websocket import websocket_connect
-
-        port_file = self.profile / "DevToolsActivePort"
-        await self._until(lambda: port_file.is_file() and port_file.read_text().strip(),
-                          "chromium never opened its DevTools port")
-        port = int(port_file.read_text().splitlines()[0])
-        targets: list[dict] = []
-
-        def page_listed() -> bool:
-            with urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
-                targets[:] = [t for t in json.load(answer) if t["type"] == "page"]
-            return bool(targets)
-
-        await self._until(page_listed, "chromium lists no page")
-        self._socket = await websocket_connect(targets[0]["webSocketDebuggerUrl"],
-                                               max_message_size=64 << 20)
-
-    async def call(self, method: str, **params: object) -> dict:
-        """Send one DevTools command and return its result (events on the way are skipped)."""
-        number = next(self._ids)
-        await self._socket.write_message(json.dumps({"id": number, "method": method,
-                                                     "params": params}))
-        while True:
-            message = await self._socket.read_message()
-            assert message is not None, "chromium closed the DevTools connection"
-            answer = json.loads(message)
-            if answer.get("id") == number:
-                error = answer.get("error", {}).get("message", "")
-                if any(words in error for words in _NAVIGATING):
-                    raise _Navigating(error)
-                assert "error" not in answer, answer["error"]
-                return answer["result"]
-
-    async def evaluate(self, expression: str) -> object:
-        """The value of a JavaScript expression in the page (asked again while it navigates)."""
-        for _ in range(100):
-            try:
-                result = await self.call("Runtime.evaluate", expression=expression,
-                                         returnByValue=True)
-            except _Navigating:
-                await asyncio.sleep(0.1)
-                continue
-            assert "exceptionDetails" not in result, result["exceptionDetails"]
-            return result["result"].get("value")
-        raise AssertionError(f"the page kept navigating for 10 s: {expression}")
-
-    async def act(self, expression: str) -> None:
-        """Run ``expression`` once for its effect (a click, a filter, going back).
-
-        A navigation it starts may end the evaluation before chromium answers: that is the
-        effect, not a failure; what follows checks the page it led to.
-        """
-        try:
-            result = await self.call("Runtime.evaluate", expression=expression)
-        except _Navigating:
-            return
-        assert "exceptionDetails" not in result, result["exceptionDetails"]
-
-    async def wait_for(self, expression: str, what: str) -> None:
-        """Poll until ``expression`` is true in the page (a page load is asynchronous)."""
-
-        async def holds() -> bool:
-            return bool(await self.evaluate(expression))
-
-        await self._until(holds, f"never true: {what}")
-
-    @staticmethod
-    async def _until(check, failure: str, attempts: int = 600) -> None:
-        for _ in range(attempts):
-            outcome = check()
-            if asyncio.iscoroutine(outcome):
-                outcome = await outcome
-            if outcome:
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(failure)
-
-    def disconnect(self) -> None:
-        """Close the websocket (inside the event loop that opened it)."""
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
-
-    def close(self) -> None:
-        """Stop the browser."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 _VISIBLE_RUNS = ("Array.from(document.querySelectorAll('#runs tbody tr'))"
@@ -428,7 +284,7 @@ def test_in_chromium_an_auditor_filters_to_failed_runs_follows_a_link_and_comes_
 ) -> None:
     """Driven as a person would: pick "failed" in the Status list, click the newest failed
     run, read its report, screenshot it, go back: the filter is still applied."""
-    chromium = _DevTools((archive / PAGE_NAME).as_uri(), tmp_path / "profile")
+    chromium = DevTools((archive / PAGE_NAME).as_uri(), tmp_path / "profile")
     shots: dict[str, bytes] = {}
 
     async def audit() -> dict[str, object]:

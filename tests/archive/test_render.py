@@ -15,7 +15,9 @@ from softbee.runbook.run.execute import run_runbook
 from tests.helpers import REPO_ROOT
 
 #: The budget for one archived upgrade_downgrade run, notebook and page together.
-MAX_RUN_BYTES = 61_000  # 60,000 until the package paths lengthened the import lines (+~120 B)
+MAX_RUN_BYTES = 64_000  # 60,000 at first; +120 B for the package paths, +~400 B from a fresh
+# install of the notebook stack (nbconvert, Pygments), the rest for new parameters. Embedding
+# the stylesheet or keeping the facts outputs would each cost far more.
 
 
 def _notebook():
@@ -83,7 +85,7 @@ def test_the_same_nbconvert_gives_the_same_stylesheet_name_for_every_notebook():
 
 
 @pytest.mark.notebook
-def test_an_archived_upgrade_downgrade_run_is_at_most_61_kb(tmp_path, monkeypatch):
+def test_an_archived_upgrade_downgrade_run_stays_within_its_byte_budget(tmp_path, monkeypatch):
     monkeypatch.delenv("SOFTBEE_RUNBOOKS_DIR", raising=False)
     archive_dir = tmp_path / "archive"
 

@@ -3,9 +3,10 @@
 A guard whose promise holds on every database runs on SQLite, PostgreSQL and MariaDB
 (``any_database_url``). A promise made with one transaction (a loss or a round trip rolled
 back after the fact, a timeout that rolls everything back) runs on SQLite and PostgreSQL
-(``database_url``), and MariaDB has a counterpart asserting what is promised there (README,
-"What each database guarantees"): the loss refused before anything runs, a revision whose first
-statement timed out named in one line with nothing changed, the round trip's end state told.
+(``database_url``), and MariaDB has a counterpart asserting what is promised there
+(docs/guarantees.md, "What each database guarantees"): the loss refused before anything
+runs, a revision whose first statement timed out named in one line with nothing changed, the
+round trip's end state told.
 """
 
 from __future__ import annotations

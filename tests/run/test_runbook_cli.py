@@ -250,7 +250,7 @@ def test_no_password_or_token_reaches_any_byte_of_the_archive(tmp_path):
 
     assert done.returncode == 1, done.stderr  # leaky prints them, then raises with them
     files = _files(archive)
-    assert {p.suffix for p in files} == {".ipynb", ".html", ".css", ".jsonl", ".head"}
+    assert {p.suffix for p in files} == {".ipynb", ".html", ".css", ".jsonl", ".head", ".json"}
     for path in files:
         data = path.read_bytes()
         for secret in SECRETS:

@@ -7,6 +7,7 @@ Layout::
     <archive>/YYYY/MM/DD/<UTC stamp>_<runbook>_<run id>.ipynb
     <archive>/YYYY/MM/DD/<UTC stamp>_<runbook>_<run id>.html
     <archive>/static/notebook-<sha256 prefix>.css  the stylesheet every html links (written once)
+    <archive>/index.html, <archive>/pages/         the auditors' pages (derived, see auditpage)
 
 Each record is chained to the one before it by sha256, and ``index.head`` anchors the
 chain's end (:mod:`softbee.runbook.archive.chain` appends, reads and verifies it); this
@@ -16,8 +17,8 @@ The chain makes edits evident, not impossible: whoever can write the archive can
 rewrite it whole. Keep a copy of ``index.head`` elsewhere to pin the history.
 
 Package ``softbee.runbook.archive``: runs and their files (this module), the hash chain
-(``chain``), the auditors' page (``auditpage``), a notebook's HTML (``render``) and the
-facts a run records (``summary``).
+(``chain``), the auditors' pages (``auditpage``, HTML in ``pagehtml``), a notebook's HTML
+(``render``) and the facts a run records (``summary``).
 Imports only :mod:`~softbee.runbook.util`; never ``project``, ``review``, ``engine``,
 ``run`` or ``fleet``.
 """
@@ -129,8 +130,8 @@ def archive_run(
 ) -> ArchivedRun:
     """Write an executed, already redacted notebook and its html, then append its record.
 
-    The auditors' page is rebuilt afterwards unless ``write_page`` is False (a fleet
-    rebuilds it once, when its record is appended).
+    The auditors' pages are updated afterwards unless ``write_page`` is False (a fleet
+    updates them once, when its record is appended).
     """
     import nbformat
 

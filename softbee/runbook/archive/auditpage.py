@@ -1,245 +1,352 @@
-"""The auditors' page: ``<archive>/index.html``, one table of every archived run.
+"""The auditors' pages: ``<archive>/index.html`` and ``<archive>/pages/``, kept up to date per run.
 
-The page is built from the index records (:func:`~softbee.runbook.archive.read_index`)
-and rewritten after every archived run and by ``softbee-runbook archive html``. It
-is one self-contained file: inline CSS and a few lines of inline JavaScript, no
-network (a Content-Security-Policy forbids every fetch), so it opens from the
-file system. Rows are newest first and link, relatively, to each run's HTML;
-failed runs stand out. The runbook and status filters live in the URL fragment
-(``index.html#runbook=upgrade_downgrade&status=failed``), so a filtered view can
-be bookmarked and survives the browser's back button.
+Layout (all derived from ``index.jsonl``, outside the hash chain)::
 
-Every value from the index is HTML-escaped (a parameter or an error message can
-hold markup), database columns show only dialect, host, port and database name,
-and any ``user:password@`` left in free text is masked. A link is written only
-for a plain relative path inside the archive: a hand-edited ``javascript:`` or
-``../`` path is shown without one. The page is derived data, outside the hash
-chain: ``archive verify`` remains the check, and ``archive html`` rebuilds it.
+    <archive>/index.html            totals, the latest runs, links to the pages
+    <archive>/pages/page-0001.html  the index's runs 1..PAGE_SIZE, newest first; then 0002...
+    <archive>/pages/index.html      one row per full page, with its counts by runbook and status
+    <archive>/pages/pages.jsonl     those rows' data (appended to when a page fills up)
+    <archive>/pages/state.json      how far the index has been read, and the running totals
+
+After a run (:func:`write_index_page`) only what changed is read and written: the
+index from the start of its newest page (``state.json`` keeps that byte offset, never
+the whole file), the newest page, ``index.html`` and ``state.json``; when a page fills
+up, it gains its "newer page" link and becomes immutable, and the list of pages is
+rewritten. So the cost of a run's update does not grow with the archive.
+``softbee-runbook archive html`` (``full=True``) reads the whole index and writes every
+file again through the same code: the bytes are the same as the per-run path's. An
+update that finds ``state.json`` missing, or the index's end not where it left it (the
+index was rewritten, truncated or replaced), rebuilds in full.
+
+The page is derived data: ``archive verify`` remains the check, and ``archive html`` the
+repair (an older page deleted by hand comes back only through it). HTML:
+:mod:`~softbee.runbook.archive.pagehtml`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
-import functools
-import html
+import hashlib
+import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from softbee.runbook.archive.chain import (
     ARCHIVE_DIR_ENV,
     INDEX_NAME,
+    canonical_json,
     parse_iso,
-    read_index,
-    unreadable_lines,
     write_atomic,
 )
+from softbee.runbook.archive.pagehtml import (
+    COLUMNS,
+    database_label,
+    format_duration,
+    newest_first,
+    page_file,
+    relative_href,
+    render_front,
+    render_page,
+    render_page_list,
+    utc_text,
+)
 from softbee.runbook.errors import ArchiveError
-from softbee.urls import redact_text
+
+__all__ = [
+    "COLUMNS", "LATEST", "PAGES_DIR", "PAGE_NAME", "PAGE_SIZE", "IndexPage", "database_label",
+    "format_duration", "newest_first", "relative_href", "render_index_page", "write_index_page",
+]
 
 PAGE_NAME = "index.html"
-COLUMNS = (
-    "Started (UTC)",
-    "Runbook",
-    "Database",
-    "Environment",
-    "Revision before → after",
-    "Status",
-    "Duration",
-    "Who",
-)
-_ERROR_LIMIT = 300
+PAGES_DIR = "pages"
+STATE_NAME = "state.json"
+SUMMARIES_NAME = "pages.jsonl"
+#: Runs per page file: the newest page is rewritten after each run, older ones never.
+PAGE_SIZE = 500
+#: Runs on ``index.html``: the last ones appended to the index.
+LATEST = 100
+_BLOCK = 1 << 20
+_STATE_VERSION = 1
 
 
 @dataclass(frozen=True)
 class IndexPage:
-    """The page written: where, and how many runs (and failed runs) it lists."""
+    """What an update did: the front page, the runs (and failed runs), the files written."""
 
     path: Path
     runs: int
     failed: int
+    pages: int = 0
+    written: tuple[Path, ...] = ()
+    bytes_read: int = 0  # of the index
+    rebuilt: bool = False
 
 
-def write_index_page(directory: Path) -> IndexPage:
-    """Rebuild ``<directory>/index.html`` from the index; an absent archive is refused."""
+@dataclass
+class _State:
+    """How far the index has been read (bytes, lines) and the totals up to there."""
+
+    page_size: int
+    offset: int = 0
+    lines: int = 0
+    tail_start: int = 0
+    tail_sha: str = ""
+    records: int = 0
+    failed: int = 0
+    runbooks: dict[str, list[int]] = field(default_factory=dict)  # name -> [runs, failed]
+    starts: list[int] = field(default_factory=lambda: [0, 0])  # previous and newest page
+    recent: list[int] = field(default_factory=list)  # where the last LATEST records start
+    unreadable: list[int] = field(default_factory=list)
+
+    @property
+    def pages(self) -> int:
+        return -(-self.records // self.page_size)
+
+
+def write_index_page(directory: Path, *, full: bool = False,
+                     page_size: int = PAGE_SIZE) -> IndexPage:
+    """Bring the auditors' pages up to the index's end (``full``: rebuild every page)."""
     if not directory.is_dir():
         raise ArchiveError(
             f"no archive at {str(directory)!r}: pass --archive-dir DIR or set {ARCHIVE_DIR_ENV}"
         )
+    (directory / PAGES_DIR).mkdir(exist_ok=True)
     fd = os.open(directory, os.O_RDONLY)
     try:
         # Two runs finishing together: the later writer reads the index after both appends.
         fcntl.flock(fd, fcntl.LOCK_EX)
-        records = read_index(directory)
-        page = render_index_page(
-            records, unreadable=_unreadable(directory, len(records)),
-            generated=dt.datetime.now(dt.UTC),
-        )
-        path = directory / PAGE_NAME
-        write_atomic(path, page.encode("utf-8"), _page_mode(directory))
+        return _Update(directory, page_size, full).run()
     finally:
         os.close(fd)  # releases the lock
+
+
+def render_index_page(records: list[Mapping[str, Any]]) -> str:
+    """The front page's HTML for ``records`` (index order) held in memory, latest run first."""
     failed = sum(1 for record in records if record.get("status") == "failed")
-    return IndexPage(path=path, runs=len(records), failed=failed)
+    runbooks: dict[str, list[int]] = {}
+    for record in records:
+        _count(runbooks, record)
+    return render_front(records[-LATEST:], runs=len(records), failed=failed, runbooks=runbooks,
+                        pages=-(-len(records) // PAGE_SIZE), page_size=PAGE_SIZE)
 
 
-def render_index_page(
-    records: Sequence[Mapping[str, Any]],
-    *,
-    unreadable: Sequence[int] = (),
-    generated: dt.datetime | None = None,
-) -> str:
-    """The page's HTML for ``records`` (index order), newest run first."""
-    runs = newest_first(records)
-    failed = sum(1 for record in runs if record.get("status") == "failed")
-    runbooks = sorted({_text(record.get("runbook")) for record in runs})
-    statuses = sorted({"passed", "failed", *(str(record.get("status")) for record in runs)})
-    when = f" · generated {_time(generated)} UTC" if generated else ""
-    warning = ""
-    if unreadable:
-        lines = ", ".join(str(number) for number in unreadable)
-        warning = (
-            f'<p class="warning">{INDEX_NAME} lines {_e(lines)} are unreadable and not shown: '
-            "run <code>softbee-runbook archive verify</code>.</p>\n"
-        )
-    head = "".join(f'<th scope="col">{_e(name)}</th>' for name in COLUMNS)
-    body = "\n".join(_row(record) for record in runs)
-    return _PAGE.format(
-        style=_STYLE,
-        script=_SCRIPT,
-        summary=_e(f"{len(runs)} run(s), {failed} failed{when}"),
-        warning=warning,
-        runbook_options=_options(runbooks),
-        status_options=_options(statuses),
-        head=head,
-        body=body,
-        empty="" if runs else "<p>No runs archived yet.</p>",
-    )
+class _Update:
+    """One update of the pages: read the index from the newest page's start, write what changed."""
+
+    def __init__(self, directory: Path, page_size: int, full: bool) -> None:
+        self.directory = directory
+        self.pages_dir = directory / PAGES_DIR
+        self.mode = _page_mode(directory)
+        self.written: list[Path] = []
+        self.bytes_read = 0
+        self.state = None if full else _read_state(self.pages_dir / STATE_NAME, page_size)
+        self.full = self.state is None
+        self.page_size = page_size
+
+    def run(self) -> IndexPage:
+        """Read what is new, write the pages it changed, the front page and the state."""
+        index = self.directory / INDEX_NAME
+        with open(index, "rb") if index.is_file() else open(os.devnull, "rb") as fh:
+            fd = fh.fileno()
+            size = os.fstat(fd).st_size
+            if self.state is not None and not self._state_matches(fd, size):
+                self.state, self.full = None, True
+            state = self.state or _State(self.page_size)
+            end = self._complete_end(fd, size, state.offset)
+            if end > state.offset or self.full:
+                self._consume(fd, state, end)
+        return IndexPage(path=self.directory / PAGE_NAME, runs=state.records, failed=state.failed,
+                         pages=state.pages, written=tuple(self.written),
+                         bytes_read=self.bytes_read, rebuilt=self.full)
+
+    def _state_matches(self, fd: int, size: int) -> bool:
+        """Whether the index still ends, at the state's offset, with the line it last read."""
+        state = self.state
+        assert state is not None
+        if state.offset > size:
+            return False
+        if state.offset == 0:
+            return True
+        tail = self._read(fd, state.tail_start, state.offset - state.tail_start)
+        return hashlib.sha256(tail).hexdigest() == state.tail_sha
+
+    def _complete_end(self, fd: int, size: int, offset: int) -> int:
+        """The end of the last complete line (a line being appended is left for next time)."""
+        end = size
+        while end > offset:
+            start = max(offset, end - _BLOCK)
+            cut = self._read(fd, start, end - start).rfind(b"\n")
+            if cut >= 0:
+                return start + cut + 1
+            end = start
+        return offset
+
+    def _consume(self, fd: int, state: _State, end: int) -> None:
+        size = self.page_size
+        old_pages = state.pages
+        page = max(old_pages, 1)
+        position = (page - 1) * size
+        current: list[dict[str, Any]] = []
+        closed: list[dict[str, Any]] = []
+        for line_start, raw in self._lines(fd, state.starts[1], end):
+            new = line_start >= state.offset
+            if new:
+                state.lines += 1
+                state.tail_start = line_start
+            if not raw.strip():
+                continue
+            record = _parse(raw)
+            if record is None:
+                if new:
+                    state.unreadable.append(state.lines)
+                continue
+            if position // size + 1 != page:  # the page is full and a newer one begins
+                self._write_page(page, current, newer=True)
+                closed.append(_summary(page, current, position - len(current) + 1))
+                current, page = [], page + 1
+            if new:
+                if position % size == 0:
+                    state.starts = [state.starts[1], line_start]
+                state.records += 1
+                state.recent = [*state.recent[1 - LATEST:], line_start]
+                state.failed += record.get("status") == "failed"
+                _count(state.runbooks, record)
+            current.append(record)
+            position += 1
+        state.offset = end
+        state.tail_sha = hashlib.sha256(
+            self._read(fd, state.tail_start, end - state.tail_start)).hexdigest()
+        if current:
+            self._write_page(page, current, newer=False)
+        older: list[dict[str, Any]] = []
+        if len(current) < LATEST and state.recent and state.recent[0] < state.starts[1]:
+            older = [r for _, raw in self._lines(fd, state.recent[0], state.starts[1])
+                     if (r := _parse(raw)) is not None]  # the end of the page before, for the front
+        if closed or self.full or state.pages != old_pages:
+            self._write_page_list(closed, state.pages)
+        latest = (older + current)[-LATEST:]
+        self._write(self.directory / PAGE_NAME, render_front(
+            latest, runs=state.records, failed=state.failed, runbooks=state.runbooks,
+            pages=state.pages, page_size=size, unreadable=state.unreadable))
+        if self.full:
+            self._remove_pages_after(state.pages)
+        saved = {**vars(state), "version": _STATE_VERSION}
+        self._write(self.pages_dir / STATE_NAME, canonical_json(saved) + b"\n")
+
+    def _write_page(self, number: int, records: list[dict[str, Any]], *, newer: bool) -> None:
+        first = (number - 1) * self.page_size + 1
+        self._write(self.pages_dir / page_file(number),
+                    render_page(number, records, first=first, newer=newer))
+
+    def _write_page_list(self, closed: list[dict[str, Any]], newest: int) -> None:
+        """Add the pages that filled up to ``pages.jsonl``; rewrite the list of pages."""
+        path = self.pages_dir / SUMMARIES_NAME
+        kept: list[dict[str, Any]] = []
+        if not self.full and path.is_file():
+            below = closed[0]["page"] if closed else newest
+            kept = [s for line in path.read_bytes().splitlines()  # edited lines: left out
+                    if (s := _summary_of(line)) is not None and s["page"] < below]
+        summaries = kept + closed
+        self._write(path, b"".join(canonical_json(s) + b"\n" for s in summaries))
+        self._write(self.pages_dir / PAGE_NAME,
+                    render_page_list(summaries, newest=newest, page_size=self.page_size))
+
+    def _remove_pages_after(self, last: int) -> None:
+        """Pages of a longer index than this one (rewritten or truncated): not the runs' pages."""
+        for path in self.pages_dir.glob("page-*.html"):
+            number = path.stem.removeprefix("page-")
+            if number.isdigit() and int(number) > last:
+                path.unlink()
+
+    def _write(self, path: Path, content: str | bytes) -> None:
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        write_atomic(path, data, self.mode)
+        self.written.append(path)
+
+    def _read(self, fd: int, start: int, length: int) -> bytes:
+        data = os.pread(fd, length, start)
+        self.bytes_read += len(data)
+        return data
+
+    def _lines(self, fd: int, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+        """``(offset, line)`` for each line from ``start`` (a line's start) to ``end``."""
+        carry, at = b"", start
+        while at < end:
+            block = carry + self._read(fd, at, min(_BLOCK, end - at))
+            base = at - len(carry)
+            at += len(block) - len(carry)
+            *lines, carry = block.split(b"\n")
+            for line in lines:
+                yield base, line
+                base += len(line) + 1
 
 
-def newest_first(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Records by start time, newest first; records without a readable time last."""
-    indexed = list(enumerate(records))
-    dated = [(moment, n, r) for n, r in indexed if (moment := _parse_time(r.get("started_at")))]
-    undated = [(n, r) for n, r in indexed if not _parse_time(r.get("started_at"))]
-    dated.sort(key=lambda item: (item[0], item[1]), reverse=True)
-    undated.sort(key=lambda item: item[0], reverse=True)
-    return [r for _, _, r in dated] + [r for _, r in undated]
+def _summary(page: int, records: list[dict[str, Any]], first: int) -> dict[str, Any]:
+    """A full page's row in the list of pages: where it starts, when, its counts."""
+    counts: dict[str, dict[str, int]] = {}
+    for record in records:
+        by_status = counts.setdefault(_name(record), {})
+        status = str(record.get("status"))
+        by_status[status] = by_status.get(status, 0) + 1
+    times = sorted(t for r in records if (t := parse_iso(r.get("started_at"))))
+    return {"page": page, "first": first, "runs": len(records), "counts": counts,
+            "from": utc_text(times[0].isoformat()) if times else "",
+            "to": utc_text(times[-1].isoformat()) if times else ""}
 
 
-def database_label(identity: Any) -> str:
-    """``dialect database on host:port`` from a record's database identity (never a password)."""
-    if not isinstance(identity, Mapping) or not identity.get("dialect"):
-        return ""
-    name = (
-        Path(str(identity.get("database") or "")).name
-        if identity["dialect"] == "sqlite"
-        else identity.get("database")
-    )
-    host = identity.get("host")
-    where = f"{host}:{identity['port']}" if host and identity.get("port") else (host or "")
-    return f"{identity['dialect']} {name}" + (f" on {where}" if where else "")
-
-
-def relative_href(path: Any) -> str | None:
-    """``path`` as a URL relative to the archive, or None unless it is a plain path inside it."""
-    if not isinstance(path, str) or not path or "\\" in path or ":" in path:  # no scheme
+def _summary_of(line: bytes) -> dict[str, Any] | None:
+    """A line of ``pages.jsonl``, or None unless it has a page's fields (hand-edited)."""
+    summary = _parse(line)
+    counts = summary.get("counts") if summary is not None else None
+    if not isinstance(counts, dict) or not all(
+            isinstance(by_status, dict) and all(isinstance(n, int) for n in by_status.values())
+            for by_status in counts.values()):
         return None
-    if any(part in ("", ".", "..") for part in path.split("/")):  # absolute, or leaves
+    if not all(isinstance(summary.get(key), int) for key in ("page", "first", "runs")):
         return None
-    return quote(path, safe="/")
+    if not all(isinstance(summary.get(key), str) for key in ("from", "to")):
+        return None
+    return summary
 
 
-def format_duration(seconds: Any) -> str:
-    """``2.5 s``, ``3 min 05 s`` or ``1 h 02 min``; empty when unknown."""
-    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = int(round(seconds))
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60:02d} s"
-    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+def _count(runbooks: dict[str, list[int]], record: Mapping[str, Any]) -> None:
+    counts = runbooks.setdefault(_name(record), [0, 0])
+    counts[0] += 1
+    counts[1] += record.get("status") == "failed"
 
 
-def _row(record: Mapping[str, Any]) -> str:
-    status = str(record.get("status"))
-    kind = status if status in ("passed", "failed") else "other"
-    started = _time(_parse_time(record.get("started_at"))) or str(record.get("started_at") or "")
-    href = relative_href(record.get("html"))
-    when = f'<a href="{_e(href)}">{_e(started)}</a>' if href else _e(started or "(unknown)")
-    before, after = record.get("revision_before"), record.get("revision_after")
-    revision = "" if before is None and after is None else f"{before or '-'} → {after or '-'}"
-    user, host = record.get("user"), record.get("host")
-    who = "@".join(str(part) for part in (user, host) if part)
-    status_cell = f'<span class="badge">{_e(status)}</span>'
-    error = record.get("error")
-    if isinstance(error, Mapping):
-        status_cell += f'<div class="error">{_e(_error_text(error))}</div>'
-    cells = [
-        f'<td class="time">{when}</td>',
-        f"<td>{_e(_text(record.get('runbook')))}</td>",
-        f"<td>{_e(database_label(record.get('database')))}</td>",
-        f"<td>{_e(record.get('environment') or '')}</td>",
-        f'<td class="revision">{_e(revision)}</td>',
-        f'<td class="status">{status_cell}</td>',
-        f'<td class="duration">{_e(format_duration(record.get("duration_s")))}</td>',
-        f"<td>{_e(who)}</td>",
-    ]
-    return (
-        f'<tr class="run {kind}" data-runbook="{_e(_text(record.get("runbook")))}" '
-        f'data-status="{_e(status)}" data-run-id="{_e(record.get("run_id"))}">' + "".join(cells)
-        + "</tr>"
-    )
+def _name(record: Mapping[str, Any]) -> str:
+    runbook = record.get("runbook")
+    return "" if runbook is None else str(runbook)
 
 
-def _error_text(error: Mapping[str, Any]) -> str:
-    message = " ".join(str(error.get("message") or "").split())
-    text = f"{error.get('type') or 'error'}: {message}" if message else str(error.get("type"))
-    step = str(error.get("step") or "").lstrip("# ").strip()
-    if step:
-        text += f" (step {step})"
-    return text if len(text) <= _ERROR_LIMIT else text[: _ERROR_LIMIT - 1] + "…"
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
-def _text(value: Any) -> str:
-    """One spelling for a value in a row and in its filter list (absent: empty)."""
-    return "" if value is None else str(value)
-
-
-def _options(values: Iterable[str]) -> str:
-    return "".join(f'<option value="{_e(value)}">{_e(value)}</option>' for value in values)
-
-
-def _e(value: Any) -> str:
-    """Escaped for HTML text and quoted attributes, with any URL password masked."""
-    return _escaped("" if value is None else str(value))
-
-
-@functools.lru_cache(maxsize=4096)  # runbooks, databases, users, revisions repeat row after row
-def _escaped(text: str) -> str:
-    return html.escape(redact_text(text), quote=True)
-
-
-def _parse_time(text: Any) -> dt.datetime | None:
-    moment = parse_iso(text)
-    return moment.astimezone(dt.UTC) if moment else None
-
-
-def _time(moment: dt.datetime | None) -> str:
-    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}" if moment else ""
-
-
-def _unreadable(directory: Path, readable: int) -> list[int]:
-    """Unreadable index lines; parsed again only when the line count says there are some."""
-    index = directory / INDEX_NAME
-    content = index.read_bytes() if index.is_file() else b""
-    lines = sum(1 for line in content.split(b"\n") if line.strip())
-    return unreadable_lines(directory) if lines != readable else []
+def _read_state(path: Path, page_size: int) -> _State | None:
+    """The saved state, or None when missing, unreadable or for another page size."""
+    try:
+        saved = json.loads(path.read_bytes())
+        state = _State(**{k: v for k, v in saved.items() if k != "version"})
+    except (OSError, ValueError, TypeError):
+        return None
+    if saved.get("version") != _STATE_VERSION or state.page_size != page_size:
+        return None
+    numbers = [state.offset, state.lines, state.tail_start, state.records, state.failed,
+               *state.starts, *state.recent, *state.unreadable]
+    shaped = (isinstance(state.runbooks, dict) and len(state.starts) == 2
+              and all(isinstance(v, list) and len(v) == 2 for v in state.runbooks.values()))
+    if not shaped or not all(isinstance(n, int) and n >= 0 for n in numbers):
+        return None  # edited by hand: rebuilt from the index
+    return state
 
 
 def _page_mode(directory: Path) -> int:
@@ -248,101 +355,3 @@ def _page_mode(directory: Path) -> int:
         return os.stat(directory / INDEX_NAME).st_mode & 0o777
     except OSError:
         return 0o644
-
-
-_STYLE = """
-body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em; color: #1d1d1f; }
-h1 { font-size: 1.4em; margin: 0 0 .2em; }
-.summary { color: #555; margin: 0 0 1em; }
-.warning { background: #fff4d6; border: 1px solid #e0b000; padding: .5em .8em; }
-form { margin: 0 0 .8em; display: flex; gap: 1.2em; align-items: center; }
-select { font: inherit; padding: .15em .3em; }
-#shown { color: #555; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: .35em .6em; border-bottom: 1px solid #ddd; vertical-align: top; }
-th { background: #f3f3f5; position: sticky; top: 0; }
-td.revision, td.time { font-family: ui-monospace, "DejaVu Sans Mono", monospace; white-space: nowrap; }
-td.duration { text-align: right; white-space: nowrap; }
-.badge { display: inline-block; padding: 0 .5em; border-radius: .7em; background: #e3f4e6; color: #1b5e20; }
-tr.failed { background: #fdecec; }
-tr.failed td:first-child { box-shadow: inset 4px 0 0 #c62828; }
-tr.failed .badge { background: #c62828; color: #fff; font-weight: bold; }
-tr.other .badge { background: #eee; color: #333; }
-.error { color: #8e1b1b; font-size: .9em; margin-top: .2em; max-width: 40em; word-break: break-word; }
-"""
-
-_SCRIPT = """
-(function () {
-  "use strict";
-  var runbook = document.getElementById("runbook");
-  var status = document.getElementById("status");
-  var rows = Array.prototype.slice.call(document.querySelectorAll("#runs tbody tr"));
-  function choose(select, value) {
-    select.value = "";
-    Array.prototype.forEach.call(select.options, function (option) {
-      if (option.value === value) { select.value = value; }
-    });
-  }
-  function readLocation() {
-    var text = location.hash.replace(/^#/, "") || location.search.replace(/^\\?/, "");
-    var params = new URLSearchParams(text);
-    choose(runbook, params.get("runbook"));
-    choose(status, params.get("status"));
-  }
-  function apply() {
-    var shown = 0;
-    rows.forEach(function (row) {
-      var keep = (!runbook.value || row.dataset.runbook === runbook.value) &&
-                 (!status.value || row.dataset.status === status.value);
-      row.hidden = !keep;
-      if (keep) { shown += 1; }
-    });
-    document.getElementById("shown").textContent = shown + " of " + rows.length + " run(s) shown";
-    document.getElementById("nomatch").hidden = shown > 0 || rows.length === 0;
-  }
-  function changed() {
-    var params = new URLSearchParams();
-    if (runbook.value) { params.set("runbook", runbook.value); }
-    if (status.value) { params.set("status", status.value); }
-    try { history.replaceState(null, "", "#" + params.toString()); } catch (e) { /* file: URL */ }
-    apply();
-  }
-  runbook.addEventListener("change", changed);
-  status.addEventListener("change", changed);
-  window.addEventListener("hashchange", function () { readLocation(); apply(); });
-  readLocation();
-  apply();
-}());
-"""
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; \
-style-src 'unsafe-inline'; script-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Runbook archive</title>
-<style>{style}</style>
-</head>
-<body>
-<h1>Runbook archive</h1>
-<p class="summary">{summary}. Newest first; each time links to the run's report.
-<code>softbee-runbook archive verify</code> checks the files against the hash chain.</p>
-{warning}<form id="filters">
-<label>Runbook <select id="runbook"><option value="">all</option>{runbook_options}</select></label>
-<label>Status <select id="status"><option value="">all</option>{status_options}</select></label>
-<span id="shown"></span>
-</form>
-<table id="runs">
-<thead><tr>{head}</tr></thead>
-<tbody>
-{body}
-</tbody>
-</table>
-<p id="nomatch" hidden>No run matches these filters.</p>
-{empty}
-<script>{script}</script>
-</body>
-</html>
-"""

@@ -344,7 +344,7 @@ LOCKS = {
 
 
 def guarantees_table() -> str:
-    """The README's per-database table of what a run guarantees, made from the facts above."""
+    """What a run guarantees on each database (docs/guarantees.md), from the facts above."""
     header = ["", *(d.label for d in DIALECTS_IN_ORDER)]
     facts = {
         "a run is atomic (one transaction)": lambda d: (

@@ -76,14 +76,14 @@ _FIX = {
     "not-null-without-default": "Add the column nullable (or with server_default=...), backfill "
     "it, then alter_column(..., nullable=False).",
     "set-not-null": "Backfill NULLs in the same revision first; on a large table use "
-    "online.backfill(...) then online.set_not_null(...) (README: Online revisions).",
+    "online.backfill(...) then online.set_not_null(...) (docs/online.md).",
     "set-not-null-after-backfill": "Make sure the backfill covers every row "
     "(e.g. WHERE col IS NULL); on a large table use online.set_not_null(...), which validates "
-    "without blocking writes (README: Online revisions).",
+    "without blocking writes (docs/online.md).",
     "full-table-update": "Use online.backfill(table, values, where=<rows not yet done>): short "
-    "keyset batches the application can write between (README: Online revisions).",
+    "keyset batches the application can write between (docs/online.md).",
     "create-index-not-concurrently": "Use online.create_index(...) in online.run_phases(...): "
-    "CREATE INDEX CONCURRENTLY, outside the migration's transaction (README: Online revisions).",
+    "CREATE INDEX CONCURRENTLY, outside the migration's transaction (docs/online.md).",
     "alter-column-type": "Check existing values fit the new type; on a large table add a new "
     "column, backfill it, then switch.",
     "narrowing-type": "Check existing values fit first (e.g. SELECT max(length(col)) ...), or "

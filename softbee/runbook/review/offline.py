@@ -146,7 +146,7 @@ class RenderedPlan:
             return []
         from IPython.display import Markdown
 
-        return [Markdown("**Phases of the online revisions** (README: Online revisions):"), phases]
+        return [Markdown("**Phases of the online revisions** (docs/online.md):"), phases]
 
     def frame(self) -> pd.DataFrame:
         """Each revision: rendered offline, or needs a live connection and why."""
