@@ -16,6 +16,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.engine import autocommit
+from softbee.runbook.engine.faults import lost_connection, root_cause
 from softbee.runbook.engine.guards import (
     Snapshot,
     find_losses,
@@ -590,6 +591,9 @@ def _explain(
     ``run`` names the kind of run (a rehearsal, a round trip) in the advice that depends on it.
     """
     script = getattr(exc, "_softbee_script", None)
+    lost = lost_connection(exc)
+    exc = root_cause(exc)  # a PendingRollbackError stands for the lost connection before it
+    script = script or getattr(exc, "_softbee_script", None)
     where = f"revision {script.revision} ({(script.doc or '').strip()})" if script else plan.direction
     phase = getattr(exc, "_softbee_phase", None)
     where = f"{phase}: {where}" if phase else where
@@ -628,5 +632,9 @@ def _explain(
             f"{where}: {timeout.setting} reached by {statement!r}; {outcome}: raise "
             "statement_timeout_ms or batch the work"
         )
+    if lost:
+        return MigrationFailed(
+            f"{where}: the connection to the database was lost ({reason}); {outcome}: "
+            + (advice or "run it again once the database is back"))
     advice = advice or "fix the script, or fix the database by hand and run recover_stamp"
     return MigrationFailed(f"{where} failed: {type(orig or exc).__name__}: {reason}; {outcome}: {advice}")
