@@ -9,6 +9,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 
+from softbee.runbook.util.history_name import skip_runbook_tables
+
 # Named constraints keep batch migrations (SQLite) and downgrades deterministic.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -19,7 +21,8 @@ NAMING_CONVENTION = {
 }
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
-migrate = Migrate(render_as_batch=True, compare_type=True)
+# include_name: `flask db migrate` must never write a drop of the runbooks' history table.
+migrate = Migrate(render_as_batch=True, compare_type=True, include_name=skip_runbook_tables())
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 

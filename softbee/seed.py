@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection, Engine
 
+from softbee.runbook.util.history_name import is_history_table
+
 __all__ = ["BATCH_SIZE", "TABLE_SHARES", "seed_database", "table_sizes"]
 
 # Rows per executemany: large enough to be fast, small enough to bound memory.
@@ -36,7 +38,7 @@ TABLE_SHARES: dict[str, float] = {
 }
 UNKNOWN_TABLE_SHARE = 1 / 10
 
-SKIPPED_TABLES = frozenset({"alembic_version"})
+SKIPPED_TABLES = frozenset({"alembic_version"})  # and the runbooks' history: is_history_table
 
 # Share of nullable (non-unique) values left NULL.
 NULL_SHARE = 0.15
@@ -94,7 +96,8 @@ def seed_database(
     added: dict[str, int] = {}
     with engine.begin() as conn:
         metadata = _reflect(conn)
-        tables = [t for t in metadata.sorted_tables if t.name not in SKIPPED_TABLES]
+        tables = [t for t in metadata.sorted_tables
+                  if t.name not in SKIPPED_TABLES and not is_history_table(t.name)]
         sizes = table_sizes([t.name for t in tables], rows)
         for table in tables:
             rng = random.Random(f"softbee-seed:{seed}:{table.name}")

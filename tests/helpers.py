@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from softbee.runbook.engine.migrate import run_migration
 from softbee.runbook.project import Project, load_project
+from softbee.runbook.util.history_name import HISTORY_TABLE, is_history_table
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = REPO_ROOT / "migrations"
@@ -59,6 +60,8 @@ def snapshot(url: str) -> dict[str, Any]:
             inspector = sa.inspect(conn)
             state: dict[str, Any] = {}
             for table in sorted(inspector.get_table_names()):
+                if is_history_table(table):  # the runbooks' record, not the database's state
+                    continue
                 columns = [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)]
                 indexes = sorted((i["name"], tuple(i["column_names"])) for i in inspector.get_indexes(table))
                 quoted = conn.dialect.identifier_preparer.quote(table)
@@ -70,7 +73,11 @@ def snapshot(url: str) -> dict[str, Any]:
 
 
 def dump(url: str) -> bytes:
-    """A byte-exact dump: ``pg_dump`` for PostgreSQL, ``mariadb-dump`` for MySQL, ``iterdump`` for SQLite."""
+    """A byte-exact dump: ``pg_dump`` for PostgreSQL, ``mariadb-dump`` for MySQL, ``iterdump`` for SQLite.
+
+    The runbooks' history table is left out: a refused run records itself there
+    (``history_rows`` reads it), and "nothing changed" is about the rest.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() in ("mysql", "mariadb"):
         binary = shutil.which("mariadb-dump") or shutil.which("mysqldump")
@@ -79,14 +86,16 @@ def dump(url: str) -> bytes:
         return subprocess.run(
             [binary, "--skip-dump-date", "--skip-comments", "--protocol=tcp",
              "-h", parsed.host or "127.0.0.1", "-P", str(parsed.port or 3306),
-             "-u", parsed.username or "root", parsed.database],
+             "-u", parsed.username or "root", f"--ignore-table={parsed.database}.{HISTORY_TABLE}",
+             parsed.database],
             check=True, capture_output=True, env=env,
         ).stdout
     if parsed.get_backend_name() == "postgresql":
         assert shutil.which("pg_dump"), "pg_dump is needed to compare PostgreSQL databases"
         out = subprocess.run(
             ["pg_dump", "--no-owner", "-h", parsed.host or "127.0.0.1", "-p", str(parsed.port or 5432),
-             "-U", parsed.username or "postgres", parsed.database],
+             "-U", parsed.username or "postgres", f"--exclude-table={HISTORY_TABLE}",
+             parsed.database],
             check=True, capture_output=True,
         ).stdout
         # pg_dump >= 15.14 brackets its output with \restrict <random key>: not part of the data.
@@ -94,7 +103,19 @@ def dump(url: str) -> bytes:
     import sqlite3
 
     with sqlite3.connect(parsed.database) as conn:
-        return "\n".join(conn.iterdump()).encode()
+        return "\n".join(line for line in conn.iterdump() if HISTORY_TABLE not in line).encode()
+
+
+def history_rows(url: str) -> list[Any]:
+    """The database's history rows, oldest first (none when it has no history table)."""
+    from softbee.runbook.history.table import read_rows
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return read_rows(conn, HISTORY_TABLE)
+    finally:
+        engine.dispose()
 
 
 def revision_of(url: str) -> str | None:

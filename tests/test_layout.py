@@ -8,6 +8,7 @@ so a lazy import inside a function counts like one at the top.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ ALLOWED = {
     "project": {"util"},
     "online": {"util"},
     "review": {"util", "project", "online"},
-    "engine": {"util", "project", "online", "review"},
+    "history": {"util", "project", "online", "archive"},
+    "engine": {"util", "project", "online", "review", "history"},
     "premerge": {"util", "project", "online", "review", "engine"},
     "archive": {"util"},
     "run": {"util", "archive"},
@@ -33,10 +35,8 @@ ALLOWED = {
 }
 TOP_LEVEL = {"errors", "deferred", "moved", "__init__", "__main__", "cli"}
 MAX_LINES = 400
-# Left from the split into packages, to be moved out in the next steps (issue 22): what
-# stepwise and online_run take from engine.migrate (results, steps, round-trip checks), and
-# the long modules. strict: a fixed one must go.
-LEFT = pytest.mark.xfail(strict=True, reason="not yet split (see LEFT above)")
+# A longer module says why in its docstring, in a sentence of its own: "Long because ...".
+LONG_BECAUSE = re.compile(r"(?:^|[.:;]\s+|\n\s*)Long because \S")
 
 
 
@@ -97,7 +97,6 @@ def test_the_library_imports_modules_by_their_new_names_only():
     assert old == [], "\n".join(old)
 
 
-@LEFT
 def test_no_import_circle_inside_the_library():
     def cycle_from(start: str) -> list[str] | None:
         stack, seen = [(start, [start])], set()
@@ -115,14 +114,23 @@ def test_no_import_circle_inside_the_library():
     assert circles == set(), "\n".join(sorted(circles))
 
 
-@LEFT
 def test_a_module_over_400_lines_says_why_in_its_docstring():
     long = sorted(
         f"{name}: {n} lines" for name, path in library_modules().items()
         if (n := len(path.read_text().splitlines())) > MAX_LINES
-        and "Longer than" not in (ast.get_docstring(ast.parse(path.read_text())) or "")
+        and not LONG_BECAUSE.search(ast.get_docstring(ast.parse(path.read_text())) or "")
     )
-    assert long == [], "\n".join(long)
+    assert long == [], "\n".join(long) + '\nsplit it, or say why in its docstring: "Long because ..."'
+
+
+@pytest.mark.parametrize("docstring, says_why", [
+    ("Run a runbook.\n\nLong because its steps read as one sequence.", True),
+    ("Run a runbook. Long because its steps read as one sequence.", True),
+    ("Run a runbook, not long because of anything.", False),
+    ("Run a runbook.", False),
+])
+def test_only_a_sentence_starting_long_because_counts_as_a_reason(docstring, says_why):
+    assert bool(LONG_BECAUSE.search(docstring)) is says_why
 
 
 def test_the_old_names_are_the_new_modules():

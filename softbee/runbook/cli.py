@@ -16,18 +16,14 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from softbee.runbook.errors import ArchiveError, CatalogError, ParameterError, RunbookError
 from softbee.runbook.fleet.fleet_cli import add_fleet_parser, fleet_command
 from softbee.runbook.premerge.review_cli import add_review_parsers, review_command, stats_command
-from softbee.runbook.run.catalog import (
-    Runbook,
-    list_runbooks,
-    load_parameter_file,
-    runbooks_dir,
-)
+from softbee.runbook.run.catalog import Runbook, list_runbooks, load_parameter_file, runbooks_dir
 from softbee.runbook.run.process import Terminated, exit_now
 from softbee.runbook.util.sqltext import one_line
 
@@ -91,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATE",
         help="check only the files of runs started since DATE (UTC); the chain is checked whole",
     )
+    verify.add_argument("--database", action="append", default=[], metavar="URL",
+                        help="also check this database's history table against the archive, "
+                             "both ways (repeatable; a password is best left to the environment)")
+    verify.add_argument("--targets", metavar="FILE",
+                        help="also check every database of this fleet targets file")
+    verify.add_argument("--history-table", default=None, metavar="NAME",
+                        help="the history table's name (default: $SOFTBEE_HISTORY_TABLE, else "
+                             "softbee_runbook_history)")
     _archive_dir_option(verify)
     page = actions.add_parser(
         "html", help="write <archive>/index.html: every run in one page to open in a browser"
@@ -128,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 signal.signal(signal.SIGTERM, previous)
         if args.command == "fleet":
+            args.drift_factory = lambda *a: import_module(  # fleet sits below review
+                "softbee.runbook.review.drift_many").FleetDrift(*a)
             return fleet_command(args, sys.stdout)
         if args.command == "review":
             return review_command(args, sys.stdout)
@@ -349,6 +355,7 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
               "page(s) (open it in a browser; no server needed)", file=out)
         return EXIT_OK
     problems = archive.verify_archive(directory, since=args.since)
+    problems += _vouch_databases(args, directory, out)
     for problem in problems:
         print(problem, file=out)
     if problems:
@@ -367,6 +374,25 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
         file=out,
     )
     return EXIT_OK
+
+
+def _vouch_databases(args: argparse.Namespace, directory: Path, out: TextIO) -> list[Any]:
+    """``--database``/``--targets``: each database's history against the archive, one line each."""
+    from softbee.runbook.fleet.targets import load_targets
+    from softbee.runbook.history.vouch import verify_database
+    from softbee.runbook.util.history_name import history_table_name
+
+    databases = [(url, None) for url in args.database]
+    if args.targets:
+        fleet = load_targets(args.targets)
+        databases += [(target.resolve_url(), target.name) for target in fleet.targets]
+    table = args.history_table or history_table_name()
+    problems: list[Any] = []
+    for url, name in databases:
+        found = verify_database(directory, url, table, label=name)
+        print(found.line(), file=out)
+        problems += found.problems
+    return problems
 
 
 def _fleet_list(directory: Path, fleet_id: str, out: TextIO) -> int:

@@ -111,6 +111,14 @@ class RoundTripMismatch(GuardError):
         self.checks = list(checks)
 
 
+class DriftError(GuardError):
+    """The database's schema differs from what its recorded revision produces (``.lines``)."""
+
+    def __init__(self, message: str, lines: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.lines = list(lines)
+
+
 class MigrationFailed(RunbookError):
     """A migration script raised; the database is at the last revision that succeeded."""
 

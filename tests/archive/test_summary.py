@@ -130,3 +130,11 @@ def test_first_words_name_outcome_revisions_round_trip_progress_and_findings_one
                          {"type": "RevisionError", "message": "no such\nrevision", "step": "1. Go"})
     assert failed == ["failed at step '1. Go': RevisionError: no such revision",
                       "revision: a -> (none)"]
+
+
+def test_first_words_name_a_change_made_outside_the_runbooks():
+    from softbee.runbook.archive.summary import first_words
+
+    line = "recorded a by run 3f2a… on 2026-12-01; now at b with no run recorded"
+    assert first_words({"outcome": "done", "moved_outside": [line]}) == [
+        "passed: done", f"changed outside the runbooks: {line}"]

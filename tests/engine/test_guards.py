@@ -684,6 +684,7 @@ def test_relative_sqlite_path_means_the_same_file_as_flask_db(monkeypatch: pytes
 @each_pg_driver
 def test_statement_timeout_left_unset_keeps_the_databases_own_setting(postgres_url: str) -> None:
     from softbee.runbook.engine.guards import session_timeouts
+    from softbee.runbook.util.options import Timeouts
 
     name = sa.engine.make_url(postgres_url).database
     project = project_at(postgres_url)
@@ -691,7 +692,7 @@ def test_statement_timeout_left_unset_keeps_the_databases_own_setting(postgres_u
         conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET statement_timeout = \'30s\'')
         conn.commit()
     project.engine.dispose()  # new sessions pick up the database's setting
-    with project.engine.connect() as conn, session_timeouts(conn, 5000, None):
+    with project.engine.connect() as conn, session_timeouts(conn, Timeouts(5000, None)):
         assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "30s"
         assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "5s"
 

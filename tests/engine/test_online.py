@@ -39,6 +39,7 @@ from tests.helpers import (
     HUNG_AFTER_S,
     MIGRATIONS,
     VARROA,
+    history_rows,
     migrations_with_extra_revision,
     project_at,
 )
@@ -407,6 +408,8 @@ def test_a_batch_that_keeps_losing_fails_within_its_bound_and_says_where_it_is(p
     assert "rolled back, database still" not in message, message
     assert f"{FULL_NAME} is NOT rolled back as a whole" in message
     assert "full_name" in columns_of(postgres_url, "users")
+    stopped = history_rows(postgres_url)[-1]  # the history says where it stopped
+    assert (stopped.revision_to, stopped.outcome) == (FULL_NAME, "phase 2 of 3")
     run_migration(project, "upgrade", FULL_NAME)  # the holder is gone: a re-run finishes
     assert users_ok(postgres_url) == (USERS, USERS, True)
 
@@ -505,7 +508,7 @@ def test_the_runbooks_show_a_half_done_revision_and_upgrade_downgrade_resumes_it
 
 def test_the_guard_counts_outside_the_locks_only_for_revisions_that_only_add(postgres_url: str) -> None:
     from softbee.runbook.engine.online_run import GuardPlan
-    from softbee.runbook.engine.stepwise import step_sql
+    from softbee.runbook.engine.predict import step_sql
     from softbee.runbook.review.counts import user_tables
     from softbee.runbook.review.state import get_script
 
@@ -653,10 +656,10 @@ def test_a_rehearsal_inside_a_half_done_revision_is_refused_naming_it(postgres_u
 def test_a_failure_reading_the_database_after_the_plan_says_it_is_committed(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from softbee.runbook.engine import migrate
+    from softbee.runbook.engine import online_run
 
     project = seeded_at_hive_health(postgres_url)
-    real, calls = migrate.schema_of, []
+    real, calls = online_run.schema_of, []
 
     def schema_of(conn: sa.engine.Connection) -> object:
         calls.append(1)
@@ -664,7 +667,7 @@ def test_a_failure_reading_the_database_after_the_plan_says_it_is_committed(
             raise RuntimeError("the server went away")
         return real(conn)
 
-    monkeypatch.setattr(migrate, "schema_of", schema_of)
+    monkeypatch.setattr(online_run, "schema_of", schema_of)
     with pytest.raises(MigrationFailed) as failed:
         run_migration(project, "upgrade", FULL_NAME)
     message = str(failed.value)
@@ -679,17 +682,17 @@ def test_a_revision_error_mid_plan_says_where_the_database_is(
     """Alembic's CommandError in the second revision: the first is committed, and the line says so."""
     from alembic.util import CommandError
 
-    from softbee.runbook.engine import migrate
+    from softbee.runbook.engine import online_run
 
     project = seeded_at_hive_health(postgres_url)
-    real = migrate.migrate_one
+    real = online_run.migrate_one
 
     def migrate_one(config, plan, script):
         if script.revision == VARROA:
             raise CommandError("Can't locate revision identified by 'x'")
         return real(config, plan, script)
 
-    monkeypatch.setattr(migrate, "migrate_one", migrate_one)
+    monkeypatch.setattr(online_run, "migrate_one", migrate_one)
     with pytest.raises(RevisionError) as failed:
         run_migration(project, "upgrade", VARROA)
     message = str(failed.value)

@@ -78,7 +78,14 @@ def test_upgrade_over_a_column_added_by_hand_fails_and_changes_nothing(
     url = column_added_by_hand
     before = snapshot(url)
 
-    error, nb = run_failing_runbook("upgrade_downgrade", tmp_path, database_url=url)
+    refused, nb = run_failing_runbook("upgrade_downgrade", tmp_path, database_url=url)
+    assert refused.ename == "DriftError"  # the column is drift from 6f5b0d2a7c06 (issue 19)
+    assert "column inspections.varroa_mites_per_100 not in any revision" in refused.evalue
+    assert failed_step(nb).startswith("## 1. Preflight")
+    assert snapshot(url) == before
+
+    error, nb = run_failing_runbook("upgrade_downgrade", tmp_path, database_url=url,
+                                    allow_drift=True)
 
     assert error.ename == "MigrationFailed"
     assert VARROA in error.evalue

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from softbee.runbook.engine.migrate import run_migration
 from softbee.runbook.errors import MigrationFailed, ParameterError
 from softbee.runbook.online.phases import Batches, PhaseRunner, in_progress
-from softbee.runbook.online.throttle import Throttle, pause_backfills, resume_backfills
+from softbee.runbook.online.throttle import Gate, Throttle, pause_backfills, resume_backfills
 from softbee.runbook.project import load_project
 from tests.helpers import FULL_NAME, HIVE_HEALTH, HUNG_AFTER_S, REPO_ROOT, project_at, revision_of
 
@@ -29,12 +29,13 @@ REPLICA_URL = "postgresql://postgres@127.0.0.1:5433/postgres"
 QUICK = {"poll_s": 0.1, "check_every_s": 0.0, "max_pause_s": 120.0}
 
 
-@pytest.fixture(scope="session")
-def streaming_replica() -> str:
-    """The local streaming replica on port 5433 (made by scripts/pg-replica.sh up, left running).
+@pytest.fixture(scope="module")
+def streaming_replica() -> Iterator[str]:
+    """The local streaming replica on port 5433, made by scripts/pg-replica.sh up.
 
-    Skipped when it cannot be made (no root, no postgresql-common, a remote test server); a
-    failure under CI=true.
+    Stopped and dropped (``down``, its slot too) when this module's tests are done, so no
+    standby is left to hold WAL or slow the other tests. Skipped when it cannot be made (no
+    root, no postgresql-common, a remote test server); a failure under CI=true.
     """
     reason = ""
     if os.environ.get("TEST_DATABASE_URL"):
@@ -52,7 +53,11 @@ def streaming_replica() -> str:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    return REPLICA_URL
+    try:
+        yield REPLICA_URL
+    finally:
+        subprocess.run([str(REPO_ROOT / "scripts" / "pg-replica.sh"), "down"],
+                       capture_output=True, text=True, timeout=120)
 
 
 def _upgrade(url: str, throttle: Throttle, on_line: Callable[[str], None]) -> object:
@@ -294,3 +299,18 @@ def test_pause_and_resume_make_and_remove_the_flag(tmp_path: Path) -> None:
     resume_backfills(flag)
     assert not flag.exists()
     resume_backfills(flag)  # resuming twice is harmless
+
+
+class _NoQueries:
+    """A connection that fails the test if anything is asked of it."""
+
+    def execute(self, *_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the gate queried the database")
+
+
+def test_by_default_the_gate_never_looks_at_standbys(tmp_path: Path) -> None:
+    """Replica lag is read only when a run gives max_replica_lag_s: a standby elsewhere never slows a run."""
+    throttle = Throttle(pause_file=tmp_path / "none.pause", check_every_s=0.0)
+    assert throttle.max_replica_lag_s is None
+    gate = Gate(throttle, "users", lambda _line: None)
+    assert gate.reasons(_NoQueries(), fresh=True) == []  # type: ignore[arg-type]

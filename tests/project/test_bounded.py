@@ -236,7 +236,7 @@ def test_every_session_the_project_opens_carries_the_runs_lock_timeout(
 LIBRARY = REPO_ROOT / "softbee" / "runbook"
 # (module, function) allowed to create an engine or open a session: the factory itself, and
 # fleet status's one driver connection per target (born with the lock timeout, see there).
-FACTORY = {("project/__init__.py", "make_engine"), ("project/sessions.py", "open_session"),
+FACTORY = {("project/engines.py", "make_engine"), ("project/sessions.py", "open_session"),
            ("fleet/status.py", "read_revisions")}
 ENGINE_MAKERS = {"create_engine", "engine_from_config", "create_async_engine"}
 DRIVERS = {"psycopg2", "psycopg", "pymysql", "MySQLdb", "sqlite3", "asyncpg"}

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from softbee.runbook.review import lint
+from softbee.runbook.review import lint, lint_squawk
 from softbee.runbook.review.lint import FINDING_COLUMNS, has_errors, lint_diff, lint_sql
 
 LARGE = {"users": 500_000}
@@ -172,7 +172,7 @@ def test_timeout_findings_are_info_because_the_runbook_sets_timeouts() -> None:
 def test_missing_squawk_gives_an_info_finding_and_our_checks_still_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(lint, "find_squawk", lambda: None)
+    monkeypatch.setattr(lint_squawk, "find_squawk", lambda: None)
     findings = lint_sql("ALTER TABLE users DROP COLUMN old;")
     missing = only(findings, "squawk-unavailable")
     assert missing["severity"] == "info" and "not installed" in missing["message"]
@@ -185,7 +185,7 @@ def test_failing_squawk_gives_an_info_finding_not_an_exception(
     broken = tmp_path / "squawk"
     broken.write_text("#!/bin/sh\necho 'boom' >&2\nexit 2\n")
     broken.chmod(0o755)
-    monkeypatch.setattr(lint, "find_squawk", lambda: str(broken))
+    monkeypatch.setattr(lint_squawk, "find_squawk", lambda: str(broken))
     finding = only(lint_sql("ALTER TABLE users DROP COLUMN old;"), "squawk-unavailable")
     assert finding["severity"] == "info" and "exit 2" in finding["message"]
 

@@ -34,6 +34,8 @@ def test_an_expected_error_is_one_line_in_the_archived_page_and_still_fails_the_
     assert "RevisionError: revision 'nosuchrev': Can't locate revision" in text
     for traceback_text in ("Traceback", "-->", "softbee/runbook/", "raise RevisionError"):
         assert traceback_text not in text
+    assert "An Exception was encountered" not in text  # papermill's banner: one box, not two
+    assert "encountered an exception here" not in text
     first = text[:text.index("Upgrade or downgrade the database")]  # above the notebook
     assert ("failed at step '1. Preflight': RevisionError: revision 'nosuchrev': "
             "Can't locate revision") in first
@@ -52,6 +54,7 @@ def test_an_unexpected_error_keeps_its_traceback(tmp_path, monkeypatch):
     errors = [o for cell in nbformat.read(run.notebook, as_version=4).cells
               for o in cell.get("outputs", []) if o.output_type == "error"]
     assert errors and len(errors[0].traceback) > 1
+    assert "An Exception was encountered" in visible_text(run.html.read_bytes())
 
 
 @pytest.mark.notebook

@@ -12,7 +12,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from softbee.runbook.archive.summary import read_summary
 from softbee.runbook.errors import ParameterError
-from softbee.runbook.run import catalog, execute
+from softbee.runbook.run import catalog, execute, papermill_setup
 from softbee.runbook.run.catalog import RUNBOOKS_DIR_ENV
 from softbee.runbook.run.execute import ERROR_MARKER_TAG, describe_error, new_run_id, run_runbook
 from tests.helpers import EXAMPLES
@@ -146,8 +146,8 @@ def test_papermills_unredacted_copy_lives_only_in_a_private_directory_removed_af
     seen = []
 
     def fake_execute_notebook(source, target, **_kwargs):
-        assert target.startswith(execute.REDACTED_SCHEME)  # every save goes through the redactor
-        output = target.removeprefix(execute.REDACTED_SCHEME)
+        assert target.startswith(papermill_setup.REDACTED_SCHEME)  # every save goes through the redactor
+        output = target.removeprefix(papermill_setup.REDACTED_SCHEME)
         folder = Path(output).parent
         seen.append((folder, stat.S_IMODE(folder.stat().st_mode)))
         nb = new_notebook(

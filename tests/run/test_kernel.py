@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -139,7 +140,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_the_launcher_is_ipykernels_own_with_the_preload_between(monkeypatch):
-    """The working directory leaves sys.path first, as ipykernel_launcher does."""
+    """The working directory leaves sys.path first, as ipykernel_launcher does; the collector
+    is paused for the imports and the kernel's set-up, and back on when it starts."""
     calls = []
     monkeypatch.setattr(sys, "path", ["", *sys.path])
     monkeypatch.setenv(kernel_launch.PRELOAD_ENV, "softbee.runbook.archive.summary")
@@ -149,15 +151,24 @@ def test_the_launcher_is_ipykernels_own_with_the_preload_between(monkeypatch):
     monkeypatch.setattr(kernel_launch, "exit_now", lambda app: calls.append(("exit", app)))
     import ipykernel.kernelapp
 
-    monkeypatch.setattr(ipykernel.kernelapp, "launch_new_instance",
-                        lambda: calls.append(("kernel",)))
-    monkeypatch.setattr(ipykernel.kernelapp.IPKernelApp, "instance", staticmethod(lambda: "app"))
+    class App:  # what launch_new_instance does: initialize, then start
+        def initialize(self) -> None:
+            calls.append(("initialize", "collector on" if gc.isenabled() else "collector off"))
+
+        def start(self) -> None:
+            calls.append(("start", "collector on" if gc.isenabled() else "collector off"))
+
+    app = App()
+    monkeypatch.setattr(ipykernel.kernelapp.IPKernelApp, "instance", staticmethod(lambda: app))
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append(("freeze",)))  # not this process's
 
     kernel_launch.main()
 
     assert calls[0][:2] == ("preload", ["softbee.runbook.archive.summary"]) and calls[0][2] != ""
-    assert calls[1:] == [("debugger",), ("kernel",), ("exit", "app")]
+    assert calls[1:] == [("debugger",), ("initialize", "collector off"), ("freeze",),
+                         ("start", "collector on"), ("exit", app)]
     assert kernel_launch.PRELOAD_ENV not in os.environ
+    assert gc.isenabled()
 
 
 def test_the_kernelspec_found_is_the_one_jupyter_clients_own_search_finds():

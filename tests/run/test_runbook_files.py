@@ -17,9 +17,10 @@ FLEET_COMMON = {"targets_file", "migrations_dir"}
 MAX_CODE_LINES = 15  # a step is a few lines that call the library; logic lives in softbee/runbook
 
 
-def test_the_six_runbooks_are_committed() -> None:
+def test_the_seven_runbooks_are_committed() -> None:
     assert {p.stem for p in RUNBOOKS} == {
-        "generate_revision", "inspect_diff", "upgrade_downgrade", "recover_stamp", "fleet", "review"}
+        "generate_revision", "inspect_diff", "upgrade_downgrade", "recover_stamp", "fleet", "review",
+        "check_drift"}
 
 
 @pytest.mark.parametrize("path", RUNBOOKS, ids=lambda p: p.stem)

@@ -17,7 +17,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 from sqlalchemy.engine import make_url
 
-from softbee.runbook.run import execute
+from softbee.runbook.run import execute, papermill_setup
 from softbee.runbook.util.redact import Redactor
 from softbee.runbook.util.secrets import SECRETS_ENV, hide, masked, reveal
 from tests.conftest import create_pg_database, drop_pg_database
@@ -116,7 +116,7 @@ def test_papermill_gets_masked_parameters_and_the_kernel_the_real_ones(monkeypat
         seen["parameters"] = parameters
         seen["environ"] = os.environ.get(SECRETS_ENV)  # this process's: never the secrets
         nb = new_notebook(cells=[new_code_cell("pass")])
-        execute._HANDLER.write(nbformat.writes(nb), target)
+        papermill_setup._HANDLER.write(nbformat.writes(nb), target)
         return nb
 
     monkeypatch.setattr(execute.RunKernel, "start", staticmethod(fake_start))
@@ -150,8 +150,8 @@ def test_every_save_of_papermills_working_copy_is_redacted_before_it_reaches_the
     )
     redactor = Redactor.for_run({"database_url": f"postgresql://u:{PASSWORD}@h/db"}, environ={})
 
-    with execute._redacted_saves(output, redactor) as target:
-        execute._HANDLER.write(nbformat.writes(nb), target)
+    with papermill_setup._redacted_saves(output, redactor) as target:
+        papermill_setup._HANDLER.write(nbformat.writes(nb), target)
 
     written = output.read_text(encoding="utf-8")
     assert PASSWORD not in written

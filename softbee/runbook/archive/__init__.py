@@ -17,8 +17,8 @@ The chain makes edits evident, not impossible: whoever can write the archive can
 rewrite it whole. Keep a copy of ``index.head`` elsewhere to pin the history.
 
 Package ``softbee.runbook.archive``: runs and their files (this module), the hash chain
-(``chain``), the auditors' pages (``auditpage``, HTML in ``pagehtml``), a notebook's HTML
-(``render``) and the facts a run records (``summary``).
+(``chain``; files written whole and hashed by ``files``), the auditors' pages (``auditpage``,
+HTML in ``pagehtml``), a notebook's HTML (``render``) and the facts a run records (``summary``).
 Imports only :mod:`~softbee.runbook.util`; never ``project``, ``review``, ``engine``,
 ``run`` or ``fleet``.
 """

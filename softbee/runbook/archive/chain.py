@@ -21,12 +21,14 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from softbee.runbook.archive.files import parse_iso as parse_iso  # re-exported
+from softbee.runbook.archive.files import sha256_or_none
+from softbee.runbook.archive.files import write_atomic as write_atomic
 from softbee.runbook.archive.render import STATIC_DIR
 from softbee.runbook.errors import ArchiveError
 
@@ -189,7 +191,7 @@ def head_runs(directory: Path) -> int | None:
 
 
 def _hash_files(directory: Path, paths: list[str]) -> dict[str, str | None]:
-    return {relative: _sha256_or_none(directory / relative) for relative in paths}
+    return {relative: sha256_or_none(directory / relative) for relative in paths}
 
 
 def _file_problems(
@@ -392,45 +394,3 @@ def _archived_files(directory: Path, since: dt.datetime | None = None) -> Iterat
         with os.scandir(static) as entries:
             yield from sorted(f"{STATIC_DIR}/{e.name}" for e in entries
                               if e.name.endswith(".css") and e.is_file())
-
-
-def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Write ``path`` whole or not at all (temp file, fsync, rename); ``mode`` else 0600."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        if mode is not None:  # mkstemp makes 0600 files
-            os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _sha256_or_none(path: Path) -> str | None:
-    try:
-        return _sha256(path)
-    except FileNotFoundError:
-        return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def parse_iso(text: Any) -> dt.datetime | None:
-    """An ISO time from a record (naive means UTC), or None when it is not one."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -21,12 +21,14 @@ notebook reaches the next); no BeautifulSoup pass over the whole page, which
 nbconvert makes only to add ``tabindex`` and ``alt`` attributes (added here by
 pattern, on the tags the template writes); and highlighted code, which pygments
 has already escaped, is not sanitized again by bleach when it has exactly the shape
-pygments writes (anything else is sanitized as before).
+pygments writes (anything else is sanitized as before). IPython's lexers are taken from
+``ipython_pygments_lexers``, as IPython 9 itself does, without importing IPython.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import html
 import re
@@ -185,6 +187,29 @@ def exporter_class() -> type[HTMLExporter]:
     from nbconvert.filters.strings import clean_html
     from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 
+    class Highlight(Highlight2HTML):  # type: ignore[misc]
+        """nbconvert's highlighting, with IPython's lexers from where IPython takes them.
+
+        nbconvert imports them from ``IPython.lib.lexers``, which imports all of IPython
+        (0.05-0.1 s) to re-export ``ipython_pygments_lexers``' classes: the same classes,
+        the same pages.
+        """
+
+        def __call__(self, source: str, language: str | None = None,
+                     metadata: Any = None) -> str:
+            language = language or self.pygments_lexer
+            lexer = None
+            if not (metadata and "magics_language" in metadata):
+                lexer = _ipython_lexer(language)
+            if lexer is None:
+                return super().__call__(source, language, metadata)  # type: ignore[no-any-return]
+            from pygments import highlight
+            from pygments.formatters import HtmlFormatter
+
+            formatter = HtmlFormatter(cssclass=html.escape(f" highlight hl-{language}"),
+                                      **self.extra_formatter_options)
+            return highlight(source if len(source) > 0 else " ", lexer, formatter)  # type: ignore[no-any-return]
+
     def clean_unless_highlighted(element: Any) -> str:
         text = element.decode() if isinstance(element, bytes) else str(element)
         return text if _HIGHLIGHTED.fullmatch(text) else clean_html(text)
@@ -203,7 +228,7 @@ def exporter_class() -> type[HTMLExporter]:
             language = nb.metadata.get("language_info", {})
             lexer = language.get("pygments_lexer", language.get("name", None))
             self.register_filter("highlight_code", self.filters.get(
-                "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+                "highlight_code", Highlight(pygments_lexer=lexer, parent=self)))
             resources = self._init_resources(resources)
             self.register_filter("filter_data_type", WidgetsDataTypeFilter(
                 notebook_metadata=self._nb_metadata, parent=self, resources=resources))
@@ -212,6 +237,32 @@ def exporter_class() -> type[HTMLExporter]:
             return minimal_entities(accessible(page)), resources
 
     return ArchiveHTMLExporter
+
+
+def _ipython_lexer(language: str | None) -> Any:
+    """A new IPython lexer for ``ipython3``/``ipython2`` from ipython_pygments_lexers; else None.
+
+    None also when ``IPython.lib.lexers`` is not a re-export of that package (IPython < 9
+    has lexers of its own): nbconvert then imports them as ever.
+    """
+    if language not in ("ipython3", "ipython2") or not _lexers_are_separate():
+        return None
+    import ipython_pygments_lexers as lexers
+
+    return lexers.IPython3Lexer() if language == "ipython3" else lexers.IPythonLexer()
+
+
+@functools.cache
+def _lexers_are_separate() -> bool:
+    """Whether IPython (9 or later) takes its lexers from ipython_pygments_lexers, installed."""
+    from importlib import metadata
+    from importlib.util import find_spec
+
+    try:
+        major = int(metadata.version("ipython").split(".")[0])
+    except (metadata.PackageNotFoundError, ValueError):
+        return False
+    return major >= 9 and find_spec("ipython_pygments_lexers") is not None
 
 
 def accessible(page: str) -> str:

@@ -100,4 +100,6 @@ def first_words(facts: Mapping[str, Any], error: Mapping[str, Any] | None = None
         lines.append(f"round trip: {one_line(extra['round_trip'])}")
     lines += [f"in progress: {one_line(line)}" for line in extra.get("in_progress") or []]
     lines += [f"finding: {one_line(problem)}" for problem in extra.get("state_problems") or []]
+    lines += [f"changed outside the runbooks: {one_line(line)}"
+              for line in extra.get("moved_outside") or []]
     return lines

@@ -41,6 +41,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.online import phases
+from softbee.runbook.online import record as phase_record
 from softbee.runbook.online.phases import PhaseRecord, PhaseTiming, RunbookRunner
 from softbee.runbook.project.routing import routed_connection
 
@@ -165,7 +166,7 @@ def finish_revision(state: NativeRevision) -> None:
     """Forget the revision's records, in the transaction that moves ``alembic_version``."""
     if state.blocks or state.done or state.running:
         if sa.inspect(state.connection).has_table(phases.PHASE_TABLE):
-            phases._clear(state.connection, state.revision, state.direction)
+            phase_record.clear(state.connection, state.revision, state.direction)
 
 
 # -- the hooks -------------------------------------------------------------------------------
@@ -232,8 +233,8 @@ def _as_phase(context: MigrationContext, state: NativeRevision, phasing: phases.
     if before in state.done:
         _skipped(runner, label, before, total, name, "in the transaction")
     else:
-        phases._ensure_table(connection)
-        phases._mark(connection, PhaseRecord(state.revision, state.direction, before, total,
+        phase_record.ensure_table(connection)
+        phase_record.mark(connection, PhaseRecord(state.revision, state.direction, before, total,
                                              name, "done", None, None))  # with its work
         runner.say(f"      {label}")
         _timed(runner, before, total, name, "in the transaction", state.started)
@@ -252,7 +253,7 @@ def _as_phase(context: MigrationContext, state: NativeRevision, phasing: phases.
     started = time.perf_counter()
     record = PhaseRecord(state.revision, state.direction, number, total, name, "running", None, None)
     with runner.outside_transaction() as autocommit:  # the guard checks and commits the work before
-        phases._mark(autocommit, record)
+        phase_record.mark(autocommit, record)
         runner.say(f"      {label}" + (": begun by an earlier run that did not finish, run again"
                                        if resuming else ""))  # said once the work before is committed
         state.block = _Block(runner, resuming)
@@ -261,7 +262,7 @@ def _as_phase(context: MigrationContext, state: NativeRevision, phasing: phases.
         finally:
             state.block = None
         record.state = "done"
-        phases._mark(autocommit, record)
+        phase_record.mark(autocommit, record)
     _timed(runner, number, total, name, "online", started)
     state.started = time.perf_counter()
     state.skipping = number + 1 in state.done

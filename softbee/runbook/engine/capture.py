@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from softbee.runbook.engine.migrate import MigrationResult, Plan, held_locks, run_migration
 from softbee.runbook.engine.retries import NO_RETRIES
 from softbee.runbook.project import Project
+from softbee.runbook.util.options import RunOptions
 from softbee.urls import redact_text
 
 # Alembic reading its own version table before each step (MySQL: DESCRIBE, to see it exists):
@@ -160,14 +161,20 @@ def capture_plan(
     lock_wait_s: float = 0.0,
     lock_timeout_ms: int | None = 5000,
     statement_timeout_ms: int | None = None,
+    options: RunOptions | None = None,
 ) -> Capture:
-    """Rehearse ``plan`` (locked, timed out, rolled back) and return the statements each revision ran."""
+    """Rehearse ``plan`` (locked, timed out, rolled back) and return the statements each revision ran.
+
+    ``options`` (a :class:`~softbee.runbook.util.options.RunOptions`) may stand for the
+    keyword arguments; the run is a rehearsal whatever it says.
+    """
+    options = RunOptions.given(options, lock_wait_s=lock_wait_s, lock_timeout_ms=lock_timeout_ms,
+                               statement_timeout_ms=statement_timeout_ms)
     recorder = StatementRecorder(plan.direction)
     try:
         result = run_migration(
-            project, plan.direction, plan.target or "base", rehearse=True,
-            lock_wait_s=lock_wait_s, lock_timeout_ms=lock_timeout_ms,
-            statement_timeout_ms=statement_timeout_ms, observer=recorder,
+            project, plan.direction, plan.target or "base",
+            options=options.but(rehearse=True), observer=recorder,
             lock_retries=NO_RETRIES,  # a review waits no longer than lock_timeout: it names the holder
         )
     finally:

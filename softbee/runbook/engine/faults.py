@@ -16,7 +16,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from softbee.runbook.online.phases import in_progress
+from softbee.runbook.online.record import in_progress
 from softbee.runbook.project import Project
 from softbee.runbook.review.state import current_revisions
 

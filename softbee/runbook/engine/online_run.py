@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
+from softbee.runbook.engine.apply import migrate_one
 from softbee.runbook.engine.autocommit import blocks_in, finish_revision, revision_running
+from softbee.runbook.engine.dataloss import Snapshot, find_losses, take_snapshot
 from softbee.runbook.engine.faults import where_recorded
-from softbee.runbook.engine.guards import Snapshot, find_losses, take_snapshot
+from softbee.runbook.engine.result import MigrationResult, Progress, Step, StepObserver
 from softbee.runbook.errors import (
     DataLossError,
     GuardError,
@@ -41,14 +43,15 @@ from softbee.runbook.online.phases import PhaseTiming, Phasing, guarded_sql, in_
 from softbee.runbook.project import Project
 from softbee.runbook.project.dialects import rollback_fully
 from softbee.runbook.review.counts import row_counts, user_tables
+from softbee.runbook.review.diff import schema_of
+from softbee.runbook.review.plan import Plan
 from softbee.runbook.review.state import current_revisions
+from softbee.runbook.util.options import RunOptions
 from softbee.runbook.util.sqltext import split_sql
 from softbee.urls import redact_text
 
 if TYPE_CHECKING:
     from alembic.script import Script
-
-    from softbee.runbook.engine.migrate import MigrationResult, Plan, Progress, Step, StepObserver
 
 _ADDITIVE = re.compile(
     r"^\s*(CREATE\s+(UNIQUE\s+)?INDEX|CREATE\s+TABLE|CREATE\s+SEQUENCE|CREATE\s+TYPE|COMMENT\s+ON"
@@ -160,16 +163,15 @@ def run_online_plan(
     project: Project,
     conn: Connection,
     plan: Plan,
-    count_mode: str,
-    allow_data_loss: bool,
+    options: RunOptions,
     say: Progress,
     explain: Any,
     observer: StepObserver | None = None,
 ) -> MigrationResult:
     """Run ``plan`` revision by revision, committing each, the online phases between (see module)."""
-    from softbee.runbook.engine.migrate import MigrationResult, schema_of
-    from softbee.runbook.engine.stepwise import step_sql
+    from softbee.runbook.engine.predict import step_sql
 
+    count_mode = options.count_mode
     rows_before = row_counts(conn, count_mode)  # for the report: no lock of the migration's
     schema_before = schema_of(conn)
     conn.commit()
@@ -186,8 +188,8 @@ def run_online_plan(
         try:  # from here a failure says what the revisions before this one committed
             guard = GuardPlan(sql, user_tables(conn))
             conn.commit()
-            steps.append(_run_revision(project, conn, plan, script, guard, count_mode,
-                                       allow_data_loss, say, timings, losses, observer))
+            steps.append(_run_revision(project, conn, plan, script, guard, options, say,
+                                       timings, losses, observer))
         except RunbookError as exc:
             rollback_fully(conn)
             exc.args = (_where_now(project, conn, str(exc)), *exc.args[1:])
@@ -225,15 +227,13 @@ def _run_revision(
     plan: Plan,
     script: Script,
     guard: GuardPlan,
-    count_mode: str,
-    allow_data_loss: bool,
+    options: RunOptions,
     say: Progress,
     timings: list[PhaseTiming],
     losses: list[dict[str, Any]],
     observer: StepObserver | None,
 ) -> Step:
-    from softbee.runbook.engine.migrate import Step, migrate_one
-
+    count_mode, allow_data_loss = options.count_mode, options.allow_data_loss
     segment: dict[str, Snapshot] = {}
 
     def count(baseline: Snapshot | None = None) -> Snapshot:

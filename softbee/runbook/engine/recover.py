@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -19,9 +21,11 @@ from softbee.runbook.errors import (
     SessionTimeout,
     first_line,
 )
+from softbee.runbook.history.recorder import label, recording
 from softbee.runbook.online.phases import in_progress
 from softbee.runbook.project import Project
 from softbee.runbook.project.dialects import dialect_for
+from softbee.runbook.review.checks import Finding, cause_of, run_check
 from softbee.runbook.review.diff import diff_frame, model_diff
 from softbee.runbook.review.expected import (
     compare_schemas,
@@ -31,8 +35,8 @@ from softbee.runbook.review.expected import (
     model_drift,
     reflect_schema,
 )
-from softbee.runbook.review.findings import Finding, cause_of, run_check
 from softbee.runbook.review.state import current_revisions, get_script, get_state, single_head
+from softbee.runbook.util.options import Timeouts
 from softbee.runbook.util.secrets import reveal
 from softbee.runbook.util.sqltext import split_sql
 from softbee.urls import redact_text
@@ -182,16 +186,21 @@ def recover(
     statement_timeout_ms: int | None = None,
     confirm: str | None = None,
     production: bool | None = None,
+    history: bool = True,
 ) -> Recovery:
-    """Apply ``fix_sql`` and stamp in one transaction, verify, and commit unless ``dry_run``."""
+    """Apply ``fix_sql`` and stamp in one transaction, verify, and commit unless ``dry_run``.
+
+    Unless a dry run or ``history=False``, the stamp is recorded in the history table, in
+    its own transaction; a recovery that does not verify records one ``rolled back`` row.
+    """
     # Even a dry run takes locks on the tables the fix touches.
     require_confirmation(project, confirm, production)
     statements = split_statements(load_fix_sql(fix_sql))
     refuse_transaction_control(statements)
     target = _resolve_stamp(project, stamp_revision)
     with project.connect() as conn, migration_lock(project, conn, lock_wait_s), session_timeouts(
-        conn, lock_timeout_ms, statement_timeout_ms
-    ):
+        conn, Timeouts(lock_timeout_ms, statement_timeout_ms)
+    ), ExitStack() as recorded:
         before = current_revisions(project, conn)
         metadata, unreadable = run_check("the models cannot be read",
                                          lambda: project.target_metadata(conn))
@@ -203,9 +212,13 @@ def recover(
                     "pass purge=True to replace it"
                 )
         conn.commit()
+        recorder = recorded.enter_context(recording(
+            project, conn, SimpleNamespace(direction="stamp", start=before, target=target),
+            enabled=history and not dry_run))
         if not dialect_for(conn).transactional_ddl:
             recovery = _recover_without_transactional_ddl(
-                project, conn, statements, stamp_revision, target, purge, dry_run, before)
+                project, conn, statements, stamp_revision, target, purge, dry_run, before,
+                recorder)
             recovery.model_drift, drift = drift_notes(project, metadata, unreadable)
             recovery.notes += drift
             return recovery
@@ -219,11 +232,15 @@ def recover(
             if dry_run or not verification.ok:
                 transaction.rollback()
             else:
+                if recorder is not None:
+                    recorder.stamped(conn, before, after, _stamped_script(project, stamp_revision))
                 transaction.commit()
         except RunbookError:
             if transaction.is_active:
                 transaction.rollback()
             raise
+        if recorder is not None and not verification.ok:
+            recorder.rolled_back(conn, label(before), label(target), verification.message)
     notes = []
     if not verification.ok and not dry_run:
         notes.append("nothing was committed because verification failed")
@@ -243,6 +260,7 @@ def _recover_without_transactional_ddl(
     purge: bool,
     dry_run: bool,
     before: tuple[str, ...],
+    recorder: Any = None,
 ) -> Recovery:
     """MySQL/MariaDB: the fix and stamp first on a scratch copy; the real database only if it verifies.
 
@@ -261,6 +279,8 @@ def _recover_without_transactional_ddl(
     if dry_run or not verification.ok:
         if not verification.ok:
             notes.append("nothing was applied because verification failed on the copy")
+            if recorder is not None:
+                recorder.rolled_back(conn, label(before), label(target), verification.message)
         return Recovery(statements=statements, stamped=target if stamp_revision else None,
                         before=before, after=rehearsed, verification=verification,
                         dry_run=dry_run, applied=False, notes=notes)
@@ -269,6 +289,9 @@ def _recover_without_transactional_ddl(
         "fix the database by hand"))
     if stamp_revision is not None:
         _stamp(project, conn, target, purge)
+    if recorder is not None:
+        recorder.stamped(conn, before, current_revisions(project, conn),
+                         _stamped_script(project, stamp_revision))
     conn.commit()
     after = current_revisions(project, conn)
     verification = verify(project, conn, after[0] if after else None)
@@ -322,6 +345,12 @@ def _run_statements(
                 f"fix_sql statement {number} ({redact_text(statement[:80])!r}) failed: {reason}; "
                 f"{undone}: correct the SQL and run again"
             ) from None
+
+
+def _stamped_script(project: Project, stamp_revision: str | None) -> Any:
+    """The revision a stamp records (its file's sha256 goes into the history), or None."""
+    target = _resolve_stamp(project, stamp_revision) if stamp_revision else None
+    return get_script(project, target) if target else None
 
 
 def _stamp(project: Project, conn: Connection, revision: str | None, purge: bool) -> None:

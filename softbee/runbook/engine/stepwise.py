@@ -30,10 +30,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from softbee.runbook.engine.guards import find_losses, take_snapshot
+from softbee.runbook.engine.apply import apply_plan
+from softbee.runbook.engine.dataloss import find_losses, take_snapshot
+from softbee.runbook.engine.predict import cannot_predict, predict_losses, step_sql
+from softbee.runbook.engine.result import MigrationResult, Progress, StepObserver
 from softbee.runbook.engine.retries import exhausted_note
+from softbee.runbook.engine.roundtrip import check_equal, round_trip_phases, round_trip_verdict
 from softbee.runbook.errors import (
-    CannotPredict,
     DataLossError,
     MigrationFailed,
     PartiallyApplied,
@@ -45,72 +48,15 @@ from softbee.runbook.project import Project
 from softbee.runbook.project.advice import runbook_command
 from softbee.runbook.project.dialects import TimeoutReached, dialect_named
 from softbee.runbook.project.sessions import describe_blockers
-from softbee.runbook.review.counts import SKIPPED_TABLES, has_rows
-from softbee.runbook.review.lint import destructive_statements
-from softbee.runbook.review.offline import downgrade_sql, upgrade_sql
+from softbee.runbook.review.diff import schema_changes, schema_of
+from softbee.runbook.review.plan import Plan
 from softbee.runbook.review.state import current_revisions, down_revisions
+from softbee.runbook.util.options import RunOptions, Timeouts
 from softbee.runbook.util.sqltext import one_line, split_sql
 from softbee.urls import redact_text
 
 if TYPE_CHECKING:
     from alembic.script import Script
-
-    from softbee.runbook.engine.migrate import MigrationResult, Plan, Progress, StepObserver
-
-
-def step_sql(project: Project, direction: str, script: Script) -> str:
-    """The SQL of one revision step, rendered offline for the project's database."""
-    if direction == "upgrade":
-        parents = down_revisions(script)
-        return upgrade_sql(project, parents[0] if len(parents) == 1 else None, script.revision)
-    parents = down_revisions(script)
-    return downgrade_sql(project, script.revision, parents[0] if len(parents) == 1 else None)
-
-
-def predict_losses(project: Project, connection: Connection, plan: Plan) -> list[dict[str, Any]]:
-    """What the plan would lose, read from its offline SQL and counted on the live database.
-
-    A revision whose SQL cannot be rendered offline (it needs a live connection) is listed
-    as ``unpredictable`` only when the database holds rows it could lose: on a database with
-    no rows there is nothing to lose, whatever it does.
-    """
-    losses: list[dict[str, Any]] = []
-    tables = set(sa.inspect(connection).get_table_names())
-    holding = sorted(t for t in tables if t not in SKIPPED_TABLES and has_rows(connection, t))
-    created: set[str] = set()
-    for script in plan.scripts:
-        try:
-            sql = step_sql(project, plan.direction, script)
-        except Exception as exc:  # noqa: BLE001 - a revision that needs a live connection
-            if holding:
-                losses.append({"kind": "unpredictable", "object": script.revision, "lost": None,
-                               "detail": f"{script.revision}'s SQL cannot be rendered offline "
-                                         f"({type(exc).__name__}: {redact_text(first_line(exc))})"})
-            continue
-        created |= {st.code.split()[2].strip("`").lower() for st in split_sql(sql)
-                    if st.code.upper().startswith("CREATE TABLE")}
-        for found in destructive_statements(sql):
-            table = found["table"]
-            if table in SKIPPED_TABLES or table in created or table not in tables:
-                continue  # Alembic's own table, or one this plan creates: nothing there yet
-            lost = _count(connection, table, found["column"])
-            if lost:
-                what = f"{table}.{found['column']}" if found["column"] else table
-                losses.append({"kind": found["kind"], "object": what, "lost": lost,
-                               "detail": f"{what}: {lost} {'value' if found['column'] else 'row'}"
-                                         f"(s), by {script.revision}'s {found['statement']}"})
-    connection.commit()
-    return losses
-
-
-def _count(connection: Connection, table: str, column: str | None) -> int:
-    quote = connection.dialect.identifier_preparer.quote
-    counted = f"count({quote(column)})" if column else "count(*)"
-    try:
-        return int(connection.exec_driver_sql(f"SELECT {counted} FROM {quote(table)}").scalar_one())
-    except sa.exc.DBAPIError:  # a column this plan adds first: nothing in it yet
-        connection.rollback()
-        return 0
 
 
 @dataclass(frozen=True)
@@ -119,8 +65,7 @@ class StepRun:
 
     say: Progress
     observer: StepObserver | None = None
-    lock_timeout_ms: int | None = None
-    statement_timeout_ms: int | None = None
+    timeouts: Timeouts = Timeouts(None, None)
     on_copy: bool = False  # a rehearsal's scratch copy: a failure is the copy's, not the database's
     phase: str | None = None  # the round trip's phase the steps belong to, when one runs
 
@@ -129,14 +74,10 @@ def run_stepwise(
     project: Project,
     conn: Connection,
     plan: Plan,
+    options: RunOptions,
     *,
-    round_trip: bool,
-    count_mode: str,
-    allow_data_loss: bool,
     say: Progress,
     observer: StepObserver | None = None,
-    lock_timeout_ms: int | None = None,
-    statement_timeout_ms: int | None = None,
     on_copy: bool = False,
 ) -> MigrationResult:
     """Run ``plan`` one committed revision at a time, after predicting its data loss.
@@ -145,14 +86,9 @@ def run_stepwise(
     one-transaction path (``capture`` records the statements that way). ``on_copy``: the
     database is a rehearsal's scratch copy, and a failure is told as the copy's.
     """
-    from softbee.runbook.engine.migrate import (
-        MigrationResult,
-        round_trip_phases,
-        round_trip_verdict,
-        schema_of,
-    )
-
-    run = StepRun(say, observer, lock_timeout_ms, statement_timeout_ms, on_copy=on_copy)
+    round_trip, count_mode, allow_data_loss = (
+        options.round_trip, options.count_mode, options.allow_data_loss)
+    run = StepRun(say, observer, options.timeouts, on_copy=on_copy)
     phases = round_trip_phases(plan.direction) if round_trip and plan.scripts else (None,) * 3
 
     predicted = predict_losses(project, conn, plan)
@@ -207,8 +143,6 @@ def _round_trip(
     schema_before: dict[str, dict[str, str]], count_mode: str, steps: list[Any], run: StepRun,
     phases: tuple[str | None, ...],
 ) -> list[dict[str, Any]]:
-    from softbee.runbook.engine.migrate import Plan, _check, schema_of
-
     def rows_now() -> dict[str, int]:
         rows = take_snapshot(conn, count_mode, baseline=before).rows
         conn.commit()
@@ -218,18 +152,16 @@ def _round_trip(
     back = Plan("downgrade" if plan.direction == "upgrade" else "upgrade",
                 plan.target, plan.start, list(reversed(plan.scripts)))
     steps += _steps(project, conn, back, replace(run, phase=phases[1]))
-    checks = [_check("schema back at start", schema_of(conn), schema_before),
-              _check("row counts back at start", rows_now(), before.rows)]
+    checks = [check_equal("schema back at start", schema_of(conn), schema_before),
+              check_equal("row counts back at start", rows_now(), before.rows)]
     steps += _steps(project, conn, plan, replace(run, phase=phases[2]))
-    checks += [_check("schema after re-apply equals first apply", schema_of(conn), schema_mid),
-               _check("row counts after re-apply equal first apply", rows_now(), mid_rows)]
+    checks += [check_equal("schema after re-apply equals first apply", schema_of(conn), schema_mid),
+               check_equal("row counts after re-apply equal first apply", rows_now(), mid_rows)]
     return checks
 
 
 def _steps(project: Project, conn: Connection, plan: Plan, run: StepRun) -> list[Any]:
     """Each revision of ``plan`` as its own committed step; a failure says what it left."""
-    from softbee.runbook.engine.migrate import Plan, _apply, schema_of
-
     steps: list[Any] = []
     for script in plan.scripts:
         schema_before = schema_of(conn)
@@ -242,7 +174,7 @@ def _steps(project: Project, conn: Connection, plan: Plan, run: StepRun) -> list
 
         sa.event.listen(conn, "before_cursor_execute", track)
         try:
-            steps += _apply(project, conn, Plan(plan.direction, None, plan.target, [script]),
+            steps += apply_plan(project, conn, Plan(plan.direction, None, plan.target, [script]),
                             run.say, run.observer)
             conn.commit()
         except RunbookError:
@@ -274,15 +206,13 @@ def step_failed(
     left nothing behind: it is a plain :class:`MigrationFailed` naming the timeout and the
     session that held the lock, with the database still at the recorded revision.
     """
-    from softbee.runbook.engine.migrate import schema_changes, schema_of
-
     run = run or StepRun(say=lambda _message: None)
     applied = schema_changes(schema_before, schema_of(conn))
     conn.commit()
     changes = _changes(executed)
     ran_before = changes[:-1] if isinstance(exc, sa.exc.DBAPIError) and changes else changes
     timeout = dialect_named(project.dialect).timeout_reached(
-        exc, run.lock_timeout_ms, run.statement_timeout_ms)
+        exc, run.timeouts.lock_timeout_ms, run.timeouts.statement_timeout_ms)
     if not applied.empty or ran_before:
         return partially_applied(project, conn, direction, script, exc, schema_before,
                                  recorded, executed, applied=applied, timeout=timeout, run=run)
@@ -320,8 +250,6 @@ def partially_applied(
     copy, and no recovery: the copy is dropped.
     """
     run = run or StepRun(say=lambda _message: None)
-    from softbee.runbook.engine.migrate import schema_changes, schema_of
-
     if applied is None:
         applied = schema_changes(schema_before, schema_of(conn))
         conn.commit()
@@ -380,29 +308,6 @@ def sql_on_one_line(sql: str) -> str:
     """``sql`` as one line for a command (its ``--`` comment lines left out)."""
     return one_line(" ".join(line for line in sql.splitlines()
                              if not line.strip().startswith("--")))
-
-
-def cannot_predict(
-    project: Project, plan: Plan, unpredictable: list[dict[str, Any]]
-) -> CannotPredict:
-    """The refusal of revisions whose loss cannot be predicted, with the rehearsal that shows it."""
-    revisions = [loss["object"] for loss in unpredictable]
-    reasons = "; ".join(loss["detail"] for loss in unpredictable)
-    rehearse = runbook_command(project, "upgrade_downgrade", direction=plan.direction,
-                               target=_target_word(project, plan), rehearse=True)
-    return CannotPredict(
-        f"{plan.direction}: cannot predict what {', '.join(revisions)} would do to the rows "
-        f"this database holds ({reasons}): nothing was run ({project.dialect} cannot roll DDL "
-        f"back, so a loss must be predicted before running). Rehearse it on a scratch copy "
-        f"with `` {rehearse} ``; when the rehearsal shows what you expect, run it with "
-        "allow_data_loss=True (that also lets through any other loss of the same run)",
-        revisions)
-
-
-def _target_word(project: Project, plan: Plan) -> str:
-    heads = project.script().get_heads()
-    return "head" if plan.target is not None and list(heads) == [plan.target] else (
-        plan.target or "base")
 
 
 def outcome_after_failure(project: Project, conn: Connection, plan: Plan) -> str:

@@ -1,9 +1,9 @@
 """Many databases at once: targets files, status, fleet runs, their report, Airflow.
 
 Owns: the targets file (``targets``), every target's revision (``status``), a runbook run
-on every target with canary and waves (``fleet_run``, in ``worker`` processes), the
-fleet's report (``report``), the ``fleet`` commands (``fleet_cli``) and the Airflow DAG
-factory (``airflow_dag``).
+on every target with canary and waves (``fleet_run``, in ``worker`` processes; one
+target's run: ``target_run``), the fleet's report (``report``), the ``fleet`` commands
+(``fleet_cli``) and the Airflow DAG factory (``airflow_dag``).
 Imports: :mod:`~softbee.runbook.util`, :mod:`~softbee.runbook.archive` and
 :mod:`~softbee.runbook.run`; nothing imports it but :mod:`softbee.runbook.cli`.
 """

@@ -38,6 +38,10 @@ def add_fleet_parser(commands: Any, archive_dir_option: Any) -> None:
                         help="connections open at once, in all (default 16)")
     status.add_argument("--per-server", type=_positive, default=8, metavar="N",
                         help="connections open at once to one server (default 8)")
+    status.add_argument("--drift", action="store_true",
+                        help="also check each target's schema against its recorded revision's")
+    status.add_argument("--app", default="softbee:create_app", metavar="APP",
+                        help="the Flask app the drift check loads (default softbee:create_app)")
     status.add_argument("--connect-timeout", type=_positive, default=5, metavar="S",
                         help="seconds to wait for each target's connection (default 5)")
 
@@ -55,6 +59,8 @@ def add_fleet_parser(commands: Any, archive_dir_option: Any) -> None:
                      help="run the file's waves in order (default: all targets as one wave)")
     run.add_argument("--max-failures", type=_positive, default=1, metavar="K",
                      help="stop starting targets once K have failed (default 1)")
+    run.add_argument("--allow-drift", action="store_true",
+                     help="run drifted targets too (passes allow_drift=True to the runbook)")
     run.add_argument("--target-timeout", type=_positive, default=3600, metavar="S",
                      help="stop a target's run after S seconds (default 3600)")
     archive_dir_option(run)
@@ -89,12 +95,13 @@ def _targets(fleet: Fleet, out: TextIO) -> int:
 
 
 def _status(args: argparse.Namespace, out: TextIO) -> int:
-    from softbee.runbook.fleet.status import fleet_status, status_rows, unreachable
+    from softbee.runbook.fleet.status import drift_lines, fleet_status, status_rows, unreachable
 
     status = fleet_status(
         load_targets(args.file), args.migrations_dir, workers=args.workers,
         per_server=args.per_server, connect_timeout_s=args.connect_timeout,
         version_table=args.version_table, to=args.to,
+        drift=args.drift_factory(args.app, args.migrations_dir) if args.drift else None,
     )
     if args.json:
         print(json.dumps(status.to_json(), indent=2), file=out)
@@ -102,16 +109,20 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
         table([("COUNT", "STATE", "REVISION", "TARGETS"), *status_rows(status)], out)
         for target in unreachable(status):
             print(f"unreachable: {target.name}: {target.detail}", file=out)
+        for line in drift_lines(status):
+            print(line, file=out)
         print(status.summary(), file=out)
-    return EXIT_OK if status.all_at_head else EXIT_FAILED
+    return EXIT_OK if status.all_at_head and status.no_drift else EXIT_FAILED
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
+    from softbee.runbook.fleet.drift import SKIPPED_DRIFT
     from softbee.runbook.fleet.fleet_run import FAILED, NOT_STARTED, PASSED, run_fleet
     from softbee.runbook.run.catalog import load_parameter_file
 
     fleet = load_targets(args.file)
     values = load_parameter_file(args.parameters_file) if args.parameters_file else {}
+    given = {**values, **dict(args.parameter)}  # the app and migrations the drift gate loads
     stop = threading.Event()
     live = _LiveLine(sys.stderr)
 
@@ -128,6 +139,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             max_failures=args.max_failures, archive_dir=args.archive_dir, stop=stop,
             on_progress=lambda p: live.show(p.stage, p.line()),
             target_timeout_s=args.target_timeout,
+            drift=None if args.allow_drift else args.drift_factory(
+                given.get("app", "softbee:create_app"), given.get("migrations_dir", "migrations")),
+            allow_drift=args.allow_drift,
         )
     finally:
         live.close()
@@ -146,12 +160,17 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     counts = {s: len(result.with_status(s)) for s in (PASSED, FAILED, NOT_STARTED)}
     print(f"fleet {result.fleet_id}: {result.status}: {counts[PASSED]} passed, "
           f"{counts[FAILED]} failed, {counts[NOT_STARTED]} not started"
+          + (f", {len(result.with_status(SKIPPED_DRIFT))} skipped (drift)"
+             if result.with_status(SKIPPED_DRIFT) else "")
           + (f" ({result.stopped})" if result.stopped else ""), file=out)
     print(f"record: softbee-runbook archive list --fleet {result.fleet_id}", file=out)
     if result.status == PASSED:
         return EXIT_OK
     names = ", ".join(t.name for t in result.with_status(FAILED)) or "none"
-    print(f"{PROG}: fleet {result.fleet_id} {result.status}: failed: {names}", file=sys.stderr)
+    drifted = ", ".join(t.name for t in result.with_status(SKIPPED_DRIFT))
+    print(f"{PROG}: fleet {result.fleet_id} {result.status}: failed: {names}"
+          + (f"; skipped, drifted (--allow-drift runs them): {drifted}" if drifted else ""),
+          file=sys.stderr)
     return EXIT_FAILED
 
 

@@ -23,11 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
-import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -38,33 +34,24 @@ from typing import Any
 
 from softbee.runbook import archive
 from softbee.runbook.errors import ParameterError
+from softbee.runbook.fleet.drift import SKIPPED_DRIFT, DriftCheck, skip_drifted
+from softbee.runbook.fleet.target_run import (  # one target's run: its names stay here
+    DEFAULT_TARGET_TIMEOUT_S as DEFAULT_TARGET_TIMEOUT_S,
+)
+from softbee.runbook.fleet.target_run import FAILED as FAILED
+from softbee.runbook.fleet.target_run import KILL_GRACE_S as KILL_GRACE_S
+from softbee.runbook.fleet.target_run import NOT_STARTED as NOT_STARTED
+from softbee.runbook.fleet.target_run import PASSED as PASSED
+from softbee.runbook.fleet.target_run import TargetRun as TargetRun
+from softbee.runbook.fleet.target_run import problem_line
+from softbee.runbook.fleet.target_run import run_target as run_target
 from softbee.runbook.fleet.targets import Fleet, Target
 from softbee.runbook.fleet.worker import WorkerProcess
 from softbee.runbook.util.redact import Redactor
 from softbee.urls import redact_text
 
-PASSED, FAILED, NOT_STARTED = "passed", "failed", "not started"
 FLEET_KIND = "fleet"
-DEFAULT_TARGET_TIMEOUT_S = 3600.0
-KILL_GRACE_S = 60.0
 POLL_S = 0.5
-_RUN_LINE = re.compile(r"^run:\s+(?P<run_id>[0-9a-f]{12})\b", re.MULTILINE)
-
-
-@dataclass
-class TargetRun:
-    """One target's outcome in a fleet run."""
-
-    name: str
-    wave: int
-    stage: str
-    status: str = NOT_STARTED
-    run_id: str | None = None
-    revision_before: str | None = None
-    revision_after: str | None = None
-    html: str | None = None
-    error: str | None = None
-    duration_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -138,12 +125,16 @@ def run_fleet(
     stop: threading.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     target_timeout_s: float = DEFAULT_TARGET_TIMEOUT_S,
+    drift: DriftCheck | None = None,
+    allow_drift: bool = False,
 ) -> FleetRun:
     """Run ``runbook`` on the fleet's targets stage by stage, then append the fleet record.
 
     Parameters are checked against the notebook before anything starts (a
     :class:`ParameterError` changes nothing). A stage starts only while fewer than
     ``max_failures`` targets failed; a failed canary stops the fleet whatever the limit.
+    With ``drift`` (:mod:`.drift`), a runbook that has ``allow_drift`` skips drifted targets
+    unless ``allow_drift``, which is then passed to every target.
     """
     from softbee.runbook.run.catalog import check_parameters, find_runbook
 
@@ -154,12 +145,16 @@ def run_fleet(
     if parallel < 1 or max_failures < 1:
         raise ParameterError("--parallel and --max-failures must be at least 1")
     found = find_runbook(runbook)
+    gated = found.parameter("allow_drift") is not None
+    if allow_drift and gated:
+        texts["allow_drift"] = "true"
     parameters = check_parameters(found, values=values, texts=texts)
     directory = archive.archive_dir(archive_dir)
     archive.check_writable(directory)
     environ = dict(os.environ if environ is None else environ)
     urls = {t.name: t.resolve_url(environ) for t in fleet.targets}  # TargetsError: nothing ran
-    stages = plan(fleet, canary=canary, waves=waves)
+    stages, skipped = skip_drifted(plan(fleet, canary=canary, waves=waves), urls, drift,
+                                   allow_drift, gated)
     stop = stop or threading.Event()
     project = Path(cwd if cwd is not None else os.getcwd()).absolute()
 
@@ -167,6 +162,10 @@ def run_fleet(
     started = dt.datetime.now(dt.UTC)
     results = {t.name: TargetRun(t.name, t.wave, s.label) for s in stages for t in s.targets}
     stopped: str | None = None
+    if canary and canary in skipped:
+        stages, stopped = [], f"the canary {canary} was skipped: it has drifted"
+    drifted = [TargetRun(t.name, t.wave, "drift", SKIPPED_DRIFT, error=skipped[t.name].message)
+               for t in fleet.targets if t.name in skipped]
     slots = _Slots(parallel, found.name, values, texts, directory, project, environ, urls,
                    target_timeout_s)
     try:
@@ -187,7 +186,7 @@ def run_fleet(
                    if stop.is_set() else
                    f"failure limit reached: {failures} failed (--max-failures {max_failures})")
 
-    ordered = [results[t.name] for s in stages for t in s.targets]
+    ordered = [results[t.name] for s in stages for t in s.targets] + drifted
     failed = any(r.status != PASSED for r in ordered)
     status = "stopped" if stopped else (FAILED if failed else PASSED)
     redactor = Redactor.for_run({**parameters}, environ)
@@ -207,7 +206,9 @@ def run_fleet(
         "canary": canary,
         "waves": waves,
         "targets_file": str(fleet.path),
-        "counts": {s: sum(r.status == s for r in ordered) for s in (PASSED, FAILED, NOT_STARTED)},
+        "counts": {s: sum(r.status == s for r in ordered) for s in (PASSED, FAILED, NOT_STARTED)}
+        | ({SKIPPED_DRIFT: len(drifted)} if drifted else {}),
+        "allow_drift": allow_drift,
         "targets": [asdict(r) for r in ordered],
         "user": _os_user(),
         "host": socket.gethostname(),
@@ -256,8 +257,8 @@ class _Slots:
         error = answer.get("error")
         if error:
             redact = Redactor.for_run({}, {"DATABASE_URL": url}).text
-            text = (f"{error.get('type')}: {_first(error.get('message'))}"
-                    if isinstance(error, dict) else _first(error))
+            text = (f"{error.get('type')}: {problem_line(error.get('message'))}"
+                    if isinstance(error, dict) else problem_line(error))
             result.error = redact(redact_text(text))
         return result
 
@@ -358,82 +359,6 @@ def _eta(durations: Sequence[float], left: int, parallel: int) -> float | None:
     return sum(durations) / len(durations) * left / parallel
 
 
-def run_target(
-    runbook: str,
-    target: Target,
-    url: str,
-    *,
-    texts: Mapping[str, str],
-    values: Mapping[str, Any],
-    archive_dir: Path,
-    cwd: Path,
-    environ: Mapping[str, str] | None = None,
-    timeout_s: float = DEFAULT_TARGET_TIMEOUT_S,
-    stage: str = "",
-) -> TargetRun:
-    """``softbee-runbook run`` on one target, its URL in ``DATABASE_URL``; read back its record."""
-    import yaml
-
-    command = [sys.executable, "-m", "softbee.runbook", "run", runbook,
-               "--archive-dir", str(archive_dir)]
-    for key, text in texts.items():
-        command += ["-p", key, text]
-    env = {**(os.environ if environ is None else environ), "DATABASE_URL": url}
-    result = TargetRun(target.name, target.wave, stage)
-    began = time.monotonic()
-    scratch = None
-    try:
-        if values:  # the -f values, handed over in a private file
-            import tempfile
-
-            scratch = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="softbee-fleet-",
-                                                  delete=False)
-            with scratch:
-                yaml.safe_dump(dict(values), scratch)
-            command += ["-f", scratch.name]
-        done = _bounded_run(command, cwd, env, timeout_s)
-    finally:
-        if scratch is not None:
-            Path(scratch.name).unlink(missing_ok=True)
-    result.duration_s = round(time.monotonic() - began, 3)
-    match = _RUN_LINE.search(done.stdout)
-    redact = Redactor.for_run({}, {"DATABASE_URL": url}).text
-    if match:
-        run = archive.find_run(archive_dir, match["run_id"])
-        record = run.record
-        result.run_id = record.get("run_id")
-        result.status = PASSED if run.passed else FAILED
-        result.revision_before = record.get("revision_before")
-        result.revision_after = record.get("revision_after")
-        result.html = str(run.html)
-        error = record.get("error") or {}
-        if error:
-            result.error = redact(f"{error.get('type')}: {_first(error.get('message'))}")
-    else:  # the run never reached the archive (bad input, a crash, a kill)
-        result.status = FAILED
-        result.error = redact(redact_text(_first(done.stderr) or f"exit {done.returncode}"))
-    return result
-
-
-def _bounded_run(
-    command: list[str], cwd: Path, env: Mapping[str, str], timeout_s: float
-) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` in its own session; SIGTERM at ``timeout_s``, SIGKILL after the grace."""
-    with subprocess.Popen(command, cwd=cwd, env=dict(env), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
-        try:
-            out, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)  # the run archives itself as failed
-            try:
-                out, err = proc.communicate(timeout=KILL_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                out, err = proc.communicate()
-            err = f"timed out after {timeout_s:.0f} s\n{err}"
-        return subprocess.CompletedProcess(command, proc.returncode, out, err)
-
-
 def fleet_records(directory: Path, fleet_id: str | None = None) -> list[dict[str, Any]]:
     """The fleet records of the archive (or the one whose id starts with ``fleet_id``)."""
     records = [r for r in archive.read_index(directory) if r.get("kind") == FLEET_KIND]
@@ -457,13 +382,6 @@ def fleet_runs(directory: Path, fleet_id: str) -> tuple[dict[str, Any], list[dic
     by_id = {r.get("run_id"): r for r in archive.read_index(directory)
              if r.get("kind") != FLEET_KIND}
     return fleet, [by_id[run_id] for run_id in wanted if run_id in by_id]
-
-
-def _first(text: Any) -> str:
-    """The line that names the problem: a ``softbee-runbook:`` line, else the first line."""
-    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
-    named = [line for line in lines if line.startswith("softbee-runbook:")]
-    return (named or lines or [""])[-1 if named else 0]
 
 
 def _iso(moment: dt.datetime) -> str:

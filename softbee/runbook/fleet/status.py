@@ -27,6 +27,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from softbee.runbook.errors import ConfigError, first_line
+from softbee.runbook.fleet.drift import DriftCheck, target_drift
 from softbee.runbook.fleet.targets import Fleet, Target, TargetsError
 from softbee.runbook.util.error_codes import UNDEFINED_TABLE, error_code
 from softbee.urls import BadDatabaseURL, parse_url, redact_text
@@ -57,6 +58,8 @@ class TargetStatus:
     state: str
     steps: int = 0
     detail: str = ""
+    drifted: bool | None = None  # with a drift check: True, False, or None when not checked
+    drift: str = ""  # the drift check's one line ("" when none was asked for)
 
     @property
     def label(self) -> str:
@@ -83,10 +86,19 @@ class FleetStatus:
         found = Counter(t.state for t in self.targets)
         return {state: found[state] for state in STATE_ORDER if found[state]}
 
+    @property
+    def no_drift(self) -> bool:
+        """True when no target drifted and every drift check asked for ran."""
+        return all(not t.drift or t.drifted is False for t in self.targets)
+
     def summary(self) -> str:
-        """One line: how many targets, how many at head, and the rest by state."""
+        """One line: how many targets, how many at head, and the rest by state (and drift)."""
         total = len(self.targets)
         parts = [f"{n} {state}" for state, n in self.counts().items()]
+        if any(t.drift for t in self.targets):
+            parts.append(f"{sum(t.drifted is True for t in self.targets)} drifted")
+            unchecked = sum(bool(t.drift) and t.drifted is None for t in self.targets)
+            parts += [f"{unchecked} drift not checked"] if unchecked else []
         head = ",".join(self.heads) or "none"
         return f"{total} target(s), head {head}: " + ", ".join(parts)
 
@@ -183,18 +195,22 @@ def fleet_status(
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     version_table: str = "alembic_version",
     to: str | None = None,
+    drift: DriftCheck | None = None,
 ) -> FleetStatus:
     """Read every target's recorded revision in parallel and place it against the heads.
 
     ``to`` compares with that revision instead of the heads (a release's revision):
-    a target past it is *ahead*.
+    a target past it is *ahead*. ``drift`` (:mod:`.drift`) also checks each reachable
+    target's schema against its recorded revision's.
     """
     history = History(script_directory(migrations_dir), to)
     environ = os.environ if environ is None else environ
     urls: dict[str, URL | None] = {}
+    raw: dict[str, str] = {}
     for target in fleet.targets:
         try:
-            urls[target.name] = parse_url(target.resolve_url(environ))
+            raw[target.name] = target.resolve_url(environ)
+            urls[target.name] = parse_url(raw[target.name])
         except (TargetsError, BadDatabaseURL):
             urls[target.name] = None
     gates: dict[str, threading.BoundedSemaphore] = {
@@ -215,9 +231,11 @@ def fleet_status(
                 reason = first_line(getattr(exc, "orig", None) or exc)
                 return TargetStatus(target.name, target.wave, server, "-", UNREACHABLE, 0,
                                     redact_text(reason))
+            found = target_drift(drift, raw[target.name]) if drift is not None else None
         state, steps = history.classify(current)
         return TargetStatus(target.name, target.wave, server, ",".join(current) or "base",
-                            state, steps)
+                            state, steps, drifted=found.drifted if found else None,
+                            drift=found.message if found else "")
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(fleet.targets) or 1))) as pool:
         results = list(pool.map(one, fleet.targets))
@@ -322,6 +340,15 @@ def status_rows(status: FleetStatus, limit: int = 6) -> list[tuple[str, str, str
                                              if len(names) > limit else "")
         rows.append((str(len(names)), label, revision, shown))
     return rows
+
+
+def drift_lines(status: FleetStatus) -> Iterable[str]:
+    """``drift: NAME: ...`` for each drifted target, ``drift not checked: NAME: ...`` for the rest."""
+    for t in status.targets:
+        if t.drifted is True:
+            yield f"drift: {t.name}: {t.drift}"
+        elif t.drift and t.drifted is None:
+            yield f"drift not checked: {t.name}: {t.drift}"
 
 
 def unreachable(status: FleetStatus) -> Iterable[TargetStatus]:

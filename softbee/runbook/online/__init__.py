@@ -23,7 +23,7 @@ transaction the phases cannot leave, each phase falls back to its plain form in 
 migration's transaction: the revision still works under plain ``flask db upgrade``.
 
 Package ``softbee.runbook.online``: what revisions import (this module) and how phases
-run and are recorded (``phases``). Imports nothing of the library but
+run (``phases``) and are recorded (``record``). Imports nothing of the library but
 :mod:`softbee.runbook.errors`: a revision file can import it without loading the rest.
 """
 

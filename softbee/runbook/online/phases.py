@@ -29,6 +29,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.errors import first_line
+from softbee.runbook.online.record import END_MARKER, MARKER, clear, done_phases, ensure_table, mark
+from softbee.runbook.online.record import (  # the record's names stay importable from here
+    PHASE_TABLE as PHASE_TABLE,
+)
+from softbee.runbook.online.record import PhaseRecord as PhaseRecord
+from softbee.runbook.online.record import guarded_sql as guarded_sql
+from softbee.runbook.online.record import in_progress as in_progress
+from softbee.runbook.online.record import phase_table as phase_table
+from softbee.runbook.online.record import phases_in_sql as phases_in_sql
+from softbee.runbook.online.record import recorded_phases as recorded_phases
 from softbee.runbook.online.throttle import Gate, current_throttle
 from softbee.runbook.util.error_codes import DEADLOCK_DETECTED, LOCK_NOT_AVAILABLE, error_code
 
@@ -36,128 +46,9 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
 
 
-PHASE_TABLE = "softbee_runbook_phases"
-MARKER = "-- softbee-runbook phase"
-END_MARKER = "-- softbee-runbook phases end"
 RETRIES = 5
 RETRY_FIRST_WAIT_S = 0.2
 _LOST_LOCK = {LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED}
-
-_metadata = sa.MetaData()
-phase_table = sa.Table(
-    PHASE_TABLE, _metadata,
-    sa.Column("revision", sa.String(64), primary_key=True),
-    sa.Column("direction", sa.String(10), primary_key=True),
-    sa.Column("phase", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("phases", sa.Integer, nullable=False),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("state", sa.String(10), nullable=False),
-    sa.Column("rows_done", sa.BigInteger),
-    sa.Column("rows_total", sa.BigInteger),
-    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=sa.func.now()),
-)
-
-
-# -- the record ----------------------------------------------------------------------------
-
-
-@dataclass
-class PhaseRecord:
-    """One recorded phase of a revision in progress."""
-
-    revision: str
-    direction: str
-    phase: int
-    phases: int
-    name: str
-    state: str
-    rows_done: int | None
-    rows_total: int | None
-
-    def describe(self) -> str:
-        """``revision X: phase 2 of 3 (backfill users.full_name) running, 430,000 / 1,000,000 rows``."""
-        rows = ""
-        if self.rows_total is not None:
-            rows = f", {self.rows_done or 0:,} / {self.rows_total:,} rows"
-        return (f"revision {self.revision} ({self.direction}): phase {self.phase} of {self.phases} "
-                f"({self.name}) {self.state}{rows}")
-
-
-def recorded_phases(connection: Connection) -> list[PhaseRecord]:
-    """Every recorded phase of revisions in progress (none when the table does not exist)."""
-    if not sa.inspect(connection).has_table(PHASE_TABLE):
-        return []
-    rows = connection.execute(sa.select(phase_table).order_by(
-        phase_table.c.revision, phase_table.c.direction, phase_table.c.phase)).mappings()
-    return [PhaseRecord(**{k: row[k] for k in PhaseRecord.__dataclass_fields__}) for row in rows]
-
-
-def in_progress(connection: Connection) -> list[str]:
-    """One line per revision in progress: its furthest recorded phase (empty when none)."""
-    furthest: dict[tuple[str, str], PhaseRecord] = {}
-    for record in recorded_phases(connection):
-        furthest[(record.revision, record.direction)] = record
-    return [record.describe() for record in furthest.values()]
-
-
-def _ensure_table(connection: Connection) -> None:
-    phase_table.create(connection, checkfirst=True)
-
-
-def _mark(connection: Connection, record: PhaseRecord) -> None:
-    from sqlalchemy.dialects.postgresql import insert
-
-    values = {k: getattr(record, k) for k in PhaseRecord.__dataclass_fields__}
-    statement = insert(phase_table).values({**values, "updated_at": sa.func.now()})
-    connection.execute(statement.on_conflict_do_update(
-        index_elements=["revision", "direction", "phase"],
-        set_={"state": statement.excluded.state, "rows_done": statement.excluded.rows_done,
-              "rows_total": statement.excluded.rows_total, "updated_at": sa.func.now()}))
-
-
-def guarded_sql(sql: str) -> str:
-    """``sql`` without the statements of online phases: what runs inside the migration's transaction."""
-    kept, online = [], False
-    for line in sql.splitlines():
-        if line == END_MARKER:
-            online = False
-        elif line.startswith(MARKER + " "):
-            online = "(online" in line
-        elif not online:
-            kept.append(line)
-    return "\n".join(kept)
-
-
-def _done(connection: Connection, revision: str, direction: str) -> set[int]:
-    rows = connection.execute(sa.select(phase_table.c.phase).where(
-        phase_table.c.revision == revision, phase_table.c.direction == direction,
-        phase_table.c.state == "done"))
-    return {phase for (phase,) in rows}
-
-
-def _clear(connection: Connection, revision: str, direction: str) -> None:
-    """Forget a finished revision's phases; the table goes too when nothing else is in progress.
-
-    So between runs the database holds no table of the runbook's, and the project's
-    ``flask db migrate`` never proposes dropping one.
-    """
-    connection.execute(phase_table.delete().where(
-        phase_table.c.revision == revision, phase_table.c.direction == direction))
-    if connection.execute(sa.select(phase_table.c.revision).limit(1)).first() is None:
-        phase_table.drop(connection)
-
-
-def phases_in_sql(sql: str) -> list[dict[str, Any]]:
-    """The phases an offline rendering marked: number, of, where it runs, name."""
-    found = []
-    for line in sql.splitlines():
-        if line.startswith(MARKER + " ") and line != END_MARKER:
-            head, _, name = line[len(MARKER) + 1:].partition(": ")
-            number, _, where = head.partition(" ")
-            phase, _, of = number.partition("/")
-            found.append({"phase": int(phase), "of": int(of), "runs": where.strip("()"), "name": name})
-    return found
-
 
 # -- running phases ------------------------------------------------------------------------
 
@@ -224,8 +115,8 @@ class OnlineRunner(PhaseRunner):
     def run(self, phases: list[Phase]) -> None:
         connection = self.context.connection
         assert connection is not None
-        _ensure_table(connection)
-        done = _done(connection, self.revision, self.direction)
+        ensure_table(connection)
+        done = done_phases(connection, self.revision, self.direction)
         total = len(phases)
         for number, phase in enumerate(phases, start=1):
             where = "online" if phase.online else "in the transaction"
@@ -242,25 +133,25 @@ class OnlineRunner(PhaseRunner):
             self.current = record
             if phase.online:
                 with self.outside_transaction() as autocommit:
-                    _mark(autocommit, record)
+                    mark(autocommit, record)
                     phase.run_online(autocommit, self)
                     record.state = "done"
-                    _mark(autocommit, record)
+                    mark(autocommit, record)
             else:
                 phase.plain()
                 record.state = "done"
-                _mark(self.context.connection, record)  # with its DDL: both or neither
+                mark(self.context.connection, record)  # with its DDL: both or neither
             seconds = round(time.perf_counter() - started, 3)
             self.timings.append(PhaseTiming(self.revision, number, total, phase.name, where,
                                             seconds, record.rows_done))
             self.say(f"      done in {seconds:.3f}s")
-        _clear(self.context.connection, self.revision, self.direction)  # with alembic_version
+        clear(self.context.connection, self.revision, self.direction)  # with alembic_version
 
     def progress(self, connection: Connection, rows_done: int, rows_total: int) -> None:
         """Record how far the current phase is."""
         assert self.current is not None
         self.current.rows_done, self.current.rows_total = rows_done, rows_total
-        _mark(connection, self.current)
+        mark(connection, self.current)
 
     @contextmanager
     def outside_transaction(self) -> Iterator[Connection]:

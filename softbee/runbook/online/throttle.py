@@ -3,7 +3,8 @@
 Before each batch of an online backfill (PostgreSQL, ``online.backfill``) the batch asks
 :class:`Gate` whether it may go. It waits, saying why, while:
 
-- **a replica lags** more than ``max_replica_lag_s``: measured on the primary, the largest
+- **a replica lags** more than ``max_replica_lag_s``, only when the run gives one (the
+  default, None, never looks at standbys): measured on the primary, the largest
   ``replay_lag`` in ``pg_stat_replication`` (how long ago the WAL a standby has just replayed
   was written here; it grows while a standby's replay is paused or slow) of the standbys
   that have not yet replayed all the WAL written here (``replay_lsn``). Replicas not
@@ -73,7 +74,7 @@ def resume_backfills(path: Path | None = None) -> Path:
 class Throttle:
     """When a backfill waits before its next batch, and for how long at most."""
 
-    max_replica_lag_s: float | None = 10.0  # None: replicas are not looked at
+    max_replica_lag_s: float | None = None  # None (the default): replicas are not looked at
     yield_to_vacuum: bool = False
     pause_file: Path | None = None  # None: default_pause_file(), read when the backfill starts
     max_pause_s: float = 900.0  # the longest pause in a row before the backfill gives up

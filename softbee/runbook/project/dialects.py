@@ -26,10 +26,9 @@ from softbee.runbook.util.error_codes import (  # noqa: F401 - re-exported
     UNDEFINED_TABLE,
     error_code,
 )
-
-# A run's lock timeout where its runbook has no lock_timeout_ms (inspect_diff, generate_revision,
-# fleet status): every session the runbooks open waits at most this long for a lock.
-DEFAULT_LOCK_TIMEOUT_MS = 5000
+from softbee.runbook.util.options import (  # its old home: re-exported
+    DEFAULT_LOCK_TIMEOUT_MS as DEFAULT_LOCK_TIMEOUT_MS,
+)
 
 
 def check_timeouts(lock_timeout_ms: int | None, statement_timeout_ms: int | None) -> None:

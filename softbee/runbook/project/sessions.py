@@ -16,37 +16,34 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from softbee.runbook.errors import SessionTimeout
 from softbee.runbook.project.dialects import (
-    DEFAULT_LOCK_TIMEOUT_MS,
     TimeoutReached,
     dialect_for,
     dialect_named,
 )
 from softbee.runbook.util.compat import dbapi_connection
+from softbee.runbook.util.options import Timeouts as Timeouts  # its old home: re-exported
 from softbee.urls import redact_text
 
-if TYPE_CHECKING:
-    from softbee.runbook.project import Project
 
+class SessionOwner(Protocol):
+    """What this module reads of a :class:`~softbee.runbook.project.Project` (which imports it)."""
 
-@dataclass(frozen=True)
-class Timeouts:
-    """The run's timeouts, given to every session the runbooks open (None: the server's setting).
+    url: URL
+    engine: Engine
 
-    The lock timeout bounds every wait for a table another session holds; the statement
-    timeout is left to the server unless the run sets one (an exact count of a huge table may
-    rightly take minutes).
-    """
+    @property
+    def dialect(self) -> str:
+        """The database's kind: postgresql, mysql, mariadb or sqlite."""
 
-    lock_timeout_ms: int | None = DEFAULT_LOCK_TIMEOUT_MS
-    statement_timeout_ms: int | None = None
+    def connect(self) -> Connection:
+        """A session with the run's timeouts."""
 
 
 def open_session(engine: Engine, timeouts: Timeouts) -> Connection:
@@ -97,7 +94,7 @@ def caller_explains_timeouts(connection: Connection) -> Iterator[None]:
         _CALLER_EXPLAINS.reset(token)
 
 
-def explain_timeouts(project: Project) -> None:
+def explain_timeouts(project: SessionOwner) -> None:
     """Make a timeout on any of ``project``'s sessions one line naming who held the lock.
 
     PostgreSQL's "canceling statement due to lock timeout" does not say who held it; the
@@ -140,7 +137,7 @@ def explain_timeouts(project: Project) -> None:
 
 
 def blockers_of(
-    project: Project, statement: str, waiting: int | None = None
+    project: SessionOwner, statement: str, waiting: int | None = None
 ) -> list[dict[str, Any]]:
     """Sessions holding locks on the tables ``statement`` names (looked up from a new connection).
 
@@ -175,7 +172,7 @@ def blockers_of(
         return rows
 
 
-def mysql_open_transactions(project: Project, besides: int | None = None) -> list[dict[str, Any]]:
+def mysql_open_transactions(project: SessionOwner, besides: int | None = None) -> list[dict[str, Any]]:
     """Other sessions of this MySQL/MariaDB database with an open transaction, oldest first."""
     with project.connect() as conn:
         rows = conn.execute(sa.text(
@@ -189,7 +186,7 @@ def mysql_open_transactions(project: Project, besides: int | None = None) -> lis
         return [dict(row) for row in rows]
 
 
-def describe_blockers(project: Project, statement: str, waiting: int | None = None) -> str:
+def describe_blockers(project: SessionOwner, statement: str, waiting: int | None = None) -> str:
     """One phrase naming the sessions that hold what ``statement`` waited for (not ``waiting``)."""
     blockers = blockers_of(project, statement, waiting)
     if dialect_named(project.dialect).lock_kind == "get_lock":
@@ -205,7 +202,7 @@ def describe_blockers(project: Project, statement: str, waiting: int | None = No
     ) or "a session that has since let go"
 
 
-def describe_file_holders(project: Project) -> str:
+def describe_file_holders(project: SessionOwner) -> str:
     """The processes other than this one that hold the SQLite file open, as one phrase."""
     holders = [h for h in dialect_named(project.dialect).file_holders(project.url)
                if h["pid"] != os.getpid()]
@@ -215,7 +212,7 @@ def describe_file_holders(project: Project) -> str:
 
 
 def describe_timeout(
-    project: Project, timeout: TimeoutReached, statement: str, waiting: int | None = None
+    project: SessionOwner, timeout: TimeoutReached, statement: str, waiting: int | None = None
 ) -> str:
     """One line for a session of the run stopped by a timeout: what waited, on whom, what to do.
 

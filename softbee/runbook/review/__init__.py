@@ -2,9 +2,10 @@
 
 Owns: the recorded revision and the scripts' graph (``state``), the plan of a run (``plan``),
 row counts (``counts``), models against database and the live schema (``diff``), the SQL a
-plan renders offline (``offline``), lint (``lint``), the schema a revision produces
-(``expected``), writing a new revision file (``revision``) and the verdict on what a database
-records (``findings``).
+plan renders offline (``offline``), lint (``lint``, on ``lint_findings``, ``lint_statements``,
+``lint_squawk`` and ``lint_diff``), the schema a revision produces (``expected``),
+writing a new revision file (``revision``) and the verdict on what a database records
+(``findings``, each a ``checks.Finding``; a check that fails degrades to one).
 Imports: :mod:`~softbee.runbook.util`, :mod:`~softbee.runbook.project` and
 :mod:`~softbee.runbook.online` (the phase markers and record); never ``engine``, ``run``,
 ``archive`` or ``fleet``.

@@ -11,17 +11,20 @@ from sqlalchemy.engine import Connection
 
 from softbee.runbook.errors import ParameterError
 from softbee.runbook.online.phases import PHASE_TABLE
+from softbee.runbook.util.history_name import HISTORY_TABLE, is_history_table
 
 COUNT_MODES = ("exact", "estimate")
-# Alembic's version table, and the runbook's record of online phases, which exists only
-# while an online revision is in progress.
-SKIPPED_TABLES = frozenset({"alembic_version", PHASE_TABLE})
+# Alembic's version table, the runbook's record of online phases, which exists only
+# while an online revision is in progress, and the runbooks' history (a configured name
+# is left out too: is_history_table).
+SKIPPED_TABLES = frozenset({"alembic_version", PHASE_TABLE, HISTORY_TABLE})
 
 
 def user_tables(connection: Connection) -> list[str]:
     """Tables in the default schema, without Alembic's version table."""
     names = sa.inspect(connection).get_table_names()
-    return sorted(name for name in names if name not in SKIPPED_TABLES)
+    return sorted(name for name in names
+                  if name not in SKIPPED_TABLES and not is_history_table(name))
 
 
 def row_counts(

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from softbee.runbook.online.phases import PHASE_TABLE
 from softbee.runbook.project import Project
 from softbee.runbook.review.counts import SKIPPED_TABLES, has_rows
+from softbee.runbook.util.history_name import is_history_table
 from softbee.runbook.util.sqltypes import type_narrowing, type_text
 
 DIFF_COLUMNS = ["operation", "table", "column", "detail", "destructive"]
@@ -45,9 +46,9 @@ def raw_diffs(project: Project, connection: Connection | None = None) -> list[An
 
 
 def _without_phase_table(include_name: Any) -> Any:
-    """The project's ``include_name``, also leaving out the runbook's phase record."""
+    """The project's ``include_name``, also leaving out the runbook's phase record and history."""
     def include(name: str | None, type_: str, parent_names: Any) -> bool:
-        if type_ == "table" and name == PHASE_TABLE:
+        if type_ == "table" and (name == PHASE_TABLE or is_history_table(name)):
             return False
         return include_name(name, type_, parent_names) if include_name else True
     return include
@@ -140,7 +141,8 @@ def schema_of(connection: Connection) -> dict[str, dict[str, str]]:
     inspector = sa.inspect(connection)
     schema: dict[str, dict[str, str]] = {}
     for table in sorted(inspector.get_table_names()):
-        if table == PHASE_TABLE or (table in SKIPPED_TABLES and not has_rows(connection, table)):
+        if table == PHASE_TABLE or is_history_table(table) or (
+                table in SKIPPED_TABLES and not has_rows(connection, table)):
             continue  # an empty version table is base, as no version table is
         columns = {
             col["name"]: f"{col['type']}{'' if col['nullable'] else ' NOT NULL'}"

@@ -16,23 +16,24 @@ preload), :func:`start_kernel` (a kernel launched for one run, with that run's
 environment: :mod:`softbee.runbook.run.kernel`) and :func:`run_prepared` (execute, archive,
 stop the kernel). :func:`run_runbook` does the three for one run; the kernel is
 launched before papermill is even imported, so both start up side by side.
+
+How papermill is set up for a run (its engine, the redacting saves, the log filters) is
+:mod:`softbee.runbook.run.papermill_setup`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from softbee.runbook import archive
+from softbee.runbook.run.banner import ERROR_MARKER_TAG, quiet_banner
 from softbee.runbook.run.catalog import (
     Runbook,
     check_parameters,
@@ -41,6 +42,13 @@ from softbee.runbook.run.catalog import (
     read_cells,
 )
 from softbee.runbook.run.kernel import KERNEL_NAME, RunKernel, library_imports
+from softbee.runbook.run.papermill_setup import (
+    _engine,
+    _quiet_papermill,
+    _redacted_saves,
+)
+from softbee.runbook.util.gcpause import imports_without_gc
+from softbee.runbook.util.history_name import RUN_ID_ENV, RUNBOOK_ENV
 from softbee.runbook.util.redact import Redactor
 from softbee.runbook.util.secrets import Hidden, hide
 
@@ -50,11 +58,6 @@ if TYPE_CHECKING:  # papermill and nbformat take seconds to import: not before p
 __all__ = ["KERNEL_NAME", "PreparedRun", "prepare_run", "run_prepared", "run_runbook",
            "start_kernel"]
 
-ERROR_MARKER_TAG = "papermill-error-cell-tag"
-#: papermill writes the working copy through this I/O scheme, which redacts every save.
-REDACTED_SCHEME = "softbee-redacted://"
-#: The papermill engine runs use (:func:`_engine`): papermill's own, saving less.
-ENGINE_NAME = "softbee"
 
 
 @dataclass(frozen=True)
@@ -109,13 +112,18 @@ def prepare_run(
 
 def start_kernel(prepared: PreparedRun, environ: Mapping[str, str] | None = None) -> RunKernel:
     """Launch the kernel for one run of ``prepared``: ``environ`` (default: this process's) plus
-    the run's secrets, in the project folder, its library modules imported first."""
-    return RunKernel.start(
-        cwd=prepared.project,
-        environ=dict(os.environ if environ is None else environ),
-        preload=prepared.preload,
-        extra_environ=prepared.hidden.environ,
-    )
+    the run's secrets, in the project folder, its library modules imported first.
+
+    The kernel is given the run's id (``SOFTBEE_RUN_ID``), which its history rows and its
+    archived record share."""
+    with imports_without_gc(freeze=False):  # jupyter_client, the first time
+        return RunKernel.start(
+            cwd=prepared.project,
+            environ={**(os.environ if environ is None else environ), RUN_ID_ENV: new_run_id(),
+                     RUNBOOK_ENV: prepared.runbook.name},
+            preload=prepared.preload,
+            extra_environ=prepared.hidden.environ,
+        )
 
 
 def run_prepared(
@@ -135,13 +143,14 @@ def run_prepared(
     kernel = kernel or start_kernel(prepared, environ)
     try:
         # The kernel is starting: what is left to prepare here is done beside it.
-        redactor = Redactor.for_run(prepared.parameters,
-                                    _run_environment(prepared.project, kernel.environ))
-        import papermill  # noqa: F401 - imported here, while the kernel starts
+        with imports_without_gc(freeze=False):
+            redactor = Redactor.for_run(prepared.parameters,
+                                        _run_environment(prepared.project, kernel.environ))
+            import papermill  # noqa: F401 - imported here, while the kernel starts
 
-        from softbee.runbook.archive import render
+            from softbee.runbook.archive import render
 
-        render.warm()
+            render.warm()
         execution = execute(
             prepared.runbook.path,
             prepared.hidden.parameters,
@@ -155,7 +164,7 @@ def run_prepared(
             redactor.notebook(execution.nb),
             directory=prepared.archive_dir,
             runbook=prepared.runbook.name,
-            run_id=new_run_id(),
+            run_id=kernel.environ.get(RUN_ID_ENV) or new_run_id(),
             started=started,
             finished=finished,
             parameters=redactor.parameters(prepared.parameters),
@@ -250,7 +259,7 @@ def _execute(
             return Execution(nb=nb, error=None)
         except PapermillExecutionError as exc:
             kernel.request_shutdown()
-            nb = nbformat.read(str(output), as_version=4)
+            nb = quiet_banner(nbformat.read(str(output), as_version=4), exc.ename)
             return Execution(nb=nb, error=describe_error(nb, exc.ename, exc.evalue, exc.exec_count))
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - kernel died, timeout, ^C
             kernel.shutdown()  # it may be mid-cell: interrupted, then stopped
@@ -258,62 +267,6 @@ def _execute(
             nb = nbformat.read(str(source), as_version=4)
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             return Execution(nb=nb, error=describe_error(nb, type(exc).__name__, message, None))
-
-
-def _engine() -> str:
-    """Register (once) and name papermill's nbclient engine, minus the saves around markdown.
-
-    Papermill saves its working copy when each cell starts and when it completes,
-    markdown cells included, and the next cell waits for the save (serialised,
-    validated, redacted, written). A markdown cell changes nothing worth saving: its
-    start and end are recorded in the next save. That is half the saves of a runbook,
-    whose steps are each a heading and a cell.
-    """
-    from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
-
-    if ENGINE_NAME in papermill_engines._engines:
-        return ENGINE_NAME
-
-    class Manager(NotebookExecutionManager):  # type: ignore[misc]
-        skip_save = False
-
-        def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
-            self.skip_save = cell.cell_type != "code"
-            try:
-                super().cell_start(cell, cell_index, **kwargs)
-            finally:
-                self.skip_save = False
-
-        def cell_complete(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
-            self.skip_save = cell.cell_type != "code"
-            try:
-                super().cell_complete(cell, cell_index, **kwargs)
-            finally:
-                self.skip_save = False
-
-        def save(self, **kwargs: Any) -> None:
-            if not self.skip_save:
-                super().save(**kwargs)
-
-    class Engine(NBClientEngine):  # type: ignore[misc]
-        @classmethod
-        def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None,
-                             progress_bar: bool = True, log_output: bool = False,
-                             autosave_cell_every: int = 30, **kwargs: Any) -> Any:
-            # papermill's Engine.execute_notebook, with the Manager above
-            manager = Manager(nb, output_path=output_path, progress_bar=progress_bar,
-                              log_output=log_output, autosave_cell_every=autosave_cell_every)
-            manager.notebook_start()
-            try:
-                cls.execute_managed_notebook(manager, kernel_name, log_output=log_output,
-                                             **kwargs)
-            finally:
-                manager.cleanup_pbar()
-                manager.notebook_complete()
-            return manager.nb
-
-    papermill_engines.register(ENGINE_NAME, Engine)
-    return ENGINE_NAME
 
 
 def describe_error(
@@ -350,87 +303,6 @@ def _run_environment(project: Path, environ: Mapping[str, str] | None) -> dict[s
 def new_run_id() -> str:
     """A short random run id (12 hex digits)."""
     return uuid.uuid4().hex[:12]
-
-
-class _RedactingHandler:
-    """papermill's I/O for :data:`REDACTED_SCHEME` paths: local files, every write redacted."""
-
-    def __init__(self) -> None:
-        self.redactors: dict[str, Redactor] = {}
-
-    def read(self, path: str) -> str:
-        return Path(_local(path)).read_text(encoding="utf-8")
-
-    def write(self, buf: str, path: str) -> None:
-        local = _local(path)
-        redactor = self.redactors.get(local)
-        if redactor is not None:
-            buf = json.dumps(redactor.value(json.loads(buf)), indent=1, sort_keys=True,
-                             ensure_ascii=False) + "\n"
-        Path(local).write_text(buf, encoding="utf-8")
-
-    def listdir(self, path: str) -> list[str]:
-        return [str(p) for p in Path(_local(path)).iterdir()]
-
-    def pretty_path(self, path: str) -> str:
-        return _local(path)
-
-
-_HANDLER = _RedactingHandler()
-
-
-def _local(path: str) -> str:
-    return path.removeprefix(REDACTED_SCHEME)
-
-
-@contextmanager
-def _redacted_saves(output: Path, redactor: Redactor) -> Iterator[str]:
-    """Have papermill save ``output`` through ``redactor``; yields the path to give papermill."""
-    from papermill.iorw import papermill_io
-
-    if papermill_io.get_handler(REDACTED_SCHEME) is not _HANDLER:
-        papermill_io.register(REDACTED_SCHEME, _HANDLER)
-    _HANDLER.redactors[str(output)] = redactor
-    try:
-        yield REDACTED_SCHEME + str(output)
-    finally:
-        _HANDLER.redactors.pop(str(output), None)
-
-
-class _KnownParameters(logging.Filter):
-    """Drop papermill's "Passed unknown parameter" warning: the catalog already checked them.
-
-    Papermill's regex cannot read annotations like ``str | None`` and would warn about
-    parameters the catalog recovered and validated.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Passed unknown parameter")
-
-
-class _KernelShutdownRace(logging.Filter):
-    """Drop tornado's "Socket operation on non-socket" traceback from ipykernel's shutdown.
-
-    A known race when the kernel's sockets close under a pending read: the run's
-    outcome is already decided and in the notebook; the traceback only alarms operators.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        return "Socket operation on non-socket" not in f"{record.getMessage()} {error}"
-
-
-@contextmanager
-def _quiet_papermill() -> Iterator[None]:
-    filters = [(logging.getLogger("papermill"), _KnownParameters()),
-               (logging.getLogger("tornado.general"), _KernelShutdownRace())]
-    for logger, quiet in filters:
-        logger.addFilter(quiet)
-    try:
-        yield
-    finally:
-        for logger, quiet in filters:
-            logger.removeFilter(quiet)
 
 
 def _now() -> dt.datetime:

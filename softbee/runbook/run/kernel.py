@@ -1,7 +1,7 @@
 """A headless run's kernel: launched early, warm, and stopped while the run is archived.
 
 Most of a run's fixed cost is its kernel: a Python process that imports IPython, then
-the runbook library (Flask, SQLAlchemy, Alembic, pandas) in its first cells. Three
+the runbook library (Flask, SQLAlchemy, Alembic, pandas) in its first cells. Four
 things make that cheaper without sharing anything between runs:
 
 * the kernel is launched as soon as the parameters have passed, before the run
@@ -10,6 +10,8 @@ things make that cheaper without sharing anything between runs:
   reports ready (:mod:`softbee.runbook.run.kernel_launch` in place of ``ipykernel_launcher``),
   so the first cells do not wait for them: modules only, the notebook's namespace is
   empty as ever;
+* its client is ready as soon as the kernel has answered, without jupyter_client's
+  0.2 s wait for a silent IOPub channel (:mod:`softbee.runbook.run.kernel_client`);
 * once the last cell is done the kernel is asked to shut down, and the run is
   rendered and archived while it does (:meth:`RunKernel.request_shutdown`, then
   :meth:`RunKernel.shutdown`).
@@ -200,6 +202,8 @@ def _manager_class() -> type:
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
 
+    from softbee.runbook.run.kernel_client import client_class
+
     class SpecManager(KernelSpecManager):  # type: ignore[misc]
         """Looks in Jupyter's kernel folders before building the whole list of folders.
 
@@ -228,6 +232,7 @@ def _manager_class() -> type:
 
         def __init__(self, **kwargs: Any) -> None:
             kwargs.setdefault("kernel_spec_manager", SpecManager())
+            kwargs.setdefault("client_factory", client_class())  # ready without 0.2 s idle
             super().__init__(**kwargs)
             self.clients: list[Any] = []
 

@@ -10,6 +10,8 @@ app, its database) is touched. A module that fails to import is left alone: the 
 that imports it raises the same error, in the notebook where it belongs. When the
 kernel has stopped, the process ends without Python's final clean-up of its memory
 (:func:`exit_now`): a second or more saved per run, and nothing a run records.
+The imports and the kernel's set-up run with the garbage collector paused
+(:func:`~softbee.runbook.util.gcpause.imports_without_gc`); it is back on for the cells.
 """
 
 from __future__ import annotations
@@ -55,14 +57,20 @@ def main() -> None:
     # (IPython puts it back for the cells).
     if sys.path and (sys.path[0] == "" or Path(sys.path[0]) == Path.cwd()):
         del sys.path[0]
-    preload(filter(None, os.environ.pop(PRELOAD_ENV, "").split(",")))
-    without_debugger()
+    from softbee.runbook.util.gcpause import imports_without_gc
 
-    from ipykernel import kernelapp
+    with imports_without_gc():  # the collector runs again before the first cell
+        preload(filter(None, os.environ.pop(PRELOAD_ENV, "").split(",")))
+        without_debugger()
 
-    sys.argv.append(f"--ext={CELLS}")  # one-line errors and plain tables from the first cell
-    kernelapp.launch_new_instance()
-    exit_now(kernelapp.IPKernelApp.instance())
+        from ipykernel import kernelapp
+
+        sys.argv.append(f"--ext={CELLS}")  # one-line errors and plain tables from the first cell
+        # kernelapp.launch_new_instance(), in its two steps
+        app = kernelapp.IPKernelApp.instance()
+        app.initialize()
+    app.start()
+    exit_now(app)
 
 
 def without_debugger() -> None:

@@ -1,0 +1,54 @@
+"""The archive's files: written whole or not at all, hashed, and its records' times read."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``path`` whole or not at all (temp file, fsync, rename); ``mode`` else 0600."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if mode is not None:  # mkstemp makes 0600 files
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def sha256_or_none(path: Path) -> str | None:
+    """The sha256 of ``path`` in hex, or None when the file is not there."""
+    try:
+        return sha256_of(path)
+    except FileNotFoundError:
+        return None
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of ``path`` in hex, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def parse_iso(text: Any) -> dt.datetime | None:
+    """An ISO time from a record (naive means UTC), or None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
