@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from softbee.runbook.errors import ArchiveError, CatalogError, ParameterError, RunbookError
-from softbee.runbook.fleet.fleet_cli import add_fleet_parser, fleet_command
+from softbee.runbook.fleet.fleet_cli import add_fleet_parser, fleet_command, fleet_list
 from softbee.runbook.premerge.review_cli import add_review_parsers, review_command, stats_command
 from softbee.runbook.run.catalog import Runbook, list_runbooks, load_parameter_file, runbooks_dir
 from softbee.runbook.run.process import Terminated, exit_now
-from softbee.runbook.util.sqltext import one_line
+from softbee.runbook.run.report import error_line, print_summary, print_table
 
 PROG = "softbee-runbook"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -207,7 +207,7 @@ def _print_runbook(runbook: Runbook, out: TextIO) -> None:
         )
         for p in runbook.parameters
     ]
-    _table(rows, out, indent="    ")
+    print_table(rows, out, indent="    ")
 
 
 # -- run --------------------------------------------------------------------------------------
@@ -228,72 +228,11 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     record = run.record
     print(f"archived: {run.notebook}", file=out)
     print(f"          {run.html}", file=out)
-    _print_summary(record, out)
+    print_summary(record, out)
     if run.passed:
         return EXIT_OK
-    print(error_line(record, run.html), file=sys.stderr)
+    print(error_line(PROG, record, run.html), file=sys.stderr)
     return EXIT_FAILED
-
-
-def error_line(record: dict[str, Any], html: Path) -> str:
-    """The one line on stderr for a failed run: where it failed, the error and its advice."""
-    error = record.get("error") or {}
-    where = f" at step {error['step']!r}" if error.get("step") else ""
-    return (f"{PROG}: runbook {record['runbook']!r} failed{where}: {error.get('type')}: "
-            f"{_one_line(error.get('message'))} (see {html})")
-
-
-def _print_summary(record: dict[str, Any], out: TextIO) -> None:
-    from softbee.runbook.archive import auditpage
-
-    print(
-        f"run:      {record.get('run_id')}  {record.get('runbook')}  {record.get('status')} "
-        f"in {record.get('duration_s')} s",
-        file=out,
-    )
-    database = auditpage.database_label(record.get("database"))
-    if database:
-        environment = record.get("environment")
-        print(f"database: {database}" + (f" ({environment})" if environment else ""), file=out)
-    before, after = record.get("revision_before"), record.get("revision_after")
-    if before is not None or after is not None:
-        print(f"revision: {before or '(none)'} -> {after or '(none)'}", file=out)
-    counts = record.get("row_counts") or []
-    if counts:
-        rows = [("table", "before", "after", "delta")]
-        for count in counts:
-            delta = count.get("delta")
-            shown = f"{delta:+d}" if isinstance(delta, int) else str(delta)
-            rows.append(
-                (
-                    str(count.get("table")),
-                    _count(count.get("before")),
-                    _count(count.get("after")),
-                    shown,
-                )
-            )
-        print("rows:", file=out)
-        _table(rows, out, indent="    ")
-    if record.get("outcome"):
-        print(f"outcome:  {record['outcome']}", file=out)
-    extra = record.get("extra_facts") or {}
-    if extra.get("round_trip"):
-        print(f"round trip: {extra['round_trip']}", file=out)
-    if extra.get("app_load_check"):
-        print(f"app load: {extra['app_load_check']}", file=out)
-    for line in extra.get("in_progress") or []:  # a revision an earlier run left half-way
-        print(f"in progress: {_one_line(line)}", file=out)
-    for problem in extra.get("state_problems") or []:  # what inspect_diff found on the record
-        print(f"finding:  {_one_line(problem)}", file=out)
-    error = record.get("error")
-    if error:
-        count = error.get("execution_count")
-        cell = f"cell In [{count}]" if count is not None else f"cell {error.get('cell')}"
-        step = f", step {error['step']!r}" if error.get("step") else ""
-        print(
-            f"error:    {error.get('type')}: {_one_line(error.get('message'))} ({cell}{step})",
-            file=out,
-        )
 
 
 # -- archive ----------------------------------------------------------------------------------
@@ -305,7 +244,7 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
 
     directory = archive.archive_dir(args.archive_dir)
     if args.action == "list" and args.fleet:
-        return _fleet_list(directory, args.fleet, out)
+        return fleet_list(directory, args.fleet, out)
     if args.action == "list":
         runs = archive.list_runs(
             directory, runbook=args.runbook, status=args.status, since=args.since
@@ -335,7 +274,7 @@ def _archive(args: argparse.Namespace, out: TextIO) -> int:
                      else auditpage.database_label(record.get("database")) or "-"),
                 )
             )
-        _table(rows, out)
+        print_table(rows, out)
         return EXIT_OK
     if args.action == "show":
         run = archive.find_run(directory, args.run_id)
@@ -393,43 +332,3 @@ def _vouch_databases(args: argparse.Namespace, directory: Path, out: TextIO) -> 
         print(found.line(), file=out)
         problems += found.problems
     return problems
-
-
-def _fleet_list(directory: Path, fleet_id: str, out: TextIO) -> int:
-    from softbee.runbook.fleet.fleet_run import fleet_runs
-
-    fleet, runs = fleet_runs(directory, fleet_id)
-    counts = ", ".join(f"{n} {s}" for s, n in (fleet.get("counts") or {}).items())
-    print(f"fleet {fleet.get('fleet_id')}  {fleet.get('runbook')}  {fleet.get('status')}  "
-          f"{str(fleet.get('started_at', ''))[:19].replace('T', ' ')}  {counts}"
-          + (f"  ({fleet['stopped']})" if fleet.get("stopped") else ""), file=out)
-    rows = [("TARGET", "STATUS", "RUN ID", "REVISION", "HTML")]
-    linked = {r.get("run_id"): r for r in runs}
-    for target in fleet.get("targets") or []:
-        run = linked.get(target.get("run_id")) or {}
-        rows.append((str(target.get("name")), str(target.get("status")),
-                     str(target.get("run_id") or "-"),
-                     (f"{run.get('revision_before') or '-'} -> {run.get('revision_after') or '-'}"
-                      if run else "-"),
-                     str(directory / run["html"]) if run.get("html") else "-"))
-    _table(rows, out)
-    return EXIT_OK
-
-
-# -- formatting -------------------------------------------------------------------------------
-
-
-def _table(rows: Sequence[Sequence[str]], out: TextIO, indent: str = "") -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
-        print((indent + "  ".join(cells)).rstrip(), file=out)
-
-
-def _count(value: Any) -> str:
-    return "-" if value is None else str(value)  # None: the table did not exist
-
-
-def _one_line(text: Any) -> str:
-    """The whole message on one line: never cut, its advice (at the end) included."""
-    return one_line(text or "")

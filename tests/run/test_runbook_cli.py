@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from softbee.runbook.archive import HEAD_NAME, INDEX_NAME, read_index
-from softbee.runbook.cli import _print_summary, error_line, main
+from softbee.runbook.cli import main
+from softbee.runbook.run.report import error_line, print_summary
 from tests.helpers import BEEYARD_APP, EXAMPLES, HUNG_AFTER_S, REPO_ROOT, assemble_oldest_stack
 
 TOYS = EXAMPLES / "toy_runbooks"
@@ -522,12 +523,12 @@ def test_the_summary_names_the_round_trip_and_the_app_load_check_and_never_cuts_
                   "execution_count": 5, "step": "## 3. Migrate"},
     }
     out = io.StringIO()
-    _print_summary(record, out)
+    print_summary(record, out)
     shown = out.getvalue()
     assert "round trip: asked for; it did not finish (see the error)" in shown
     assert "app load: not checked: the database URL comes from the app's config" in shown
     assert ADVICE in shown
-    line = error_line(record, Path("run.html"))
+    line = error_line("softbee-runbook", record, Path("run.html"))
     assert ADVICE in line and "\n" not in line
 
 
@@ -549,7 +550,7 @@ def test_a_round_trip_run_says_it_was_one_and_shows_the_app_load_check(tmp_path)
 
 def test_the_summary_names_a_revision_in_progress_and_each_finding_in_one_line():
     out = io.StringIO()
-    _print_summary({
+    print_summary({
         "run_id": "r1", "runbook": "inspect_diff", "status": "passed", "duration_s": 1.0,
         "outcome": "read-only: 1 finding(s) on the recorded state",
         "extra_facts": {
@@ -557,11 +558,15 @@ def test_the_summary_names_a_revision_in_progress_and_each_finding_in_one_line()
                             "running, 119,929 / 200,000 rows"],
             "state_problems": ["records unknown revision deadbeef: it is not in migrations/:\n"
                                "run recover_stamp with purge=True"],
+            "moved_outside": ["recorded 7a6c1e3b8d07 by run 3f2a on 2026-12-01; now at "
+                              "8b7d2f4c9e08 with no run recorded"],
         },
     }, out)
 
     lines = out.getvalue().splitlines()
     assert ("in progress: revision 6f5b0d2a7c06: phase 2 of 3 (backfill users.full_name) running, "
             "119,929 / 200,000 rows") in lines
-    assert ("finding:  records unknown revision deadbeef: it is not in migrations/: "
+    assert ("finding: records unknown revision deadbeef: it is not in migrations/: "
             "run recover_stamp with purge=True") in lines
+    assert ("changed outside the runbooks: recorded 7a6c1e3b8d07 by run 3f2a on 2026-12-01; "
+            "now at 8b7d2f4c9e08 with no run recorded") in lines  # the page's first words, too

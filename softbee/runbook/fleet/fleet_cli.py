@@ -7,11 +7,12 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from softbee.runbook.errors import ConfigError
 from softbee.runbook.fleet.targets import Fleet, TargetsError, load_targets
+from softbee.runbook.run.report import print_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PROG = "softbee-runbook"
@@ -88,7 +89,7 @@ def _targets(fleet: Fleet, out: TextIO) -> int:
     for target in fleet.targets:
         rows.append((target.name, str(target.wave), target.source if target.url_env or target.url
                      else "-", target.conn_id or "-", ",".join(target.tags) or "-"))
-    table(rows, out)
+    print_table(rows, out)
     print(f"{len(fleet.targets)} target(s) in {len(fleet.waves)} wave(s): {fleet.path} is usable",
           file=out)
     return EXIT_OK
@@ -106,7 +107,7 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         print(json.dumps(status.to_json(), indent=2), file=out)
     else:
-        table([("COUNT", "STATE", "REVISION", "TARGETS"), *status_rows(status)], out)
+        print_table([("COUNT", "STATE", "REVISION", "TARGETS"), *status_rows(status)], out)
         for target in unreachable(status):
             print(f"unreachable: {target.name}: {target.detail}", file=out)
         for line in drift_lines(status):
@@ -156,7 +157,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
             detail = f"{target.html}  ({target.error})"
         rows.append((target.name, target.stage, target.status, target.run_id or "-",
                      revision, detail))
-    table(rows, out)
+    print_table(rows, out)
     counts = {s: len(result.with_status(s)) for s in (PASSED, FAILED, NOT_STARTED)}
     print(f"fleet {result.fleet_id}: {result.status}: {counts[PASSED]} passed, "
           f"{counts[FAILED]} failed, {counts[NOT_STARTED]} not started"
@@ -206,11 +207,26 @@ class _LiveLine:
             self.stream.flush()
 
 
-def table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
-    """Left-aligned columns, two spaces apart."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+def fleet_list(directory: Path, fleet_id: str, out: TextIO) -> int:
+    """``archive list --fleet ID``: a fleet run and each of its targets' runs."""
+    from softbee.runbook.fleet.fleet_run import fleet_runs
+
+    fleet, runs = fleet_runs(directory, fleet_id)
+    counts = ", ".join(f"{n} {s}" for s, n in (fleet.get("counts") or {}).items())
+    print(f"fleet {fleet.get('fleet_id')}  {fleet.get('runbook')}  {fleet.get('status')}  "
+          f"{str(fleet.get('started_at', ''))[:19].replace('T', ' ')}  {counts}"
+          + (f"  ({fleet['stopped']})" if fleet.get("stopped") else ""), file=out)
+    rows = [("TARGET", "STATUS", "RUN ID", "REVISION", "HTML")]
+    linked = {r.get("run_id"): r for r in runs}
+    for target in fleet.get("targets") or []:
+        run = linked.get(target.get("run_id")) or {}
+        rows.append((str(target.get("name")), str(target.get("status")),
+                     str(target.get("run_id") or "-"),
+                     (f"{run.get('revision_before') or '-'} -> {run.get('revision_after') or '-'}"
+                      if run else "-"),
+                     str(directory / run["html"]) if run.get("html") else "-"))
+    print_table(rows, out)
+    return EXIT_OK
 
 
 def _positive(text: str) -> int:
