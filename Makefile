@@ -119,7 +119,8 @@ lab: $(INSTALLED)
 
 # A streaming replica of the local PostgreSQL 15 (cluster 15/replica, port 5433) for the
 # replica-lag throttle and its test (docs/reliability.md). Idempotent; needs root. The tests
-# that need it make it themselves; `make replica-down` drops it and its replication slot.
+# that need it make it themselves and drop it when done; `make replica-down` drops it and
+# its replication slot.
 replica:
 	scripts/pg-replica.sh up
 
