@@ -235,9 +235,10 @@ def test_every_session_the_project_opens_carries_the_runs_lock_timeout(
 
 LIBRARY = REPO_ROOT / "softbee" / "runbook"
 # (module, function) allowed to create an engine or open a session: the factory itself, and
-# fleet status's one driver connection per target (born with the lock timeout, see there).
+# fleet status's and the fleet drift check's one driver connection per target (each born
+# with the lock timeout, see there; tests/review/test_drift_many.py shows the drift one's bound).
 FACTORY = {("project/engines.py", "make_engine"), ("project/sessions.py", "open_session"),
-           ("fleet/status.py", "read_revisions")}
+           ("fleet/status.py", "read_revisions"), ("review/drift_many.py", "quick_read")}
 ENGINE_MAKERS = {"create_engine", "engine_from_config", "create_async_engine"}
 DRIVERS = {"psycopg2", "psycopg", "pymysql", "MySQLdb", "sqlite3", "asyncpg"}
 

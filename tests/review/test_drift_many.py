@@ -47,3 +47,37 @@ def test_an_unreachable_target_is_a_finding(tmp_path: Path) -> None:
     assert not found.checked
     assert found.error is not None and found.error.startswith("drift could not be checked: ")
     assert "secret" not in found.error
+
+
+@pytest.mark.postgres
+def test_the_quick_read_of_a_locked_version_table_gives_up_within_its_lock_timeout(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone holds alembic_version: the quick read stops at its lock timeout (FleetDrift makes
+    that a "could not be checked" finding) instead of waiting for them."""
+    import threading
+
+    import sqlalchemy as sa
+
+    project_at(postgres_url, HEAD).engine.dispose()
+    monkeypatch.setattr(drift_many, "QUICK_LOCK_TIMEOUT_MS", 300)
+    holder = sa.create_engine(postgres_url)
+    done: list[object] = []
+    with holder.connect() as connection:
+        connection.execute(sa.text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
+        def read() -> None:
+            try:
+                done.append(drift_many.quick_read(postgres_url, skip=()))
+            except Exception as exc:  # noqa: BLE001 - what FleetDrift turns into a finding
+                done.append(exc)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(60)  # far beyond the bound; a read that waited for the holder is still here
+        still_waiting = reader.is_alive()
+        connection.rollback()
+    holder.dispose()
+
+    assert not still_waiting, "the quick read waited for the lock's holder"
+    [outcome] = done  # gave up: the catalogue read, or the version table, hit the lock timeout
+    assert "lock timeout" in str(outcome), outcome

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from softbee.runbook.archive.summary import first_words
 from softbee.runbook.util.sqltext import one_line
 
 
@@ -33,7 +32,8 @@ def error_line(prog: str, record: dict[str, Any], html: Path) -> str:
 
 def print_summary(record: dict[str, Any], out: TextIO) -> None:
     """A run's summary: id and status, database, revisions, row counts, then its first words."""
-    from softbee.runbook.archive import auditpage
+    from softbee.runbook.archive import auditpage  # the archive package: only once a run is done
+    from softbee.runbook.archive.summary import first_words
 
     print(f"run:      {record.get('run_id')}  {record.get('runbook')}  {record.get('status')} "
           f"in {record.get('duration_s')} s", file=out)
