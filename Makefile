@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ROWS ?= 1000
 
-.PHONY: setup run test test-oldest test-airflow test-lab lab lint clean
+.PHONY: setup run test test-oldest test-airflow test-lab lab lint clean replica replica-down
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -116,6 +116,16 @@ LAB_ARGS ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(INSTALLED)
 	SOFTBEE_PROJECT_ROOT=$(CURDIR) $(BIN)/jupyter lab --notebook-dir=$(CURDIR) $(ROOT_FLAG) $(LAB_ARGS) runbooks/
+
+# A streaming replica of the local PostgreSQL 15 (cluster 15/replica, port 5433) for the
+# replica-lag throttle and its test (docs/reliability.md). Idempotent; needs root. The tests
+# that need it make it themselves and drop it when done; `make replica-down` drops it and
+# its replication slot.
+replica:
+	scripts/pg-replica.sh up
+
+replica-down:
+	scripts/pg-replica.sh down
 
 clean:
 	rm -rf $(VENV) $(OLDEST) instance build *.egg-info $(RESULTS)

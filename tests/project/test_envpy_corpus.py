@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 
 from softbee.runbook.engine.guards import migration_lock
 from softbee.runbook.engine.migrate import run_migration
+from softbee.runbook.engine.retries import NO_RETRIES
 from softbee.runbook.errors import DataLossError, LockHeld, MigrationFailed, NotRoutable
 from softbee.runbook.project import APPLICATION_NAME, Project, load_project
 from softbee.runbook.util.history_name import HISTORY_TABLE
@@ -282,7 +283,9 @@ def assert_a_long_reader_is_named_within_lock_timeout(project: Project, database
     with long_reader(database_url) as reader_pid:
         started = time.monotonic()
         with pytest.raises(MigrationFailed) as failure:
-            bounded(lambda: run_migration(project, "upgrade", "head", lock_timeout_ms=LOCK_TIMEOUT_MS))
+            # Without lock retries (tests/engine/test_retries.py): the bound here is the timeout.
+            bounded(lambda: run_migration(project, "upgrade", "head", lock_timeout_ms=LOCK_TIMEOUT_MS,
+                                          lock_retries=NO_RETRIES))
         elapsed = time.monotonic() - started
     message = str(failure.value)
     assert f"pid {reader_pid}" in message and "lock" in message and middle in message, message

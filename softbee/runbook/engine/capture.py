@@ -22,6 +22,7 @@ from alembic.script import Script
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.engine.migrate import MigrationResult, Plan, held_locks, run_migration
+from softbee.runbook.engine.retries import NO_RETRIES
 from softbee.runbook.project import Project
 from softbee.runbook.util.options import RunOptions
 from softbee.urls import redact_text
@@ -171,8 +172,11 @@ def capture_plan(
                                statement_timeout_ms=statement_timeout_ms)
     recorder = StatementRecorder(plan.direction)
     try:
-        result = run_migration(project, plan.direction, plan.target or "base",
-                               options=options.but(rehearse=True), observer=recorder)
+        result = run_migration(
+            project, plan.direction, plan.target or "base",
+            options=options.but(rehearse=True), observer=recorder,
+            lock_retries=NO_RETRIES,  # a review waits no longer than lock_timeout: it names the holder
+        )
     finally:
         recorder.close()
     return Capture(recorder.revisions, result)

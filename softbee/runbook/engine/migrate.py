@@ -14,6 +14,7 @@ from softbee.runbook.engine import autocommit
 from softbee.runbook.engine.apply import apply_plan
 from softbee.runbook.engine.apply import migrate_one as migrate_one  # its old home: re-exported
 from softbee.runbook.engine.dataloss import find_losses, take_snapshot
+from softbee.runbook.engine.faults import lost_connection, root_cause
 from softbee.runbook.engine.guards import migration_lock, require_confirmation, session_timeouts
 from softbee.runbook.engine.online_run import (
     calls_run_phases,
@@ -27,9 +28,11 @@ from softbee.runbook.engine.result import (  # their old home: the names stay im
 from softbee.runbook.engine.result import Progress as Progress
 from softbee.runbook.engine.result import Step as Step
 from softbee.runbook.engine.result import StepObserver as StepObserver
+from softbee.runbook.engine.retries import LockRetries, exhausted_note
 from softbee.runbook.engine.roundtrip import round_trip_checks
 from softbee.runbook.engine.roundtrip import round_trip_phases as round_trip_phases
 from softbee.runbook.engine.roundtrip import round_trip_verdict as round_trip_verdict
+from softbee.runbook.engine.run_policies import under_run_policies
 from softbee.runbook.errors import (
     DataLossError,
     MigrationFailed,
@@ -40,6 +43,7 @@ from softbee.runbook.errors import (
     first_line,
 )
 from softbee.runbook.history.recorder import recording
+from softbee.runbook.online.throttle import Throttle
 from softbee.runbook.project import Project
 from softbee.runbook.project.dialects import dialect_for, dialect_named, rollback_fully
 from softbee.runbook.project.sessions import (
@@ -67,6 +71,7 @@ from softbee.runbook.util.options import RunOptions
 from softbee.urls import redact_text
 
 
+@under_run_policies
 def run_migration(
     project: Project,
     direction: str = "upgrade",
@@ -85,8 +90,15 @@ def run_migration(
     observer: StepObserver | None = None,
     options: RunOptions | None = None,
     history: bool = True,
+    lock_retries: LockRetries | None = None,
+    throttle: Throttle | None = None,
 ) -> MigrationResult:
     """Migrate under the lock, in one transaction, refusing data loss unless allowed.
+
+    A statement that loses its lock to the application is retried by ``lock_retries``
+    (default :class:`~softbee.runbook.engine.retries.LockRetries`; ``NO_RETRIES`` for none);
+    online backfills yield to VACUUM, the operator and (given ``max_replica_lag_s``) replicas
+    by ``throttle`` (default :class:`~softbee.runbook.online.throttle.Throttle`).
 
     With ``rehearse=True`` everything runs for real and is then rolled back. ``observer`` is
     told when each revision starts and ends (``capture`` records the statements that way).
@@ -322,6 +334,9 @@ def _explain(
     ``run`` names the kind of run (a rehearsal, a round trip) in the advice that depends on it.
     """
     script = getattr(exc, "_softbee_script", None)
+    lost = lost_connection(exc)
+    exc = root_cause(exc)  # a PendingRollbackError stands for the lost connection before it
+    script = script or getattr(exc, "_softbee_script", None)
     where = f"revision {script.revision} ({(script.doc or '').strip()})" if script else plan.direction
     phase = getattr(exc, "_softbee_phase", None)
     where = f"{phase}: {where}" if phase else where
@@ -351,7 +366,7 @@ def _explain(
         )
     if timeout is not None and timeout.kind == "lock":
         return MigrationFailed(
-            f"{where}: {timeout.setting} reached: statement {statement!r} waited for a lock held "
+            f"{where}: {timeout.setting} reached{exhausted_note(exc)}: statement {statement!r} waited for a lock held "
             f"by {describe_blockers(project, statement)}; {outcome}: retry when that session "
             "ends, or raise lock_timeout_ms"
         )
@@ -360,5 +375,9 @@ def _explain(
             f"{where}: {timeout.setting} reached by {statement!r}; {outcome}: raise "
             "statement_timeout_ms or batch the work"
         )
+    if lost:
+        return MigrationFailed(
+            f"{where}: the connection to the database was lost ({reason}); {outcome}: "
+            + (advice or "run it again once the database is back"))
     advice = advice or "fix the script, or fix the database by hand and run recover_stamp"
     return MigrationFailed(f"{where} failed: {type(orig or exc).__name__}: {reason}; {outcome}: {advice}")

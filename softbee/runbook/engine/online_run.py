@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 from softbee.runbook.engine.apply import migrate_one
 from softbee.runbook.engine.autocommit import blocks_in, finish_revision, revision_running
 from softbee.runbook.engine.dataloss import Snapshot, find_losses, take_snapshot
+from softbee.runbook.engine.faults import where_recorded
 from softbee.runbook.engine.result import MigrationResult, Progress, Step, StepObserver
 from softbee.runbook.errors import (
     DataLossError,
@@ -302,9 +303,7 @@ def _run_revision(
 def _outcome(project: Project, conn: Connection, revision: str,
              earlier_committed: bool) -> tuple[str, str | None]:
     """What became of the database when ``revision`` failed, and what to do (None: the usual)."""
-    recorded = current_revisions(project, conn)
-    phases = in_progress(conn)
-    conn.commit()
+    recorded, phases = where_recorded(project, conn)  # on a fresh session when conn is gone
     at = ", ".join(recorded) or "base"
     if phases:
         return (f"{revision} is NOT rolled back as a whole: its open transaction was, what its "
@@ -319,9 +318,7 @@ def _outcome(project: Project, conn: Connection, revision: str,
 
 def _where_now(project: Project, conn: Connection, message: str) -> str:
     """``message`` with where the database really is now: its revision and recorded phases."""
-    recorded = current_revisions(project, conn)
-    phases = in_progress(conn)
-    conn.commit()
+    recorded, phases = where_recorded(project, conn)
     at = ", ".join(recorded) or "base"
     now = f"the database is at revision {at} (committed)"
     if phases:

@@ -62,6 +62,7 @@ class MigrationResult:
     committed: bool = False
     phases: list[dict[str, Any]] = field(default_factory=list)
     round_trip: str = ""  # a round trip's result in one sentence (empty: none was asked for)
+    lock_retries: list[dict[str, Any]] = field(default_factory=list)  # engine/retries.py
 
     def counts_frame(self) -> pd.DataFrame:
         """Rows per table before, after and the difference."""
@@ -141,4 +142,5 @@ class MigrationResult:
             "rehearsal": self.rehearsal,
             "outcome": outcome,
             **({"round_trip": self.round_trip} if self.round_trip else {}),
+            **({"lock_retries": self.lock_retries} if self.lock_retries else {}),
         }

@@ -34,6 +34,7 @@ from softbee.runbook.engine.apply import apply_plan
 from softbee.runbook.engine.dataloss import find_losses, take_snapshot
 from softbee.runbook.engine.predict import cannot_predict, predict_losses, step_sql
 from softbee.runbook.engine.result import MigrationResult, Progress, StepObserver
+from softbee.runbook.engine.retries import exhausted_note
 from softbee.runbook.engine.roundtrip import check_equal, round_trip_phases, round_trip_verdict
 from softbee.runbook.errors import (
     DataLossError,
@@ -222,7 +223,7 @@ def step_failed(
                else f"nothing of it ran, database still at {at}")
     if timeout is not None and timeout.kind == "lock":
         return MigrationFailed(
-            f"{where}: {timeout.setting} reached: statement {statement!r} waited for a lock held "
+            f"{where}: {timeout.setting} reached{exhausted_note(exc)}: statement {statement!r} waited for a lock held "
             f"by {describe_blockers(project, statement)}; {nothing}: retry when that session "
             "ends, or raise lock_timeout_ms")
     if timeout is not None:
@@ -256,7 +257,7 @@ def partially_applied(
     statement = one_line(getattr(exc, "statement", "") or "")[:200]
     reason = redact_text(first_line(orig if orig is not None else exc))
     if timeout is not None and timeout.kind == "lock":
-        reason = (f"{timeout.setting} reached waiting for a lock held by "
+        reason = (f"{timeout.setting} reached{exhausted_note(exc)} waiting for a lock held by "
                   f"{describe_blockers(project, statement)}")
     elif timeout is not None:
         reason = f"{timeout.setting} reached ({reason})"

@@ -40,9 +40,16 @@ from sqlalchemy.engine import Connection
 
 from softbee.runbook.errors import MigrationFailed
 from softbee.runbook.online.phases import Batches, Phase, PhaseRunner, runner_for
+from softbee.runbook.online.throttle import (
+    Throttle,
+    default_pause_file,
+    pause_backfills,
+    resume_backfills,
+)
 
 __all__ = [
-    "Phase", "add_foreign_key", "backfill", "create_index", "ddl", "run_phases", "set_not_null",
+    "Phase", "Throttle", "add_foreign_key", "backfill", "create_index", "ddl", "default_pause_file",
+    "pause_backfills", "resume_backfills", "run_phases", "set_not_null",
 ]
 
 
@@ -83,7 +90,8 @@ class _Backfill(Phase):
         key = self.table.c[self.key]
         total = connection.execute(
             sa.select(sa.func.count()).select_from(self.table).where(self.where)).scalar_one()
-        batches = Batches(runner, total=int(total), batch_ms=self.batch_ms, pause_ms=self.pause_ms)
+        batches = Batches(runner, total=int(total), batch_ms=self.batch_ms, pause_ms=self.pause_ms,
+                          table=self.table.name)
         low = connection.execute(sa.select(sa.func.min(key)).where(self.where)).scalar()
         above = None if low is None else key >= low  # the first batch starts at the first row to do
         while above is not None:

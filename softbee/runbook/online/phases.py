@@ -39,6 +39,7 @@ from softbee.runbook.online.record import in_progress as in_progress
 from softbee.runbook.online.record import phase_table as phase_table
 from softbee.runbook.online.record import phases_in_sql as phases_in_sql
 from softbee.runbook.online.record import recorded_phases as recorded_phases
+from softbee.runbook.online.throttle import Gate, current_throttle
 from softbee.runbook.util.error_codes import DEADLOCK_DETECTED, LOCK_NOT_AVAILABLE, error_code
 
 if TYPE_CHECKING:
@@ -265,15 +266,28 @@ class Batches:
     FIRST_SIZE = 1000
     MAX_SIZE = 100_000
 
-    def __init__(self, runner: PhaseRunner, *, total: int, batch_ms: int, pause_ms: int) -> None:
+    def __init__(self, runner: PhaseRunner, *, total: int, batch_ms: int, pause_ms: int,
+                 table: str = "") -> None:
         self.runner, self.total, self.budget_s = runner, total, batch_ms / 1000
         self.pause_s = pause_ms / 1000
         self.size, self.done, self.started = self.FIRST_SIZE, 0, time.perf_counter()
         self._shown = 0.0
         self._bar = _Bar(total)
+        self._connection: Connection | None = None
+        # Replica lag, a VACUUM of the table, an operator's pause file (throttle.py).
+        self.gate = Gate(current_throttle(), table, runner.say, self._paused) if table else None
+
+    def _paused(self, paused: bool) -> None:
+        """Record the phase as paused (or running again), so status shows it."""
+        if isinstance(self.runner, OnlineRunner) and self.runner.current and self._connection:
+            self.runner.current.state = "paused" if paused else "running"
+            self.runner.progress(self._connection, self.done, self.total)
 
     def run(self, connection: Connection, statement: Any) -> None:
-        """One batch: run it, adapt the next batch's size to the time budget, show progress."""
+        """One batch: wait at the gate, run it, adapt the next batch's size, show progress."""
+        if self.gate is not None:
+            self._connection = connection
+            self.gate.before_batch(connection)
         began = time.perf_counter()
         self.done += self.runner.execute(connection, statement)
         took = max(time.perf_counter() - began, 1e-4)
