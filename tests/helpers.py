@@ -243,6 +243,23 @@ def assemble_oldest_stack(destination: Path) -> Path:
     return destination
 
 
+def add_users(url: str, count: int) -> None:
+    """``count`` more users (PostgreSQL), copies of the first with their own email (the seed
+    makes few)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            columns = [c["name"] for c in sa.inspect(conn).get_columns("users")
+                       if c["name"] not in ("id", "email")]
+            listed = ", ".join(columns)
+            conn.execute(sa.text(
+                f"INSERT INTO users (email, {listed}) SELECT 'copy' || g || '@example.com', "
+                f"{listed} FROM users, generate_series(1, :n) g "
+                "WHERE users.id = (SELECT min(id) FROM users)"), {"n": count})
+    finally:
+        engine.dispose()
+
+
 def add_hives(url: str, names: tuple[str, ...] = ("north-1", "south-2", "lone")) -> None:
     """Hives named ``<yard>-<n>`` (or without a yard), at revision f2000000002b or later."""
     engine = sa.create_engine(url)

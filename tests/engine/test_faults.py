@@ -15,22 +15,7 @@ from softbee.runbook.engine.faults import lost_connection, root_cause, where_rec
 from softbee.runbook.engine.migrate import run_migration
 from softbee.runbook.errors import MigrationFailed
 from softbee.runbook.project import load_project
-from tests.helpers import FULL_NAME, HIVE_HEALTH, project_at, revision_of
-
-
-def _add_users(url: str, count: int) -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            columns = [c["name"] for c in sa.inspect(conn).get_columns("users")
-                       if c["name"] not in ("id", "email")]
-            listed = ", ".join(columns)
-            conn.execute(sa.text(
-                f"INSERT INTO users (email, {listed}) SELECT 'copy' || g || '@example.com', "
-                f"{listed} FROM users, generate_series(1, :n) g "
-                "WHERE users.id = (SELECT min(id) FROM users)"), {"n": count})
-    finally:
-        engine.dispose()
+from tests.helpers import FULL_NAME, HIVE_HEALTH, add_users, project_at, revision_of
 
 
 @pytest.mark.postgres
@@ -38,7 +23,7 @@ def test_a_terminated_session_mid_backfill_is_named_as_such_and_a_rerun_finishes
     postgres_url: str,
 ) -> None:
     project_at(postgres_url, HIVE_HEALTH, rows=40)
-    _add_users(postgres_url, 2500)
+    add_users(postgres_url, 2500)
     killer = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     killed: list[bool] = []
 

@@ -23,7 +23,15 @@ from softbee.runbook.errors import MigrationFailed, ParameterError
 from softbee.runbook.online.phases import Batches, PhaseRunner, in_progress
 from softbee.runbook.online.throttle import Gate, Throttle, pause_backfills, resume_backfills
 from softbee.runbook.project import load_project
-from tests.helpers import FULL_NAME, HIVE_HEALTH, HUNG_AFTER_S, REPO_ROOT, project_at, revision_of
+from tests.helpers import (
+    FULL_NAME,
+    HIVE_HEALTH,
+    HUNG_AFTER_S,
+    REPO_ROOT,
+    add_users,
+    project_at,
+    revision_of,
+)
 
 REPLICA_URL = "postgresql://postgres@127.0.0.1:5433/postgres"
 QUICK = {"poll_s": 0.1, "check_every_s": 0.0, "max_pause_s": 120.0}
@@ -63,22 +71,6 @@ def streaming_replica() -> Iterator[str]:
 def _upgrade(url: str, throttle: Throttle, on_line: Callable[[str], None]) -> object:
     return run_migration(load_project(database_url=url), "upgrade", FULL_NAME,
                          progress=on_line, throttle=throttle)
-
-
-def _add_users(url: str, count: int) -> None:
-    """``count`` more users, copies of the first with their own email (the seed makes few)."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            columns = [c["name"] for c in sa.inspect(conn).get_columns("users")
-                       if c["name"] not in ("id", "email")]
-            listed = ", ".join(columns)
-            conn.execute(sa.text(
-                f"INSERT INTO users (email, {listed}) SELECT 'copy' || g || '@example.com', "
-                f"{listed} FROM users, generate_series(1, :n) g "
-                "WHERE users.id = (SELECT min(id) FROM users)"), {"n": count})
-    finally:
-        engine.dispose()
 
 
 def _all_filled(url: str) -> bool:
@@ -169,7 +161,7 @@ def test_a_backfill_pauses_while_the_replica_lags_and_finishes_when_it_catches_u
 def test_a_backfill_yields_to_a_vacuum_of_its_table(postgres_url: str) -> None:
     """A slow VACUUM starts after the first batch (before, it would hold off the ADD COLUMN)."""
     project_at(postgres_url, HIVE_HEALTH, rows=40)
-    _add_users(postgres_url, 3000)
+    add_users(postgres_url, 3000)
     vacuumer = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT",
                                 connect_args={"application_name": "slow-vacuum"})
     watcher = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
