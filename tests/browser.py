@@ -11,10 +11,14 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.request import urlopen
 
 import pytest
+
+T = TypeVar("T")
 
 
 def chromium() -> str:
@@ -149,6 +153,21 @@ class DevTools:
         if self._socket is not None:
             self._socket.close()
             self._socket = None
+
+    def drive(self, steps: Callable[[], Awaitable[T]]) -> T:
+        """Connect, run ``steps`` in an event loop, disconnect; the browser is stopped after."""
+
+        async def session() -> T:
+            await self.connect()
+            try:
+                return await steps()
+            finally:
+                self.disconnect()
+
+        try:
+            return asyncio.run(session())
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Stop the browser."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import shutil
@@ -287,13 +286,6 @@ def test_in_chromium_an_auditor_filters_to_failed_runs_follows_a_link_and_comes_
     chromium = DevTools((archive / PAGE_NAME).as_uri(), tmp_path / "profile")
     shots: dict[str, bytes] = {}
 
-    async def audit() -> dict[str, object]:
-        await chromium.connect()
-        try:
-            return await steps()
-        finally:
-            chromium.disconnect()
-
     async def steps() -> dict[str, object]:
         await chromium.wait_for(_INDEX_LOADED, "index.html loaded")
         seen: dict[str, object] = {"all": await chromium.evaluate(_VISIBLE_RUNS)}
@@ -318,10 +310,7 @@ def test_in_chromium_an_auditor_filters_to_failed_runs_follows_a_link_and_comes_
         seen["after_back"] = await chromium.evaluate(_VISIBLE_RUNS)
         return seen
 
-    try:
-        seen = asyncio.run(audit())
-    finally:
-        chromium.close()
+    seen = chromium.drive(steps)
 
     assert seen["all"] == ["run000000004", "run000000003", "run000000002", "run000000001"]
     assert seen["failed"] == ["run000000004", "run000000002"]

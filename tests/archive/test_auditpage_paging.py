@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -239,13 +238,6 @@ def test_in_chromium_an_auditor_finds_failed_runs_page_by_page(paged: Path, tmp_
     loaded = ("document.readyState === 'complete' && location.pathname.endsWith('/{}') "
               "&& document.getElementById('shown').textContent !== ''")
 
-    async def audit() -> dict[str, object]:
-        await chromium.connect()
-        try:
-            return await steps()
-        finally:
-            chromium.disconnect()
-
     async def steps() -> dict[str, object]:
         await chromium.wait_for(loaded.format("pages/index.html"), "the list of pages loaded")
         await chromium.act("const s = document.getElementById('status');"
@@ -265,10 +257,7 @@ def test_in_chromium_an_auditor_finds_failed_runs_page_by_page(paged: Path, tmp_
         seen["back"] = await chromium.evaluate(_VISIBLE_RUNS)
         return seen
 
-    try:
-        seen = asyncio.run(audit())
-    finally:
-        chromium.close()
+    seen = chromium.drive(steps)
 
     assert seen["listed"] == ["page-0002.html#status=failed", "page-0001.html#status=failed"]
     assert seen["page2"] == ["run000000005"]

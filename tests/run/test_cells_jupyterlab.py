@@ -130,38 +130,31 @@ def test_a_runbook_error_is_one_line_in_jupyterlab_saved_and_live(lab_root, tmp_
     shots: dict[str, bytes] = {}
 
     async def look() -> dict[str, dict]:
-        await browser.connect()
-        try:
-            seen = {}
-            await browser.wait_for(f"{_SHOWING.format('failed.ipynb')}"
-                                   f" && !!{_PANEL}.querySelector({_ERRORS})?.textContent",
-                                   "the saved notebook drawn with its error output", 90)
-            seen["saved"] = await browser.evaluate(_seen(_PANEL))
-            await browser.act(
-                "jupyterapp.commands.execute('docmanager:open', {path: 'live.ipynb'})")
-            await browser.wait_for(f"{_SHOWING.format('live.ipynb')} && {_PANEL}.textContent.includes('nosuchrev')"
-                                   f" && {_KERNEL_IDLE}",
-                                   "live.ipynb open, its kernel idle", 120)
-            await browser.act("jupyterapp.commands.execute('notebook:run-all-cells')")
-            await browser.wait_for(f"!!{_PANEL}.querySelector({_ERRORS})?.textContent && {_KERNEL_IDLE}",
-                                   "Run All stopped on the error", 120)
-            seen["live"] = await browser.evaluate(_seen(_PANEL))
-            seen["cells"] = await browser.evaluate(
-                f"Array.from({_PANEL}.querySelectorAll('.jp-CodeCell')).map(c => [c.querySelector("
-                f"'.jp-InputPrompt').textContent.trim(), !!c.querySelector({_ERRORS})])")
-            await browser.act(
-                f"{_PANEL}.querySelector({_ERRORS}).scrollIntoView({{block: 'center'}})")
-            await asyncio.sleep(0.5)
-            shots["live"] = base64.b64decode((await browser.call("Page.captureScreenshot",
-                                                                  format="png"))["data"])
-            return seen
-        finally:
-            browser.disconnect()
+        seen = {}
+        await browser.wait_for(f"{_SHOWING.format('failed.ipynb')}"
+                               f" && !!{_PANEL}.querySelector({_ERRORS})?.textContent",
+                               "the saved notebook drawn with its error output", 90)
+        seen["saved"] = await browser.evaluate(_seen(_PANEL))
+        await browser.act(
+            "jupyterapp.commands.execute('docmanager:open', {path: 'live.ipynb'})")
+        await browser.wait_for(f"{_SHOWING.format('live.ipynb')} && {_PANEL}.textContent.includes('nosuchrev')"
+                               f" && {_KERNEL_IDLE}",
+                               "live.ipynb open, its kernel idle", 120)
+        await browser.act("jupyterapp.commands.execute('notebook:run-all-cells')")
+        await browser.wait_for(f"!!{_PANEL}.querySelector({_ERRORS})?.textContent && {_KERNEL_IDLE}",
+                               "Run All stopped on the error", 120)
+        seen["live"] = await browser.evaluate(_seen(_PANEL))
+        seen["cells"] = await browser.evaluate(
+            f"Array.from({_PANEL}.querySelectorAll('.jp-CodeCell')).map(c => [c.querySelector("
+            f"'.jp-InputPrompt').textContent.trim(), !!c.querySelector({_ERRORS})])")
+        await browser.act(
+            f"{_PANEL}.querySelector({_ERRORS}).scrollIntoView({{block: 'center'}})")
+        await asyncio.sleep(0.5)
+        shots["live"] = base64.b64decode((await browser.call("Page.captureScreenshot",
+                                                              format="png"))["data"])
+        return seen
 
-    try:
-        seen = asyncio.run(look())
-    finally:
-        browser.close()
+    seen = browser.drive(look)
     (tmp_path / "jupyterlab-runbook-error.png").write_bytes(shots["live"])
 
     for name in ("saved", "live"):
