@@ -169,14 +169,24 @@ def exporter() -> HTMLExporter:
 
 
 def warm() -> None:
-    """Make the exporter and compile its templates now (an empty notebook rendered).
+    """Make the exporter, compile its templates and what a runbook's page uses, now.
 
-    A run calls this while its kernel starts, so the first page is not paid for
-    after the last cell.
+    A run calls this while its kernel starts, so the first page is not paid for after
+    the last cell. A small notebook is rendered, the shape of a runbook: a heading, a
+    code cell in IPython's lexer (pygments compiles a lexer's rules once per process,
+    on first use), a table, printed text and an error.
     """
-    import nbformat
+    from nbformat import v4
 
-    exporter().from_notebook_node(nbformat.v4.new_notebook())
+    code = v4.new_code_cell("from softbee.runbook import load_project  # a step\nx = 1", outputs=[
+        v4.new_output("display_data", data={"text/html": "<table><tr><td>1</td></tr></table>",
+                                            "text/plain": "1"}),
+        v4.new_output("stream", name="stdout", text="done\n"),
+        v4.new_output("error", ename="E", evalue="e", traceback=["\x1b[1;31mE\x1b[0m: e"])])
+    nb = v4.new_notebook(cells=[v4.new_markdown_cell("## 1. A step\nIt **checks** `this`."), code],
+                         metadata={"language_info": {"name": "python",
+                                                     "pygments_lexer": "ipython3"}})
+    exporter().from_notebook_node(nb)
 
 
 def exporter_class() -> type[HTMLExporter]:
