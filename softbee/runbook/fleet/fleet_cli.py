@@ -85,10 +85,13 @@ def fleet_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _targets(fleet: Fleet, out: TextIO) -> int:
-    rows = [("TARGET", "WAVE", "URL FROM", "CONNECTION", "TAGS")]
+    binds = any(t.binds for t in fleet.targets)
+    rows = [("TARGET", "WAVE", "URL FROM", "CONNECTION", "TAGS") + (("BINDS",) if binds else ())]
     for target in fleet.targets:
-        rows.append((target.name, str(target.wave), target.source if target.url_env or target.url
-                     else "-", target.conn_id or "-", ",".join(target.tags) or "-"))
+        row = (target.name, str(target.wave), target.source if target.url_env or target.url
+               else "-", target.conn_id or "-", ",".join(target.tags) or "-")
+        shown = ", ".join(f"{bind} ({target.bind_source(bind)})" for bind in target.binds)
+        rows.append(row + ((shown or "-",) if binds else ()))
     print_table(rows, out)
     print(f"{len(fleet.targets)} target(s) in {len(fleet.waves)} wave(s): {fleet.path} is usable",
           file=out)
@@ -96,7 +99,13 @@ def _targets(fleet: Fleet, out: TextIO) -> int:
 
 
 def _status(args: argparse.Namespace, out: TextIO) -> int:
-    from softbee.runbook.fleet.status import drift_lines, fleet_status, status_rows, unreachable
+    from softbee.runbook.fleet.status import (
+        drift_lines,
+        fleet_status,
+        status_header,
+        status_rows,
+        unreachable,
+    )
 
     status = fleet_status(
         load_targets(args.file), args.migrations_dir, workers=args.workers,
@@ -107,7 +116,7 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         print(json.dumps(status.to_json(), indent=2), file=out)
     else:
-        print_table([("COUNT", "STATE", "REVISION", "TARGETS"), *status_rows(status)], out)
+        print_table([status_header(status), *status_rows(status)], out)
         for target in unreachable(status):
             print(f"unreachable: {target.name}: {target.detail}", file=out)
         for line in drift_lines(status):
@@ -209,7 +218,7 @@ class _LiveLine:
 
 def fleet_list(directory: Path, fleet_id: str, out: TextIO) -> int:
     """``archive list --fleet ID``: a fleet run and each of its targets' runs."""
-    from softbee.runbook.fleet.fleet_run import fleet_runs
+    from softbee.runbook.fleet.records import fleet_runs
 
     fleet, runs = fleet_runs(directory, fleet_id)
     counts = ", ".join(f"{n} {s}" for s, n in (fleet.get("counts") or {}).items())
