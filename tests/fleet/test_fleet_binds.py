@@ -71,7 +71,8 @@ def test_a_target_names_each_bind_and_where_its_url_comes_from(tmp_path, monkeyp
     assert cli.main(["fleet", "targets", str(_write(tmp_path, GOOD))]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[-1] == "BINDS"
-    assert "audit ($TENANT_A_AUDIT_URL)" in out and "audit (url in file)" in out
+    assert "audit ($TENANT_A_AUDIT_URL, connection tenant_a_audit)" in out
+    assert "audit (url in file)" in out
     assert PASSWORD not in out
 
 
@@ -339,3 +340,26 @@ def test_a_runbook_without_bind_urls_is_refused_before_anything_runs(
     err = capsys.readouterr().err
     assert "bind_urls comes from each target's bind_url_env" in err and PASSWORD not in err
     assert not archive_dir.exists()
+
+
+def test_the_drift_check_leaves_targets_with_binds_to_their_runbook_and_says_so(
+        tmp_path, monkeypatch):
+    from softbee.runbook.fleet.drift import drifted_targets
+    from tests.fleet.test_fleet import stamped_sqlite
+
+    checked: list[str] = []
+
+    def check(url: str):
+        checked.append(url)
+        raise AssertionError("a target with binds must not be drift-checked on one database")
+
+    path = _bind_fleet(tmp_path, monkeypatch, {"tenant-a": (
+        stamped_sqlite(tmp_path / "a.db", HEAD), stamped_sqlite(tmp_path / "a_audit.db", HEAD))})
+    fleet = load_targets(path)
+    status = fleet_status(fleet, MIGRATIONS, drift=check)
+    target = status.targets[0]
+    assert target.state == AT_HEAD and target.drifted is None
+    assert target.drift.startswith("drift not checked: a target with binds (audit)")
+    assert not status.no_drift and "1 drift not checked" in status.summary()
+    assert drifted_targets(fleet.targets, {"tenant-a": "sqlite:///a.db"}, check) == {}
+    assert checked == []

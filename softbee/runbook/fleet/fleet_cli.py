@@ -7,11 +7,12 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from softbee.runbook.errors import ConfigError
-from softbee.runbook.fleet.targets import Fleet, TargetsError, load_targets
+from softbee.runbook.fleet.targets import Fleet, Target, TargetsError, load_targets
 from softbee.runbook.run.report import print_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -90,12 +91,25 @@ def _targets(fleet: Fleet, out: TextIO) -> int:
     for target in fleet.targets:
         row = (target.name, str(target.wave), target.source if target.url_env or target.url
                else "-", target.conn_id or "-", ",".join(target.tags) or "-")
-        shown = ", ".join(f"{bind} ({target.bind_source(bind)})" for bind in target.binds)
-        rows.append(row + ((shown or "-",) if binds else ()))
+        rows.append(row + ((", ".join(map(_bind_cell(target), target.binds)) or "-",)
+                           if binds else ()))
     print_table(rows, out)
     print(f"{len(fleet.targets)} target(s) in {len(fleet.waves)} wave(s): {fleet.path} is usable",
           file=out)
     return EXIT_OK
+
+
+def _bind_cell(target: Target) -> Callable[[str], str]:
+    """``audit ($TENANT_A_AUDIT_URL, connection tenant_a_audit)``: where one bind's URL comes from."""
+    conn_ids = dict(target.bind_conn_id)
+
+    def cell(bind: str) -> str:
+        source = target.bind_source(bind)
+        extra = f", connection {conn_ids[bind]}" if bind in conn_ids and not source.startswith(
+            "connection") else ""
+        return f"{bind} ({source}{extra})"
+
+    return cell
 
 
 def _status(args: argparse.Namespace, out: TextIO) -> int:
