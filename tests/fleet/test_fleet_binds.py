@@ -292,7 +292,8 @@ def test_fleet_run_hands_each_target_its_own_bind_urls_and_no_password_shows(
     assert facts["tenant-b"]["bind_revisions"] == {"default": FULL_NAME, "audit": HEAD}
     assert facts["tenant-a"]["masked_in_notebook"] is True  # the notebook held ***, not the URL
     failed = result.targets[2]
-    assert "toy failure on bind audit at postgresql+psycopg2://postgres:***@" in (failed.error or "")
+    assert "toy failure on bind audit at postgresql+psycopg2://postgres:***@" in (
+        failed.error or "")
     fleet = read_index(archive_dir)[-1]
     assert [t["binds"] for t in fleet["targets"]] == [["audit"]] * 3
     captured = capfd.readouterr()

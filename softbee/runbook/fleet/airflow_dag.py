@@ -11,11 +11,12 @@ Shape of the DAG: ``wave_1`` (mapped over the wave's targets) -> ``gate_1`` -> `
 -> ``gate_2`` ... -> ``fleet_record``. Each target task runs ``softbee-runbook run``
 headless on its worker with the URL of the target's Airflow Connection (``conn_id``)
 as ``DATABASE_URL`` (a target with binds: each bind's Connection, ``bind_conn_id``, as the
-runbook's ``bind_urls``, on the run's standard input), archives into the shared ``RUNBOOK_ARCHIVE_DIR``, and leaves its
-outcome beside the archive (``.fleet/<fleet id>/<target>.json``) for the gates; a
-failed run fails its task. A gate fails (and the later waves do not start) once
-``max_failures`` targets have failed. ``fleet_record`` runs whatever happened and
-appends the one fleet record linking the runs, as ``softbee-runbook fleet run`` does.
+runbook's ``bind_urls``, on the run's standard input), archives into the shared
+``RUNBOOK_ARCHIVE_DIR``, and leaves its outcome beside the archive
+(``.fleet/<fleet id>/<target>.json``) for the gates; a failed run fails its task. A gate
+fails (and the later waves do not start) once ``max_failures`` targets have failed.
+``fleet_record`` runs whatever happened and appends the one fleet record linking the runs,
+as ``softbee-runbook fleet run`` does.
 
 Airflow is imported only by :func:`fleet_dag`; the pieces the tasks call
 (:func:`target_task`, :func:`gate`, :func:`write_fleet_record`, :func:`connection_url`,
@@ -147,7 +148,8 @@ def write_fleet_record(
     rows = []
     for label, members in stages:
         for target in members:
-            row = found.get(target.name) or asdict(TargetRun(target.name, target.wave, label))
+            row = found.get(target.name) or asdict(
+                TargetRun(target.name, target.wave, label, binds=target.binds))
             row["stage"] = label
             rows.append(row)
     counts = {s: sum(r["status"] == s for r in rows) for s in (PASSED, FAILED, NOT_STARTED)}

@@ -113,8 +113,9 @@ def bind_availability(
         try:
             parse_url(value)
         except BadDatabaseURL:
-            problems.append(f"{label}: bind {bind!r}: ${variable} is not a database URL: expected "
-                            "dialect://user:password@host:port/database or sqlite:///path/to/file.db")
+            problems.append(f"{label}: bind {bind!r}: ${variable} is not a database URL: "
+                            "expected dialect://user:password@host:port/database or "
+                            "sqlite:///path/to/file.db")
     return problems
 
 

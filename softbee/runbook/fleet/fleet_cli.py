@@ -100,7 +100,7 @@ def _targets(fleet: Fleet, out: TextIO) -> int:
 
 
 def _bind_cell(target: Target) -> Callable[[str], str]:
-    """``audit ($TENANT_A_AUDIT_URL, connection tenant_a_audit)``: where one bind's URL comes from."""
+    """``audit ($TENANT_A_AUDIT_URL, connection a_audit)``: where a bind's URL comes from."""
     conn_ids = dict(target.bind_conn_id)
 
     def cell(bind: str) -> str:

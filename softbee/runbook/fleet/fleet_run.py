@@ -3,13 +3,13 @@
 Each target is an ordinary run (its own kernel, started with the target's URL as
 ``DATABASE_URL`` in its environment, never on a command line; its own guards and
 archive record). A target with binds also gets its runbook's ``bind_urls``, a secret
-parameter: masked in the notebook, the real URLs in the kernel's environment. ``--parallel N`` runs them in N fleet workers
-(:mod:`softbee.runbook.fleet.worker`), long-lived processes that keep what carries
-nothing of a target (imports, the checked runbook, the HTML exporter) and launch the
-next target's kernel while the current one runs. When the fleet ends, one fleet
-record is appended to the same archive index, linking the runs: fleet id,
-per-target status, run id, revisions and the archived HTML; the auditors' page is
-rebuilt once, then, rather than after every target.
+parameter: masked in the notebook, the real URLs in the kernel's environment.
+``--parallel N`` runs them in N fleet workers (:mod:`softbee.runbook.fleet.worker`),
+long-lived processes that keep what carries nothing of a target (imports, the checked
+runbook, the HTML exporter) and launch the next target's kernel while the current one runs.
+When the fleet ends, one fleet record is appended to the same archive index, linking the
+runs: fleet id, per-target status, run id, revisions and the archived HTML; the auditors'
+page is rebuilt once, then, rather than after every target.
 
 Stopping (SIGTERM, Ctrl-C, or the failure limit) stops *starting* targets: the
 running ones finish (each worker in its own session, so a terminal's Ctrl-C does not
@@ -145,7 +145,7 @@ def run_fleet(
     values, texts = dict(values or {}), dict(texts or {})
     if "database_url" in values or "database_url" in texts:
         raise ParameterError("database_url comes from each target's url_env: do not pass it "
-                             "to a fleet run")  # bind_urls likewise: check_bind_parameter
+                             "to a fleet run")  # bind_urls: check_bind_parameter, below
     if parallel < 1 or max_failures < 1:
         raise ParameterError("--parallel and --max-failures must be at least 1")
     found = find_runbook(runbook)

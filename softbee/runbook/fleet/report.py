@@ -21,7 +21,7 @@ def project_path(path: str | os.PathLike[str], migrations_dir: str = "migrations
 
 
 def status_frame(status: FleetStatus) -> pd.DataFrame:
-    """One row per state and revision (per bind too, when targets have binds), with which targets."""
+    """One row per state and revision (and bind, when targets have binds), with the targets."""
     columns = ["targets", "state", "bind", "revision", "names"] if status.has_binds else [
         "targets", "state", "revision", "names"]
     return pd.DataFrame(status_rows(status, limit=8), columns=columns)
