@@ -364,3 +364,16 @@ def test_the_drift_check_leaves_targets_with_binds_to_their_runbook_and_says_so(
     assert not status.no_drift and "1 drift not checked" in status.summary()
     assert drifted_targets(fleet.targets, {"tenant-a": "sqlite:///a.db"}, check) == {}
     assert checked == []
+
+
+def test_the_fleet_runbooks_table_has_a_bind_column_for_targets_with_binds(tmp_path, monkeypatch):
+    from softbee.runbook.fleet.report import status_frame
+    from tests.fleet.test_fleet import stamped_sqlite
+
+    path = _bind_fleet(tmp_path, monkeypatch, {
+        "tenant-a": (stamped_sqlite(tmp_path / "a.db", HEAD),
+                     stamped_sqlite(tmp_path / "a_audit.db", VARROA))})
+    frame = status_frame(fleet_status(load_targets(path), MIGRATIONS))
+    assert list(frame.columns) == ["targets", "state", "bind", "revision", "names"]
+    assert frame.values.tolist() == [["1", "at head", "default", HEAD, "tenant-a"],
+                                     ["1", "behind by 1", "audit", VARROA, "tenant-a"]]
