@@ -19,7 +19,7 @@ from softbee.runbook.engine.migrate import run_migration
 from softbee.runbook.engine.result import MigrationResult, Progress
 from softbee.runbook.errors import BindsPartlyMigrated, RunbookError, first_line
 from softbee.runbook.project import Project
-from softbee.runbook.project.binds import bind_label
+from softbee.runbook.project.binds import bind_heading, bind_label
 from softbee.runbook.review.state import get_state
 
 
@@ -34,7 +34,7 @@ class BindResult:
     @property
     def heading(self) -> str:
         """The notebook's heading for this bind (empty for a one-database project)."""
-        return "" if self.project.bind is None else f"### Bind `{self.bind}` ({self.project.safe_url})"
+        return bind_heading(self.project)
 
 
 def run_binds(

@@ -110,6 +110,13 @@ def bind_label(project: Project) -> str:
     return f"bind {project.bind} ({project.safe_url})"
 
 
+def bind_heading(project: Project) -> str:
+    """A notebook section's Markdown heading for one bind (empty for a one-database project)."""
+    if project.bind is None:
+        return ""
+    return f"### Bind `{project.bind}` ({project.dialect}, `{project.safe_url}`)"
+
+
 def bind_facts(projects: Sequence[Project], facts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Per-bind facts for the run record: ``{"binds": {name: facts}}`` (empty for one database)."""
     if len(projects) == 1 and projects[0].bind is None:

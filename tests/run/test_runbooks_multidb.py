@@ -1,0 +1,90 @@
+"""Issue 23 through the runbooks: a two-database app, one section per bind, each bind guarded.
+
+The engine's own tests (tests/engine/test_binds.py) cover every case on both pairs of
+databases; these run the notebooks headless on the example ``multidb_twin_hives`` to show
+what a person sees: a section per bind, the one-line failure, and the recovery of one bind.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from softbee.runbook.archive.summary import read_summary
+from tests.multidb import APP, HEAD, assemble, execute, forget_app, recorded, two_databases
+from tests.notebooks import run_failing_runbook, run_runbook, step_outputs
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def twin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the example; the kernel imports its app from there."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    forget_app()
+    return assemble(tmp_path / "twin")
+
+
+@pytest.fixture
+def pg_and_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    with two_databases("sqlite", tmp_path) as urls:
+        monkeypatch.setenv("AUDIT_DATABASE_URL", urls[1])
+        yield urls
+
+
+@pytest.fixture
+def two_pg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    with two_databases("postgres", tmp_path) as urls:
+        monkeypatch.setenv("AUDIT_DATABASE_URL", "sqlite:///never-used.sqlite3")  # bind_urls wins
+        yield urls
+
+
+def _headings(nb, step: str) -> list[str]:
+    return [o.data["text/markdown"] for o in step_outputs(nb, step)
+            if "text/markdown" in o.get("data", {}) and o.data["text/markdown"].startswith("### Bind")]
+
+
+def test_upgrade_runbook_shows_a_section_per_bind_and_migrates_both_databases(
+        twin: Path, pg_and_sqlite: tuple[str, str], tmp_path: Path) -> None:
+    default_url, audit_url = pg_and_sqlite
+    nb = run_runbook("upgrade_downgrade", tmp_path, cwd=twin, app=APP, migrations_dir="migrations",
+                     database_url=default_url)
+    assert recorded(default_url) == recorded(audit_url) == HEAD
+    for step in ("## 1. Preflight", "## 2. Row counts before", "## 3. Migrate"):
+        headings = _headings(nb, step)
+        assert [h.split("`")[1] for h in headings] == ["default", "audit"], step
+    assert "(sqlite," in _headings(nb, "## 3. Migrate")[1]
+    summary = read_summary(nb)
+    assert summary["binds"]["audit"]["revision_after"] == HEAD
+    assert summary["binds"]["default"]["revision_before"] == "base"
+
+
+def test_second_bind_failing_stops_the_runbook_with_one_line_and_recover_stamp_finishes_it(
+        twin: Path, two_pg: tuple[str, str], tmp_path: Path) -> None:
+    default_url, audit_url = two_pg
+    bind_urls = {"audit": audit_url}
+    run_runbook("upgrade_downgrade", tmp_path, cwd=twin, app=APP, migrations_dir="migrations",
+                database_url=default_url, bind_urls=bind_urls, target="a1000000003c")
+    execute(audit_url, "CREATE TABLE audit_archive (id SERIAL PRIMARY KEY, event_id INTEGER NOT NULL)")
+    # check_drift per bind sees the table made by hand in the audit database
+    error, _nb = run_failing_runbook("upgrade_downgrade", tmp_path, cwd=twin, app=APP,
+                                     migrations_dir="migrations", database_url=default_url,
+                                     bind_urls=bind_urls)
+    assert error.ename == "DriftError" and "audit_archive" in error.evalue
+    assert recorded(default_url) == recorded(audit_url) == "a1000000003c"  # refused: none moved
+    error, _nb = run_failing_runbook("upgrade_downgrade", tmp_path, cwd=twin, app=APP,
+                                     migrations_dir="migrations", database_url=default_url,
+                                     bind_urls=bind_urls, allow_drift=True)
+    assert error.ename == "BindsPartlyMigrated"
+    assert error.evalue.startswith(
+        f"bind default committed at {HEAD}; bind audit rolled back at a1000000003c: rerun "
+        "upgrade_downgrade to finish, or fix by hand and run recover_stamp with binds=['audit']")
+    nb = run_runbook("recover_stamp", tmp_path, cwd=twin, app=APP, migrations_dir="migrations",
+                     database_url=default_url, bind_urls=bind_urls, binds=["audit"],
+                     stamp_revision="head", dry_run=False)
+    assert (recorded(default_url), recorded(audit_url)) == (HEAD, HEAD)
+    assert read_summary(nb)["binds"] == {"audit": read_summary(nb)["binds"]["audit"]}
+    assert read_summary(nb)["binds"]["audit"]["revision_after"] == HEAD
