@@ -19,6 +19,7 @@ from softbee.runbook.engine.recover import recover
 from softbee.runbook.errors import BindsPartlyMigrated, ConfigError, DataLossError
 from softbee.runbook.project import Project, load_project
 from softbee.runbook.project.binds import bind_projects
+from softbee.runbook.review.drift import check_drift
 from softbee.runbook.util.secrets import SECRETS_ENV, hide
 from tests.multidb import APP, HEAD, assemble, execute, forget_app, recorded, tables, two_databases
 
@@ -65,6 +66,11 @@ def test_each_bind_is_migrated_on_its_own_database_with_its_own_history(urls: tu
                 "ORDER BY id")).scalars().all()
         engine.dispose()
         assert moved == ["a1000000001a", "a1000000002b", "a1000000003c", HEAD]
+    # each bind's drift check compares with its own tables (the expected schema cached per bind)
+    drifts = [check_drift(side) for side in sides]
+    assert [d.drifted for d in drifts] == [False, False], [d.message() for d in drifts]
+    execute(audit_url, "CREATE TABLE stray (id INTEGER)")
+    assert [check_drift(side).drifted for side in sides] == [False, True]
 
 
 def test_downgrade_that_loses_values_is_refused_then_allowed(urls: tuple[str, str]) -> None:
@@ -191,3 +197,20 @@ def test_binds_on_one_database_are_one_project_as_before(
         results = run_binds([project], "upgrade", "head")  # today's one transaction
         assert results[0].result.committed and results[0].heading == ""
         assert "hives" in tables(default_url) and recorded(default_url) == HEAD
+
+
+def test_steps_that_take_one_database_refuse_a_multi_database_project_in_one_line(
+        urls: tuple[str, str]) -> None:
+    from softbee.runbook.engine.migrate import run_migration
+    from softbee.runbook.errors import NotRoutable
+    from softbee.runbook.review.revision import generate_revision
+
+    default_url, audit_url = urls
+    project = load(default_url)
+    with pytest.raises(ConfigError, match=r"^generate_revision is not supported for "
+                                          r"multi-database projects yet \(binds \['audit'\]"):
+        generate_revision(project, "add hive weights")
+    with pytest.raises(NotRoutable, match=r"^migrations/env.py migrates bind 'audit' on .*"
+                                          r"nothing was run; upgrade_downgrade"):
+        run_migration(project, "upgrade", "head")  # the whole project on one connection: refused
+    assert recorded(default_url) == recorded(audit_url) == "base"

@@ -88,3 +88,29 @@ def test_second_bind_failing_stops_the_runbook_with_one_line_and_recover_stamp_f
     assert (recorded(default_url), recorded(audit_url)) == (HEAD, HEAD)
     assert read_summary(nb)["binds"] == {"audit": read_summary(nb)["binds"]["audit"]}
     assert read_summary(nb)["binds"]["audit"]["revision_after"] == HEAD
+
+
+def test_inspect_diff_and_check_drift_show_each_binds_plan_sql_and_drift(
+        twin: Path, pg_and_sqlite: tuple[str, str], tmp_path: Path) -> None:
+    default_url, audit_url = pg_and_sqlite
+    run_runbook("upgrade_downgrade", tmp_path, cwd=twin, app=APP, migrations_dir="migrations",
+                database_url=default_url, target="a1000000003c")
+    nb = run_runbook("inspect_diff", tmp_path, cwd=twin, app=APP, migrations_dir="migrations",
+                     database_url=default_url)
+    assert [h.split("`")[1] for h in _headings(nb, "## 4. The SQL")] == ["default", "audit"]
+    sql = [o.data.get("text/markdown", "") + o.data.get("text/plain", "")
+           for o in step_outputs(nb, "## 4. The SQL") if "data" in o]
+    default_part, audit_part = "\n".join(sql).split("### Bind `audit`")
+    assert "CREATE TABLE hive_tags" in default_part and "audit_archive" not in default_part
+    assert "CREATE TABLE audit_archive" in audit_part and "hive_tags" not in audit_part
+    summary = read_summary(nb)
+    assert set(summary["binds"]) == {"default", "audit"}
+    # The SQL comes to the review, not into the template's offline <bind>.sql files (which
+    # its env.py still opens, so they exist, empty).
+    assert all(path.read_text() == "" for path in twin.glob("*.sql"))
+    execute(audit_url, "CREATE TABLE stray (id INTEGER)")
+    error, nb = run_failing_runbook("check_drift", tmp_path, cwd=twin, app=APP,
+                                    migrations_dir="migrations", database_url=default_url)
+    assert error.ename == "DriftError" and "stray" in error.evalue
+    drift = read_summary(nb)["binds"]
+    assert "stray" not in str(drift["default"]["drift"]) and "stray" in str(drift["audit"]["drift"])

@@ -96,6 +96,17 @@ def bind_projects(
     return [for_bind(project, name, urls[name], every) for name in chosen]
 
 
+def refuse_several_databases(project: Project, what: str) -> None:
+    """Raise one line when ``project``'s binds are several databases and ``what`` cannot take them yet."""
+    urls = bind_urls_of(project)
+    if is_multi_database(urls):
+        others = [name for name in urls if name != DEFAULT_BIND]
+        raise ConfigError(
+            f"{what} is not supported for multi-database projects yet (binds {others} are other "
+            "databases than the default one): nothing was done; upgrade_downgrade, inspect_diff, "
+            "recover_stamp and check_drift take each bind on its own (parameter binds)")
+
+
 def for_bind(project: Project, name: str, url: URL, every: tuple[tuple[str, URL], ...]) -> Project:
     """``project`` as one bind: that bind's database, engine and ``env.py`` route."""
     engine = project.engine if url == project.url else make_engine(url)

@@ -125,6 +125,14 @@ def _routed_configure(
     asked = _asked_for(connection, url)
     route.asked.append(asked.label)
     refusal = _refusal(route, asked)
+    token = kw.get("upgrade_token")
+    if refusal and not asked.is_async and isinstance(token, str) and token.endswith(
+            UPGRADE_TOKEN_SUFFIX) and token != UPGRADE_TOKEN_SUFFIX:
+        refusal = (f"{route.env_py} migrates bind {token[:-len(UPGRADE_TOKEN_SUFFIX)]!r} on "
+                   f"{asked.label}, another database than {redact_url(route.connection.engine.url)}: "
+                   "this step takes one database, so nothing was run; upgrade_downgrade, "
+                   "inspect_diff, recover_stamp and check_drift take each bind of a "
+                   "multi-database project on its own (parameter binds)")
     if refusal:
         raise NotRoutable(refusal)
     if not getattr(kw.get("include_name"), "softbee_skips_runbook_tables", False):
