@@ -5,9 +5,8 @@ Revises: a1000000001a
 Create Date: 2026-12-06 12:00:00.000000
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'a1000000002b'

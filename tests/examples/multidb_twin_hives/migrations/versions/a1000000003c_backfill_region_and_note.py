@@ -6,8 +6,6 @@ Create Date: 2026-12-06 12:00:00.000000
 
 """
 from alembic import op
-import sqlalchemy as sa
-
 
 # revision identifiers, used by Alembic.
 revision = 'a1000000003c'
