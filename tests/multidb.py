@@ -16,7 +16,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import (
+    create_mysql_database,
+    create_pg_database,
+    drop_mysql_database,
+    drop_pg_database,
+)
 
 EXAMPLE = Path(__file__).resolve().parent / "examples" / "multidb_twin_hives"
 APP = "twinhives:app"
@@ -38,16 +43,18 @@ def forget_app() -> None:
 
 @contextmanager
 def two_databases(audit_kind: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A default PostgreSQL database and an audit one (``postgres`` or ``sqlite``), dropped after."""
+    """A default PostgreSQL database and an audit one (``postgres``, ``mariadb`` or ``sqlite``), dropped after."""
     default = create_pg_database()
-    audit = (create_pg_database() if audit_kind == "postgres"
-             else f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    audit = {"postgres": create_pg_database, "mariadb": create_mysql_database}.get(
+        audit_kind, lambda: f"sqlite:///{tmp_path / 'audit.sqlite3'}")()
     try:
         yield default, audit
     finally:
         drop_pg_database(default)
         if audit_kind == "postgres":
             drop_pg_database(audit)
+        elif audit_kind == "mariadb":
+            drop_mysql_database(audit)
 
 
 def recorded(url: str) -> str:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from softbee.runbook.engine.binds import run_binds
 from softbee.runbook.engine.recover import recover
-from softbee.runbook.errors import BindsPartlyMigrated, ConfigError, DataLossError
+from softbee.runbook.errors import BindsPartlyMigrated, ConfigError, DataLossError, GuardError
 from softbee.runbook.project import Project, load_project
 from softbee.runbook.project.binds import bind_projects
 from softbee.runbook.review.drift import check_drift
@@ -214,3 +214,31 @@ def test_steps_that_take_one_database_refuse_a_multi_database_project_in_one_lin
                                           r"nothing was run; upgrade_downgrade"):
         run_migration(project, "upgrade", "head")  # the whole project on one connection: refused
     assert recorded(default_url) == recorded(audit_url) == "base"
+
+
+@pytest.mark.postgres
+@pytest.mark.mysql
+def test_a_mariadb_bind_beside_postgresql_keeps_its_own_dialects_guarantees(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MariaDB commits DDL as it runs: its bind runs stepwise, predicts loss, rehearses on a copy."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(assemble(tmp_path / "twin"))
+    with two_databases("mariadb", tmp_path) as (default_url, audit_url):
+        monkeypatch.setenv("AUDIT_DATABASE_URL", audit_url)
+        sides = bind_projects(load(default_url))
+        assert [side.dialect for side in sides] == ["postgresql", "mysql"]
+        rehearsed = run_binds(sides, "upgrade", "head", rehearse=True)
+        assert [r.result.rehearsal for r in rehearsed] == [True, True]
+        assert recorded(default_url) == recorded(audit_url) == "base"
+        run_binds(sides, "upgrade", "head")
+        assert recorded(default_url) == recorded(audit_url) == HEAD
+        execute(default_url, "INSERT INTO hives (name, region) VALUES ('h1', 'north')")
+        execute(audit_url, "INSERT INTO audit_events (hive_name, action, note) VALUES ('h1', 'm', 'n')")
+        # MariaDB cannot roll a loss back: it is predicted from the revisions' SQL and refused
+        with pytest.raises(GuardError, match=r"^bind audit: ") as refused:
+            run_binds([sides[1]], "downgrade", "a1000000001a")
+        assert isinstance(refused.value, DataLossError), refused.value
+        assert recorded(audit_url) == HEAD
+        results = run_binds(sides, "downgrade", "a1000000001a", allow_data_loss=True)
+        assert [r.result.end for r in results] == ["a1000000001a", "a1000000001a"]
+        assert recorded(default_url) == recorded(audit_url) == "a1000000001a"
