@@ -242,3 +242,18 @@ def test_a_mariadb_bind_beside_postgresql_keeps_its_own_dialects_guarantees(
         results = run_binds(sides, "downgrade", "a1000000001a", allow_data_loss=True)
         assert [r.result.end for r in results] == ["a1000000001a", "a1000000001a"]
         assert recorded(default_url) == recorded(audit_url) == "a1000000001a"
+
+
+def test_an_env_py_without_upgrade_tokens_is_routed_by_database(urls: tuple[str, str]) -> None:
+    """A hand-edited multi-database env.py that passes no upgrade_token: each configure's database says its bind."""
+    default_url, audit_url = urls
+    env_py = Path("migrations/env.py")
+    text = env_py.read_text()
+    for token in ('upgrade_token="%s_upgrades" % name,', 'downgrade_token="%s_downgrades" % name,'):
+        assert token in text
+        text = text.replace(token, "")
+    env_py.write_text(text)
+    results = run_binds(bind_projects(load(default_url)), "upgrade", "head")
+    assert [(r.bind, r.result.end) for r in results] == [("default", HEAD), ("audit", HEAD)]
+    assert "hives" in tables(default_url) and "hives" not in tables(audit_url)
+    assert "audit_events" in tables(audit_url) and "audit_events" not in tables(default_url)

@@ -183,8 +183,11 @@ def _bind_of(route: _Route, connection: Any, url: str | URL | None, kw: dict[str
         if name == route.bind or name in route.others:
             return name
     asked = _asked_for(connection, url)
+    ours = route.connection.engine.url if route.connection is not None else route.render_url
+    if asked.identity is None or (ours is not None and asked.identity == database_identity(ours)):
+        return route.bind
     for name, identity in route.others.items():
-        if asked.identity is not None and asked.identity == identity:
+        if asked.identity == identity:
             return name
     return route.bind  # the routed bind's, or refused there as another database
 
