@@ -155,19 +155,20 @@ def test_binds_chooses_binds_in_the_fixed_order_and_bind_urls_override_the_app(
     assert not (tmp_path / "not-this-one.sqlite3").exists()
 
 
+@pytest.mark.postgres
 def test_a_masked_bind_url_is_revealed_from_the_kernel_environment(
-        urls: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    default_url, audit_url = urls
-    secret = sa.engine.make_url(audit_url).set(password="s3cret-pw") if audit_url.startswith(
-        "postgresql") else None
-    if secret is None:
-        pytest.skip("SQLite URLs have no password")
-    real = {"audit": secret.render_as_string(hide_password=False)}
-    hidden = hide({"bind_urls": real})
-    assert "s3cret-pw" not in str(hidden.parameters)
-    monkeypatch.setenv(SECRETS_ENV, hidden.environ[SECRETS_ENV])
-    side = bind_projects(load(default_url), bind_urls=hidden.parameters["bind_urls"])[1]
-    assert side.url.password == "s3cret-pw" and "s3cret-pw" not in side.safe_url
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.chdir(assemble(tmp_path / "twin"))
+    with two_databases("postgres", tmp_path) as (default_url, audit_url):
+        secret = sa.engine.make_url(audit_url).set(password="s3cret-pw")  # trust: any password
+        hidden = hide({"bind_urls": {"audit": secret.render_as_string(hide_password=False)}})
+        assert "s3cret-pw" not in str(hidden.parameters)  # what papermill writes
+        monkeypatch.setenv(SECRETS_ENV, hidden.environ[SECRETS_ENV])
+        side = bind_projects(load(default_url), bind_urls=hidden.parameters["bind_urls"])[1]
+        assert side.url.password == "s3cret-pw" and "s3cret-pw" not in side.safe_url
+        run_binds([side], "upgrade", "head")
+        assert recorded(audit_url) == HEAD
 
 
 def test_refusals_are_one_line(urls: tuple[str, str]) -> None:

@@ -20,7 +20,9 @@ from softbee.runbook.engine.result import MigrationResult, Progress
 from softbee.runbook.errors import BindsPartlyMigrated, RunbookError, first_line
 from softbee.runbook.project import Project
 from softbee.runbook.project.binds import bind_heading, bind_label
-from softbee.runbook.review.state import get_state
+from softbee.runbook.review.drift import Drift, check_drift, drift_note
+from softbee.runbook.review.plan import Plan, plan_migration
+from softbee.runbook.review.state import State, get_state, state_frame
 
 
 @dataclass
@@ -35,6 +37,39 @@ class BindResult:
     def heading(self) -> str:
         """The notebook's heading for this bind (empty for a one-database project)."""
         return bind_heading(self.project)
+
+
+@dataclass
+class BindPreflight:
+    """One bind's preflight: where it is, what would run, and whether its schema drifted."""
+
+    project: Project
+    state: State
+    plan: Plan
+    drift: Drift
+
+    def facts(self) -> dict[str, Any]:
+        """What the run record keeps of it."""
+        return {"revision_before": self.plan.start or "base",
+                "in_progress": list(self.state.in_progress), "drift": self.drift.to_json()}
+
+    def shown(self, rehearse: bool = False) -> list[Any]:
+        """What the notebook displays: the bind's heading, its state, the plan's headline and steps."""
+        from IPython.display import Markdown
+
+        heading = [Markdown(bind_heading(self.project))] if self.project.bind else []
+        return [*heading, state_frame(self.state),
+                Markdown(self.plan.headline(rehearse) + drift_note(self.drift)), self.plan.frame()]
+
+
+def preflight(projects: Sequence[Project], direction: str, target: str | None) -> list[BindPreflight]:
+    """Each bind's state, plan and drift, read before anything runs (nothing is written)."""
+    found = []
+    for project in projects:
+        state = get_state(project)
+        found.append(BindPreflight(project, state, plan_migration(project, direction, target),
+                                   check_drift(project)))
+    return found
 
 
 def run_binds(

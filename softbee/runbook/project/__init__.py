@@ -8,7 +8,8 @@ instead of Flask-Migrate's ``sys.exit(1)``.
 Package ``softbee.runbook.project``: a loaded project (``core.Project``), loading it
 (``loading.load_project``) and its engine (``engines``), all importable from here; its
 sessions and their timeouts (``sessions``), routing its ``env.py`` to the runbook's
-connection (``routing``) and what differs between databases (``dialects``). Imports only :mod:`~softbee.runbook.util`;
+connection (``routing``), what differs between databases (``dialects``) and the binds of a
+multi-database app (``binds``). Imports only :mod:`~softbee.runbook.util`;
 never ``online``, ``review``, ``engine``, ``run``, ``archive`` or ``fleet``.
 """
 
@@ -29,3 +30,4 @@ from softbee.runbook.project.loading import (
 )
 from softbee.runbook.project.loading import import_app as import_app
 from softbee.runbook.project.loading import load_project as load_project
+from softbee.runbook.project.binds import bind_projects as bind_projects
