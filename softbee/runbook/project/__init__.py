@@ -16,6 +16,7 @@ never ``online``, ``review``, ``engine``, ``run``, ``archive`` or ``fleet``.
 from __future__ import annotations
 
 from softbee.runbook.project import routing as routing
+from softbee.runbook.project.binds import bind_projects as bind_projects
 from softbee.runbook.project.core import Project as Project
 from softbee.runbook.project.dialects import DEFAULT_LOCK_TIMEOUT_MS as DEFAULT_LOCK_TIMEOUT_MS
 from softbee.runbook.project.engines import APPLICATION_NAME as APPLICATION_NAME
@@ -30,4 +31,3 @@ from softbee.runbook.project.loading import (
 )
 from softbee.runbook.project.loading import import_app as import_app
 from softbee.runbook.project.loading import load_project as load_project
-from softbee.runbook.project.binds import bind_projects as bind_projects
