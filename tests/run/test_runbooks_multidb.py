@@ -73,7 +73,8 @@ def test_second_bind_failing_stops_the_runbook_with_one_line_and_recover_stamp_f
     error, _nb = run_failing_runbook("upgrade_downgrade", tmp_path, cwd=twin, app=APP,
                                      migrations_dir="migrations", database_url=default_url,
                                      bind_urls=bind_urls)
-    assert error.ename == "DriftError" and "audit_archive" in error.evalue
+    assert error.ename == "DriftError" and error.evalue.startswith("bind audit: ")
+    assert "audit_archive" in error.evalue
     assert recorded(default_url) == recorded(audit_url) == "a1000000003c"  # refused: none moved
     error, _nb = run_failing_runbook("upgrade_downgrade", tmp_path, cwd=twin, app=APP,
                                      migrations_dir="migrations", database_url=default_url,
@@ -111,6 +112,7 @@ def test_inspect_diff_and_check_drift_show_each_binds_plan_sql_and_drift(
     execute(audit_url, "CREATE TABLE stray (id INTEGER)")
     error, nb = run_failing_runbook("check_drift", tmp_path, cwd=twin, app=APP,
                                     migrations_dir="migrations", database_url=default_url)
-    assert error.ename == "DriftError" and "stray" in error.evalue
+    assert error.ename == "DriftError" and error.evalue.startswith("bind audit: ")
+    assert "stray" in error.evalue
     drift = read_summary(nb)["binds"]
     assert "stray" not in str(drift["default"]["drift"]) and "stray" in str(drift["audit"]["drift"])

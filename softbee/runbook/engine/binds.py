@@ -19,8 +19,8 @@ from softbee.runbook.engine.migrate import run_migration
 from softbee.runbook.engine.result import MigrationResult, Progress
 from softbee.runbook.errors import BindsPartlyMigrated, RunbookError, first_line
 from softbee.runbook.project import Project
-from softbee.runbook.project.binds import bind_heading, bind_label
-from softbee.runbook.review.drift import Drift, check_drift, drift_note
+from softbee.runbook.project.binds import bind_heading, bind_label, naming_bind
+from softbee.runbook.review.drift import Drift, check_drift, drift_note, refuse_drift
 from softbee.runbook.review.plan import Plan, plan_migration
 from softbee.runbook.review.state import State, get_state, state_frame
 
@@ -62,6 +62,12 @@ class BindPreflight:
                 Markdown(self.plan.headline(rehearse) + drift_note(self.drift)), self.plan.frame()]
 
 
+    def refuse_drift(self, allow_drift: bool = False) -> None:
+        """:func:`~softbee.runbook.review.drift.refuse_drift`, its line naming the bind."""
+        with naming_bind(self.project):
+            refuse_drift(self.drift, allow_drift)
+
+
 def preflight(projects: Sequence[Project], direction: str, target: str | None) -> list[BindPreflight]:
     """Each bind's state, plan and drift, read before anything runs (nothing is written)."""
     found = []
@@ -101,8 +107,8 @@ def run_binds(
                 raise
             committed = [d for d in done if d.result.committed]
             if not committed:
-                exc.args = (f"bind {name}: {exc}", *exc.args[1:])
-                raise
+                with naming_bind(project):
+                    raise
             raise BindsPartlyMigrated(
                 partly_migrated_line(committed, name, before, _revision(project), exc),
                 [d.bind for d in committed], name,

@@ -13,13 +13,14 @@ timeouts, the data-loss guard, history) runs per bind exactly as for one databas
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import URL
 
-from softbee.runbook.errors import ConfigError
+from softbee.runbook.errors import ConfigError, RunbookError
 from softbee.runbook.project.core import DEFAULT_BIND, Project
 from softbee.runbook.project.engines import make_engine
 from softbee.runbook.project.routing import database_identity
@@ -126,6 +127,17 @@ def bind_heading(project: Project) -> str:
     if project.bind is None:
         return ""
     return f"### Bind `{project.bind}` ({project.dialect}, `{project.safe_url}`)"
+
+
+@contextmanager
+def naming_bind(project: Project) -> Iterator[None]:
+    """A runbook error raised in the block names the bind first (``bind audit: ...``); nothing for one database."""
+    try:
+        yield
+    except RunbookError as exc:
+        if project.bind is not None and exc.args and not str(exc.args[0]).startswith("bind "):
+            exc.args = (f"bind {project.bind}: {exc.args[0]}", *exc.args[1:])
+        raise
 
 
 def bind_facts(projects: Sequence[Project], facts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
