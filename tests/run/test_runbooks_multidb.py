@@ -116,3 +116,36 @@ def test_inspect_diff_and_check_drift_show_each_binds_plan_sql_and_drift(
     assert "stray" in error.evalue
     drift = read_summary(nb)["binds"]
     assert "stray" not in str(drift["default"]["drift"]) and "stray" in str(drift["audit"]["drift"])
+
+
+def test_a_fleet_of_multi_database_targets_runs_upgrade_downgrade_per_bind(
+        twin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 23 points 1 and 4 together: the fleet hands each target's bind_urls to this runbook."""
+    from sqlalchemy.engine import make_url
+
+    from softbee.runbook.cli import main
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    made = [create_pg_database() for _ in range(3)]
+    try:
+        a, a_audit, b = (make_url(url).set(password="fleet-pw").render_as_string(hide_password=False)
+                         for url in made)  # the test server trusts: any password connects
+        b_audit = f"sqlite:///{tmp_path / 'b-audit.sqlite3'}"
+        for name, url in {"TA": a, "TA_AUDIT": a_audit, "TB": b, "TB_AUDIT": b_audit}.items():
+            monkeypatch.setenv(f"{name}_URL", url)
+        (twin / "targets.yaml").write_text(
+            "targets:\n"
+            "  - {name: tenant-a, url_env: TA_URL, bind_url_env: {audit: TA_AUDIT_URL}}\n"
+            "  - {name: tenant-b, url_env: TB_URL, bind_url_env: {audit: TB_AUDIT_URL}}\n")
+        monkeypatch.chdir(twin)
+        code = main(["fleet", "run", "upgrade_downgrade", "targets.yaml", "-p", "app", APP,
+                     "-p", "migrations_dir", "migrations", "--archive-dir", str(tmp_path / "archive")])
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert {recorded(url) for url in (a, a_audit, b, b_audit)} == {HEAD}
+        archived = "".join(p.read_text() for p in (tmp_path / "archive").rglob("*.ipynb"))
+        assert "fleet-pw" not in out + archived and "Bind `audit`" in archived
+    finally:
+        for url in made:
+            drop_pg_database(url)
