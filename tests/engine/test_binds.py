@@ -243,6 +243,13 @@ def test_a_mariadb_bind_beside_postgresql_keeps_its_own_dialects_guarantees(
         results = run_binds(sides, "downgrade", "a1000000001a", allow_data_loss=True)
         assert [r.result.end for r in results] == ["a1000000001a", "a1000000001a"]
         assert recorded(default_url) == recorded(audit_url) == "a1000000001a"
+        # the MariaDB bind failing after the PostgreSQL one committed: never "rolled back"
+        execute(audit_url, "CREATE TABLE audit_archive (stray INTEGER)")
+        with pytest.raises(BindsPartlyMigrated) as failed:
+            run_binds(sides, "upgrade", "head")
+        assert str(failed.value).startswith(
+            f"bind default committed at {HEAD}; bind audit stopped at a1000000003c (it was at "
+            "a1000000001a; its DDL commits as it runs): rerun upgrade_downgrade to finish")
 
 
 def test_an_env_py_without_upgrade_tokens_is_routed_by_database(urls: tuple[str, str]) -> None:

@@ -20,6 +20,7 @@ from softbee.runbook.engine.result import MigrationResult, Progress
 from softbee.runbook.errors import BindsPartlyMigrated, RunbookError, first_line
 from softbee.runbook.project import Project
 from softbee.runbook.project.binds import bind_heading, bind_label, naming_bind
+from softbee.runbook.project.dialects import dialect_named
 from softbee.runbook.review.drift import Drift, check_drift, drift_note, refuse_drift
 from softbee.runbook.review.plan import Plan, plan_migration
 from softbee.runbook.review.state import State, get_state, state_frame
@@ -110,7 +111,8 @@ def run_binds(
                 with naming_bind(project):
                     raise
             raise BindsPartlyMigrated(
-                partly_migrated_line(committed, name, before, _revision(project), exc),
+                partly_migrated_line(committed, name, before, _revision(project), exc,
+                                     dialect_named(project.dialect).transactional_ddl),
                 [d.bind for d in committed], name,
             ) from exc
         done.append(BindResult(name, project, result))
@@ -119,14 +121,15 @@ def run_binds(
 
 def partly_migrated_line(
     committed: Sequence[BindResult], failed: str, before: str | None, after: str | None,
-    cause: BaseException,
+    cause: BaseException, transactional_ddl: bool = True,
 ) -> str:
-    """``bind default committed at X; bind audit rolled back at Y (cause): what to do``."""
+    """``bind default committed at X; bind audit rolled back at Y: what to do (cause)``."""
     done = "; ".join(f"bind {d.bind} committed at {d.result.end or 'base'}" for d in committed)
-    if after is not None and after == before:
+    if after is not None and after == before and transactional_ddl:
         left = f"bind {failed} rolled back at {after}"
-    else:  # a database whose DDL commits as it runs keeps what it did
-        left = f"bind {failed} left at {after or 'an unknown revision'} (it was at {before})"
+    else:  # MySQL/MariaDB commit DDL as it runs: the bind keeps what it did (its cause says what)
+        left = (f"bind {failed} stopped at {after or 'an unknown revision'} (it was at {before}; "
+                "its DDL commits as it runs)")
     return (f"{done}; {left}: rerun upgrade_downgrade to finish, or fix by hand and run "
             f"recover_stamp with binds=[{failed!r}] (the two databases cannot commit together; "
             f"bind {failed} failed: {first_line(cause)})")
