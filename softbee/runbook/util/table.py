@@ -132,7 +132,12 @@ class Table:
 
     def __repr__(self) -> str:
         if not self.simple():
-            return repr(self.to_frame())
+            import pandas as pd
+
+            # As a headless kernel showed it when pandas was loaded before IPython (then
+            # display.max_columns was 0: the frame cut to 80 columns of text, "...").
+            with pd.option_context("display.max_columns", 0):
+                return repr(self.to_frame())
         if not self.rows:
             return f"Empty table\nColumns: [{', '.join(self.columns)}]"
         index = [str(plain_cell(label)) for label in self.index]
