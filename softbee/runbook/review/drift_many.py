@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
