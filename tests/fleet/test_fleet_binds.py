@@ -343,7 +343,7 @@ def test_a_runbook_without_bind_urls_is_refused_before_anything_runs(
     assert not archive_dir.exists()
 
 
-def test_the_drift_check_leaves_targets_with_binds_to_their_runbook_and_says_so(
+def test_a_drift_check_that_reads_one_database_says_each_bind_was_not_checked(
         tmp_path, monkeypatch):
     from softbee.runbook.fleet.drift import drifted_targets
     from tests.fleet.test_fleet import stamped_sqlite
@@ -360,9 +360,13 @@ def test_the_drift_check_leaves_targets_with_binds_to_their_runbook_and_says_so(
     status = fleet_status(fleet, MIGRATIONS, drift=check)
     target = status.targets[0]
     assert target.state == AT_HEAD and target.drifted is None
-    assert target.drift.startswith("drift not checked: a target with binds (audit)")
+    assert target.drift == ("bind default: drift not checked: this drift check reads one "
+                            "database and cannot check bind default; bind audit: drift not "
+                            "checked: this drift check reads one database and cannot check "
+                            "bind audit")
     assert not status.no_drift and "1 drift not checked" in status.summary()
-    assert drifted_targets(fleet.targets, {"tenant-a": "sqlite:///a.db"}, check) == {}
+    found = drifted_targets(fleet.targets, {"tenant-a": "sqlite:///a.db"}, check)
+    assert found["tenant-a"].drifted is None
     assert checked == []
 
 
