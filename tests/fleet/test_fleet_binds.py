@@ -370,6 +370,36 @@ def test_a_drift_check_that_reads_one_database_says_each_bind_was_not_checked(
     assert checked == []
 
 
+def test_a_bind_that_cannot_be_read_is_drift_not_checked_and_the_others_still_are(
+        tmp_path, monkeypatch):
+    from softbee.runbook.review.drift import Drift
+    from tests.fleet.test_fleet import stamped_sqlite
+
+    class Check:
+        asked: list[str] = []
+
+        def __call__(self, url: str) -> Drift:
+            raise AssertionError("a target with binds is checked bind by bind")
+
+        def check_bind(self, urls: dict[str, str], bind: str) -> Drift:
+            self.asked.append(bind)
+            return Drift(HEAD, ("table stray not in any revision",) if bind == "audit" else ())
+
+    path = _bind_fleet(tmp_path, monkeypatch, {
+        "tenant-a": (stamped_sqlite(tmp_path / "a.db", HEAD),
+                     stamped_sqlite(tmp_path / "a_audit.db", HEAD)),
+        "tenant-b": (stamped_sqlite(tmp_path / "b.db", HEAD), f"sqlite:///{tmp_path / 'gone.db'}")})
+    check = Check()
+    a, b = fleet_status(load_targets(path), MIGRATIONS, drift=check).targets
+    assert a.drifted is True and [s.drifted for s in a.binds] == [False, True]
+    assert a.drift.endswith("bind audit: drift from revision "
+                            f"{HEAD} in 1 place(s): table stray not in any revision")
+    assert b.state == UNREACHABLE and b.drifted is None  # its default bind was checked, clean
+    assert b.drift == (f"bind default: no drift: the schema is what revision {HEAD} produces; "
+                       "bind audit: drift not checked: the bind could not be read")
+    assert sorted(check.asked) == ["audit", "default", "default"]
+
+
 def test_the_fleet_runbooks_table_has_a_bind_column_for_targets_with_binds(tmp_path, monkeypatch):
     from softbee.runbook.fleet.report import status_frame
     from tests.fleet.test_fleet import stamped_sqlite
