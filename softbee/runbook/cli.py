@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also check this database's history table against the archive, "
                              "both ways (repeatable; a password is best left to the environment)")
     verify.add_argument("--targets", metavar="FILE",
-                        help="also check every database of this fleet targets file")
+                        help="also check every database of this fleet targets file (every bind's)")
     verify.add_argument("--history-table", default=None, metavar="NAME",
                         help="the history table's name (default: $SOFTBEE_HISTORY_TABLE, else "
                              "softbee_runbook_history)")
@@ -324,7 +324,10 @@ def _vouch_databases(args: argparse.Namespace, directory: Path, out: TextIO) -> 
     databases = [(url, None) for url in args.database]
     if args.targets:
         fleet = load_targets(args.targets)
-        databases += [(target.resolve_url(), target.name) for target in fleet.targets]
+        for target in fleet.targets:  # every bind's database of a target with binds
+            databases.append((target.resolve_url(), target.name))
+            databases += [(url, f"{target.name} (bind {bind})")
+                          for bind, url in target.resolve_bind_urls().items()]
     table = args.history_table or history_table_name()
     problems: list[Any] = []
     for url, name in databases:
