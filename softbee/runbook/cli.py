@@ -20,7 +20,13 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from softbee.runbook.errors import ArchiveError, CatalogError, ParameterError, RunbookError
+from softbee.runbook.errors import (
+    ArchiveError,
+    CatalogError,
+    NotArchived,
+    ParameterError,
+    RunbookError,
+)
 from softbee.runbook.fleet.fleet_cli import add_fleet_parser, fleet_command, fleet_list
 from softbee.runbook.premerge.review_cli import add_review_parsers, review_command, stats_command
 from softbee.runbook.run.catalog import Runbook, list_runbooks, load_parameter_file, runbooks_dir
@@ -140,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stats":
             return stats_command(args, sys.stdout)
         return _archive(args, sys.stdout)
+    except NotArchived as exc:  # the run ran: not a usage error
+        return _fail(EXIT_FAILED, str(exc))
     except _USAGE_ERRORS as exc:
         return _fail(EXIT_USAGE, str(exc))
     except RunbookError as exc:
