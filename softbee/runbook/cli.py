@@ -239,8 +239,38 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     print_summary(record, out)
     if run.passed:
         return EXIT_OK
-    print(error_line(PROG, record, run.html), file=sys.stderr)
+    line = error_line(PROG, record, run.html)
+    if (record.get("error") or {}).get("type") in ("Terminated", "KeyboardInterrupt"):
+        line = _stopped_line(line, args.name, {**values, **texts})
+    print(line, file=sys.stderr)
     return EXIT_FAILED
+
+
+def _stopped_line(line: str, name: str, given: dict[str, Any]) -> str:
+    """A stopped run's line, with where its database is now (read from it) before ``(see ...)``."""
+    import ast
+
+    from softbee.runbook.engine.faults import where_after_stop
+    from softbee.runbook.run.catalog import find_runbook
+
+    defaults = {p.name: p.default for p in find_runbook(name).parameters}
+    if "app" not in defaults:  # not a runbook on a project's database
+        return line
+
+    def value(key: str, fallback: str) -> Any:
+        if key in given:
+            return given[key]
+        try:
+            return ast.literal_eval(defaults.get(key, fallback))
+        except (ValueError, SyntaxError):
+            return ast.literal_eval(fallback)
+
+    url = value("database_url", "None")
+    where = where_after_stop(str(value("app", "'softbee:create_app'")),
+                             str(value("migrations_dir", "'migrations'")),
+                             None if url in (None, "None", "") else str(url))
+    head, sep, tail = line.rpartition(" (see ")
+    return f"{head}; {where}{sep}{tail}" if sep else f"{line}; {where}"
 
 
 # -- archive ----------------------------------------------------------------------------------

@@ -143,3 +143,20 @@ def outcome_after_loss(project: Project, connection: Connection, start: str | No
         return f"rolled back, database still at {at}", again
     return f"the database is at revision {at} (committed)", f"{again}: it goes on from there"
 
+
+def where_after_stop(app: str, migrations_dir: str, database_url: str | None) -> str:
+    """Where a stopped run (SIGTERM, Ctrl-C) left its database, read from it: a clause for its line."""
+    from softbee.runbook.project import load_project
+
+    try:
+        project = load_project(app, migrations_dir, database_url)
+        with project.connect() as conn:
+            recorded, phases = where_recorded(project, conn)
+    except Exception as exc:  # noqa: BLE001 - the run's line must still be printed
+        return (f"where the database is could not be read ({redact_text(first_line(exc))}): run "
+                "the runbook again once it can be reached, it goes on from what is recorded")
+    now = f"the database is at revision {', '.join(recorded) or 'base'} (committed)"
+    if phases:
+        now += "; " + "; ".join(phases)
+    return (f"{now}, what the run had not committed went with its session: run it again to "
+            "resume from there")
