@@ -181,3 +181,26 @@ def test_a_failed_revision_whose_database_cannot_be_read_is_never_called_rolled_
         assert "rolled back" not in outcome and "could not be read" in outcome, outcome
         assert "the database system is shutting down" in outcome, outcome
         assert advice is not None and "again" in advice, advice
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_outside_a_revision_reads_where_the_database_is(
+    postgres_url: str,
+) -> None:
+    """The guard around the whole run: never "still at <start>" when the database moved on."""
+    from softbee.runbook.engine.faults import outcome_after_loss
+
+    project = project_at(postgres_url, HIVE_HEALTH)
+    killer = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with project.connect() as conn:
+            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with killer.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            moved, advice = outcome_after_loss(project, conn, "3c2e7a9d4f03", ValueError())
+            stayed, _ = outcome_after_loss(project, conn, HIVE_HEALTH, ValueError())
+    finally:
+        killer.dispose()
+    assert moved == f"the database is at revision {HIVE_HEALTH} (committed)", moved
+    assert "again" in advice and "rolled back" not in moved
+    assert stayed == f"rolled back, database still at {HIVE_HEALTH}", stayed
