@@ -128,7 +128,7 @@ replica-down:
 	scripts/pg-replica.sh down
 
 # The fault matrix (docs/reliability.md): restarts, a terminated session, a cut connection, a
-# full archive disk, SIGTERM and SIGKILL, each at four moments of a real upgrade. Makes its own
+# full archive disk, SIGTERM and SIGKILL, each at five moments of a real upgrade. Makes its own
 # cluster 15/faults (port 5434, the only one it restarts) and a tmpfs for the archive, and
 # removes both. Needs root; a few minutes. Not part of `make test`.
 FAULT_ROWS ?= 50000

@@ -17,6 +17,8 @@ moments
              pause file before its first batch
   backfill   mid-backfill: a batch's ``UPDATE users`` waiting for one row locked by another
              session half-way through the table (the batches before it committed)
+  index      ``CREATE INDEX CONCURRENTLY`` of 7a6c1e3b8d07 (its phase 2 of 2) waiting for an older
+             snapshot: a session of the matrix in a REPEATABLE READ transaction on the database
   archiving  the run's notebook and html written (pending names), its index append waiting
              for the index's lock, held by the matrix
 faults
@@ -82,7 +84,7 @@ BIN = Path(sys.executable).parent
 CLUSTER = ("15", "faults")
 FAULTS = ("restart-fast", "restart-immediate", "terminate", "cut", "disk-full", "sigterm",
           "sigkill")
-MOMENTS = ("ddl", "between", "backfill", "archiving")
+MOMENTS = ("ddl", "between", "backfill", "index", "archiving")
 DDL_REVISION = "8b7d2f4c9e08"
 ONLINE_REVISION = "6f5b0d2a7c06"
 APP = "fault_matrix"  # application_name of the matrix's own sessions (never terminated)
@@ -108,6 +110,7 @@ OURS = "softbee-runbook:"
 INTERNALS = ("PendingRollbackError", "ResourceClosedError", "OperationalError", "InterfaceError",
              "InternalError", "DatabaseError", "AdminShutdown", "psycopg2.", "sqlalchemy.",
              "Traceback", "Background on this error", "Can't reconnect until")
+NOT_ARCHIVED = re.compile(r"\b(could not be archived|not archived)\b", re.IGNORECASE)
 RERUN = re.compile(r"\b(run\b.*\bagain|re-?run)", re.IGNORECASE)
 # "rolled back" that does not claim the run undid everything (a phase or revision committed).
 QUALIFIED_ROLLBACK = (
@@ -170,7 +173,7 @@ def judge_headline(seen: Observed, start: str = START_REVISION, head: str | None
         problems.append("does not name the recorded phase")
     if not at_head and not RERUN.search(line):
         problems.append("does not advise a re-run")
-    if not seen.archived and "archiv" not in seen.stderr.lower():
+    if not seen.archived and not NOT_ARCHIVED.search(seen.stderr):
         problems.append("not archived, and stderr does not say so")
     return problems
 
@@ -407,6 +410,10 @@ class Hold:
         if self.moment == "ddl":
             self.blocker = self._blocker()
             self.blocker.cursor().execute("LOCK TABLE hives IN ROW EXCLUSIVE MODE")
+        elif self.moment == "index":  # a snapshot older than the index build: it waits
+            self.blocker = self._blocker()
+            self.blocker.set_session(isolation_level="REPEATABLE READ")
+            self.blocker.cursor().execute("SELECT 1")
         elif self.moment in ("between", "backfill"):
             self.pause_file.touch()  # backfill: then a row locked half-way, and the file removed
         elif self.moment == "archiving":
@@ -431,6 +438,10 @@ class Hold:
         if self.moment == "ddl":
             return bool(sessions(self.m, self.database, "wait_event_type = 'Lock' AND query "
                                  "ILIKE '%CREATE TABLE treatments%'"))
+        if self.moment == "index":
+            return bool(sessions(self.m, self.database,
+                                 "wait_event_type = 'Lock' AND query ILIKE "
+                                 "'CREATE INDEX CONCURRENTLY%'"))
         if self.moment == "backfill":
             return bool(sessions(self.m, self.database, "wait_event_type = 'Lock' AND query "
                                  "ILIKE 'UPDATE users%'"))

@@ -63,7 +63,11 @@ def test_a_run_not_archived_must_say_so_and_exit_non_zero() -> None:
     line = "softbee-runbook: error: [Errno 28] No space left on device: '/a/b.html'"
     assert judge_headline(seen(line, version=HEAD, archived=False), START, HEAD) == [
         "not archived, and stderr does not say so"]
-    said = "softbee-runbook: error: could not archive the run: [Errno 28] No space left on device"
+    in_path = "softbee-runbook: error: boom (see /srv/archive/2026/x.html)"  # a path is no word
+    assert judge_headline(seen(in_path, version=HEAD, archived=False), START, HEAD) == [
+        "not archived, and stderr does not say so"]
+    said = ("softbee-runbook: error: runbook 'upgrade_downgrade' passed, but could NOT be "
+            "archived in /srv/archive: No space left on device")
     assert judge_headline(seen(said, version=HEAD, archived=False), START, HEAD) == []
 
 
