@@ -573,6 +573,9 @@ def run_cell(m: Matrix, fault: str, moment: str) -> Cell:
     seen = Observed(fault, cell.exit_code if cell.exit_code is not None else -1, stderr, version,
                     bool(phases), archived)
     cell.problems += judge_headline(seen, START_REVISION, m.head)
+    for spare in re.findall(r"its notebook is kept at (\S+\.ipynb)", stderr):
+        with suppress(OSError):  # the matrix's own unarchived notebooks: not left in /tmp
+            Path(spare).unlink()
     code, text = verify_archive(m.archive)
     if code != 0:
         cell.problems.append(f"archive verify failed: {text[:300]}")

@@ -623,6 +623,9 @@ def test_a_full_disk_while_appending_leaves_no_torn_line_and_the_archive_verifie
 ) -> None:
     """Before: the fault matrix filled the archive's tmpfs mid-append; a torn index line and two
     files with no record stayed, and ``archive verify`` failed from then on."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(three_runs.parent))  # its spare notebook
     index = three_runs / "index.jsonl"
     before, head = index.read_bytes(), (three_runs / "index.head").read_bytes()
     _full_disk_after(monkeypatch, os, "write", 40)  # 40 bytes of the record's line get through
@@ -633,6 +636,7 @@ def test_a_full_disk_while_appending_leaves_no_torn_line_and_the_archive_verifie
     assert "\n" not in message and "could NOT be archived" in message, message
     assert "passed" in message and "No space left on device" in message, message
     assert "index is unchanged" in message and "notebook is kept at" in message, message
+    assert list(three_runs.parent.glob("softbee-runbook-unarchived-*run000000004.ipynb"))
     assert index.read_bytes() == before and (three_runs / "index.head").read_bytes() == head
     assert not list(three_runs.rglob("*run000000004*"))
     assert verify_archive(three_runs) == []
@@ -643,8 +647,11 @@ def test_a_full_disk_while_appending_leaves_no_torn_line_and_the_archive_verifie
 def test_a_failed_run_that_cannot_be_written_says_how_it_failed_and_keeps_nothing(
     three_runs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import tempfile
+
     from softbee.runbook import archive as package
 
+    monkeypatch.setattr(tempfile, "tempdir", str(three_runs.parent))  # its spare notebook
     real = package.write_atomic
     calls = iter(range(100))
 
