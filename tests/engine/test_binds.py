@@ -10,11 +10,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
-from softbee.runbook.engine.binds import run_binds
+from softbee.runbook.engine.binds import partly_migrated_line, run_binds
 from softbee.runbook.engine.recover import recover
 from softbee.runbook.errors import BindsPartlyMigrated, ConfigError, DataLossError, GuardError
 from softbee.runbook.project import Project, load_project
@@ -265,3 +266,18 @@ def test_an_env_py_without_upgrade_tokens_is_routed_by_database(urls: tuple[str,
     assert [(r.bind, r.result.end) for r in results] == [("default", HEAD), ("audit", HEAD)]
     assert "hives" in tables(default_url) and "hives" not in tables(audit_url)
     assert "audit_events" in tables(audit_url) and "audit_events" not in tables(default_url)
+
+
+def test_a_failed_bind_with_a_committed_phase_is_never_said_rolled_back() -> None:
+    committed = [SimpleNamespace(bind="default", result=SimpleNamespace(end="a1000000004d"))]
+    cause = RuntimeError("lost the connection")
+
+    rolled_back = partly_migrated_line(committed, "audit", "a1000000002b", "a1000000002b", cause)
+    with_phase = partly_migrated_line(
+        committed, "audit", "a1000000002b", "a1000000002b", cause,
+        in_progress=["a1000000003c upgrade: phase 2 of 3 (backfill) running, 1,500 / 20,000 rows"])
+
+    assert "bind audit rolled back at a1000000002b" in rolled_back
+    assert "rolled back" not in with_phase
+    assert "bind audit stopped at a1000000002b with a1000000003c upgrade: phase 2 of 3" in with_phase
+    assert with_phase.startswith("bind default committed at a1000000004d; ")

@@ -100,7 +100,7 @@ def run_binds(
         name = project.bind or "default"
         if project.bind is not None:
             say(f"{bind_label(project)}:")
-        before = _revision(project) if project.bind is not None else None
+        before = _where(project)[0] if project.bind is not None else None
         try:
             result = run_migration(project, direction, target, progress=progress, **options)
         except RunbookError as exc:
@@ -110,9 +110,10 @@ def run_binds(
             if not committed:
                 with naming_bind(project):
                     raise
+            after, phases = _where(project)
             raise BindsPartlyMigrated(
-                partly_migrated_line(committed, name, before, _revision(project), exc,
-                                     dialect_named(project.dialect).transactional_ddl),
+                partly_migrated_line(committed, name, before, after, exc,
+                                     dialect_named(project.dialect).transactional_ddl, phases),
                 [d.bind for d in committed], name,
             ) from exc
         done.append(BindResult(name, project, result))
@@ -121,11 +122,18 @@ def run_binds(
 
 def partly_migrated_line(
     committed: Sequence[BindResult], failed: str, before: str | None, after: str | None,
-    cause: BaseException, transactional_ddl: bool = True,
+    cause: BaseException, transactional_ddl: bool = True, in_progress: Sequence[str] = (),
 ) -> str:
-    """``bind default committed at X; bind audit rolled back at Y: what to do (cause)``."""
+    """``bind default committed at X; bind audit rolled back at Y: what to do (cause)``.
+
+    "Rolled back" only when it is true: the failed bind is where it started, on a database
+    whose DDL is transactional, and no online phase of it committed (``in_progress``, the
+    bind's phase record read after the failure, names any phase that did).
+    """
     done = "; ".join(f"bind {d.bind} committed at {d.result.end or 'base'}" for d in committed)
-    if after is not None and after == before and transactional_ddl:
+    if in_progress:
+        left = f"bind {failed} stopped at {after or 'an unknown revision'} with {'; '.join(in_progress)}"
+    elif after is not None and after == before and transactional_ddl:
         left = f"bind {failed} rolled back at {after}"
     else:  # MySQL/MariaDB commit DDL as it runs: the bind keeps what it did (its cause says what)
         left = (f"bind {failed} stopped at {after or 'an unknown revision'} (it was at {before}; "
@@ -135,9 +143,13 @@ def partly_migrated_line(
             f"bind {failed} failed: {first_line(cause)})")
 
 
-def _revision(project: Project) -> str | None:
-    """The bind's recorded revision(s), ``base`` when none; None when it cannot be read."""
+def _where(project: Project) -> tuple[str | None, tuple[str, ...]]:
+    """The bind's recorded revision(s) (``base`` when none) and its phases in progress.
+
+    ``(None, ())`` when they cannot be read: the line then says the revision is unknown.
+    """
     try:
-        return ",".join(get_state(project).current) or "base"
+        state = get_state(project)
     except Exception:  # noqa: BLE001 - the line then says the revision is unknown
-        return None
+        return None, ()
+    return ",".join(state.current) or "base", tuple(state.in_progress)
