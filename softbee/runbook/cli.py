@@ -20,7 +20,13 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from softbee.runbook.errors import ArchiveError, CatalogError, ParameterError, RunbookError
+from softbee.runbook.errors import (
+    ArchiveError,
+    CatalogError,
+    NotArchived,
+    ParameterError,
+    RunbookError,
+)
 from softbee.runbook.fleet.fleet_cli import add_fleet_parser, fleet_command, fleet_list
 from softbee.runbook.premerge.review_cli import add_review_parsers, review_command, stats_command
 from softbee.runbook.run.catalog import Runbook, list_runbooks, load_parameter_file, runbooks_dir
@@ -140,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stats":
             return stats_command(args, sys.stdout)
         return _archive(args, sys.stdout)
+    except NotArchived as exc:  # the run ran: not a usage error
+        return _fail(EXIT_FAILED, str(exc))
     except _USAGE_ERRORS as exc:
         return _fail(EXIT_USAGE, str(exc))
     except RunbookError as exc:
@@ -231,8 +239,38 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     print_summary(record, out)
     if run.passed:
         return EXIT_OK
-    print(error_line(PROG, record, run.html), file=sys.stderr)
+    line = error_line(PROG, record, run.html)
+    if (record.get("error") or {}).get("type") in ("Terminated", "KeyboardInterrupt"):
+        line = _stopped_line(line, args.name, {**values, **texts})
+    print(line, file=sys.stderr)
     return EXIT_FAILED
+
+
+def _stopped_line(line: str, name: str, given: dict[str, Any]) -> str:
+    """A stopped run's line, with where its database is now (read from it) before ``(see ...)``."""
+    import ast
+
+    from softbee.runbook.engine.faults import where_after_stop
+    from softbee.runbook.run.catalog import find_runbook
+
+    defaults = {p.name: p.default for p in find_runbook(name).parameters}
+    if "app" not in defaults:  # not a runbook on a project's database
+        return line
+
+    def value(key: str, fallback: str) -> Any:
+        if key in given:
+            return given[key]
+        try:
+            return ast.literal_eval(defaults.get(key, fallback))
+        except (ValueError, SyntaxError):
+            return ast.literal_eval(fallback)
+
+    url = value("database_url", "None")
+    where = where_after_stop(str(value("app", "'softbee:create_app'")),
+                             str(value("migrations_dir", "'migrations'")),
+                             None if url in (None, "None", "") else str(url))
+    head, sep, tail = line.rpartition(" (see ")
+    return f"{head}; {where}{sep}{tail}" if sep else f"{line}; {where}"
 
 
 # -- archive ----------------------------------------------------------------------------------

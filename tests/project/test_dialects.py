@@ -128,3 +128,31 @@ def test_a_review_lints_what_will_run_where_lint_can_read_it() -> None:
     assert MySQL.review_sql == "mysql" and dialect_named("mariadb").review_sql == "mysql"
     assert PostgreSQL.review_sql == "postgresql"
     assert SQLite.review_sql == "postgresql"  # SQLite's batch revisions cannot render offline
+
+
+@pytest.mark.postgres
+def test_rolling_back_a_lost_connection_opens_no_new_session(postgres_url: str) -> None:
+    """Before: rollback_fully asked an invalidated connection for its driver connection, which
+    reconnected; while the server restarted, that connect failed and its error replaced the
+    run's (the fault matrix, restart during the DDL: "rolled back, database still at ...")."""
+    import sqlalchemy as sa
+
+    from softbee.runbook.project.dialects import rollback_fully
+
+    engine = sa.create_engine(postgres_url)
+    killer = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    connects: list[int] = []
+    sa.event.listen(engine, "connect", lambda *_args: connects.append(1))
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with killer.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            with pytest.raises(sa.exc.OperationalError):
+                conn.execute(sa.text("SELECT 1"))
+            assert conn.invalidated
+            rollback_fully(conn)
+            assert len(connects) == 1, "rollback_fully reconnected a lost connection"
+    finally:
+        engine.dispose()
+        killer.dispose()
