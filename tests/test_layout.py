@@ -149,3 +149,13 @@ def test_test_modules_find_the_repository_through_tests_helpers_not_their_own_fo
         and "Path(__file__)" in path.read_text()
     )
     assert own_paths == []
+
+
+def test_no_two_test_modules_share_a_name():
+    """tests/ has no __init__.py: pytest cannot collect two test modules of one basename
+    (``tests/util/test_table.py`` beside ``tests/history/test_table.py`` stopped make test)."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((REPO_ROOT / "tests").rglob("test_*.py")):
+        if "examples" not in path.relative_to(REPO_ROOT / "tests").parts:
+            seen.setdefault(path.name, []).append(str(path.relative_to(REPO_ROOT)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}

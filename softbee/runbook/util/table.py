@@ -6,7 +6,7 @@ rows of text and counts. A :class:`Table` holds its rows as they are and draws t
 itself when every cell is a string, an integer, a boolean or ``None`` and the table
 fits pandas' display limits: the HTML is the HTML the kernel showed for the same
 DataFrame (pandas' ``to_html(notebook=True)`` with :func:`plain_cell`: "—" for a
-missing value, "yes"/"no" for a boolean; ``tests/util/test_table.py`` compares them),
+missing value, "yes"/"no" for a boolean; ``tests/util/test_tables.py`` compares them),
 and the text an aligned plain table with the same words. Anything else (a float, a long
 or multi-line string, a big table) is drawn by pandas from :meth:`Table.to_frame`, the
 DataFrame the table stands for, exactly as before.
