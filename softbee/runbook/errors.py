@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -160,13 +160,16 @@ class RehearsalFailed(MigrationFailed):
 class BindsPartlyMigrated(MigrationFailed):
     """A multi-database run failed in one bind after earlier binds committed (two databases cannot commit together).
 
-    ``committed`` names the binds that committed, ``failed`` the one that did not.
+    ``committed`` names the binds that committed, ``failed`` the one that did not; ``facts``
+    is what the run record keeps of every bind (a notebook cell records it as it fails).
     """
 
-    def __init__(self, message: str, committed: Sequence[str], failed: str) -> None:
+    def __init__(self, message: str, committed: Sequence[str], failed: str,
+                 facts: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.committed = list(committed)
         self.failed = failed
+        self.facts = dict(facts or {})
 
 
 class RecoveryError(RunbookError):

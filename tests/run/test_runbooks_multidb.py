@@ -76,13 +76,19 @@ def test_second_bind_failing_stops_the_runbook_with_one_line_and_recover_stamp_f
     assert error.ename == "DriftError" and error.evalue.startswith("bind audit: ")
     assert "audit_archive" in error.evalue
     assert recorded(default_url) == recorded(audit_url) == "a1000000003c"  # refused: none moved
-    error, _nb = run_failing_runbook("upgrade_downgrade", tmp_path, cwd=twin, app=APP,
-                                     migrations_dir="migrations", database_url=default_url,
-                                     bind_urls=bind_urls, allow_drift=True)
+    error, failed = run_failing_runbook("upgrade_downgrade", tmp_path, cwd=twin, app=APP,
+                                        migrations_dir="migrations", database_url=default_url,
+                                        bind_urls=bind_urls, allow_drift=True)
     assert error.ename == "BindsPartlyMigrated"
     assert error.evalue.startswith(
         f"bind default committed at {HEAD}; bind audit rolled back at a1000000003c: rerun "
         "upgrade_downgrade to finish, or fix by hand and run recover_stamp with binds=['audit']")
+    # The record says what each bind is really at, not the preflight's "before" alone.
+    binds = read_summary(failed)["binds"]
+    assert (binds["default"]["revision_before"], binds["default"]["revision_after"]) == (
+        "a1000000003c", HEAD)
+    assert binds["audit"]["revision_after"] == "a1000000003c"
+    assert binds["audit"]["outcome"] == "rolled back at a1000000003c"
     nb = run_runbook("recover_stamp", tmp_path, cwd=twin, app=APP, migrations_dir="migrations",
                      database_url=default_url, bind_urls=bind_urls, binds=["audit"],
                      stamp_revision="head", dry_run=False)

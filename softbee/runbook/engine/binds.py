@@ -111,10 +111,13 @@ def run_binds(
                 with naming_bind(project):
                     raise
             after, phases = _where(project)
+            left = left_at(before, after, dialect_named(project.dialect).transactional_ddl, phases)
             raise BindsPartlyMigrated(
                 partly_migrated_line(committed, name, before, after, exc,
                                      dialect_named(project.dialect).transactional_ddl, phases),
                 [d.bind for d in committed], name,
+                facts=_partly_facts(done, name, before, after, left,
+                                    [p.bind or "default" for p in projects[len(done) + 1:]]),
             ) from exc
         done.append(BindResult(name, project, result))
     return done
@@ -131,16 +134,32 @@ def partly_migrated_line(
     bind's phase record read after the failure, names any phase that did).
     """
     done = "; ".join(f"bind {d.bind} committed at {d.result.end or 'base'}" for d in committed)
-    if in_progress:
-        left = f"bind {failed} stopped at {after or 'an unknown revision'} with {'; '.join(in_progress)}"
-    elif after is not None and after == before and transactional_ddl:
-        left = f"bind {failed} rolled back at {after}"
-    else:  # MySQL/MariaDB commit DDL as it runs: the bind keeps what it did (its cause says what)
-        left = (f"bind {failed} stopped at {after or 'an unknown revision'} (it was at {before}; "
-                "its DDL commits as it runs)")
+    left = f"bind {failed} {left_at(before, after, transactional_ddl, in_progress)}"
     return (f"{done}; {left}: rerun upgrade_downgrade to finish, or fix by hand and run "
             f"recover_stamp with binds=[{failed!r}] (the two databases cannot commit together; "
             f"bind {failed} failed: {first_line(cause)})")
+
+
+def left_at(before: str | None, after: str | None, transactional_ddl: bool = True,
+            in_progress: Sequence[str] = ()) -> str:
+    """Where a failed bind is left: ``rolled back at X`` only when that is true, else ``stopped at ...``."""
+    if in_progress:
+        return f"stopped at {after or 'an unknown revision'} with {'; '.join(in_progress)}"
+    if after is not None and after == before and transactional_ddl:
+        return f"rolled back at {after}"
+    # MySQL/MariaDB commit DDL as it runs: the bind keeps what it did (its cause says what)
+    return (f"stopped at {after or 'an unknown revision'} (it was at {before}; "
+            "its DDL commits as it runs)")
+
+
+def _partly_facts(done: Sequence[BindResult], failed: str, before: str | None,
+                  after: str | None, left: str, not_run: Sequence[str]) -> dict[str, Any]:
+    """The run record's ``binds`` after a partial run: what each bind is really at."""
+    binds: dict[str, Any] = {d.bind: d.result.summary() for d in done}
+    binds[failed] = {"revision_before": before, "revision_after": after, "outcome": left}
+    for name in not_run:
+        binds[name] = {"outcome": "not run: an earlier bind failed"}
+    return {"binds": binds}
 
 
 def _where(project: Project) -> tuple[str | None, tuple[str, ...]]:

@@ -87,24 +87,16 @@ class BoundEngine:
         return getattr(self._connection.engine, name)
 
 
-class _Lent:
-    """The runbook's connection lent to ``env.py``: it may enter, begin, commit and close it.
+class _Inert:
+    """A connection's or transaction's verbs that do nothing: entered, begun, committed, closed."""
 
-    None of that reaches the connection: its transaction is the runbook's, which commits
-    or rolls back after the guards have looked (the multi-database template, for one,
-    begins and commits a transaction of its own on every connection it opens).
-    """
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-
-    def __enter__(self) -> _Lent:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         return None
 
-    def begin(self) -> _Lent:
+    def begin(self) -> Self:
         return self
 
     def commit(self) -> None:
@@ -116,11 +108,23 @@ class _Lent:
     def close(self) -> None:
         return None
 
+
+class _Lent(_Inert):
+    """The runbook's connection lent to ``env.py``: it may enter, begin, commit and close it.
+
+    None of that reaches the connection: its transaction is the runbook's, which commits
+    or rolls back after the guards have looked (the multi-database template, for one,
+    begins and commits a transaction of its own on every connection it opens).
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)
 
 
-class SkippedEngine:
+class SkippedEngine(_Inert):
     """Another bind's engine, while one bind is migrated: env.py may open, begin and close it.
 
     It never connects: that bind's ``configure`` and ``run_migrations`` are skipped in this
@@ -132,32 +136,14 @@ class SkippedEngine:
         self.dialect = url.get_dialect()()
         self.engine = self
 
-    def connect(self) -> SkippedEngine:
+    def connect(self) -> Self:
         return self
 
-    def begin(self) -> SkippedEngine:
-        return self
-
-    def begin_twophase(self, *_args: object) -> SkippedEngine:
+    def begin_twophase(self, *_args: object) -> Self:
         return self
 
     def prepare(self) -> None:
         return None
 
-    def commit(self) -> None:
-        return None
-
-    def rollback(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
     def dispose(self) -> None:
-        return None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
         return None

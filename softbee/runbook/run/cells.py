@@ -8,7 +8,9 @@ its own for it:
 - A :class:`~softbee.runbook.errors.RunbookError` raised in a cell shows as its message
   alone, the same line the CLI prints, instead of a traceback through the library. It
   is still an error: the cell's reply says so, papermill stops the run there, and the
-  archive records it as failed. Any other exception keeps its whole traceback.
+  archive records it as failed. Any other exception keeps its whole traceback. An error
+  that carries ``facts`` (what a multi-database run did before a later bind failed) has
+  them recorded first, so the run's record says where each bind really is.
 - A DataFrame's cells show "—" where a value is missing (``NaN``, ``None``) and
   "yes"/"no" for booleans, instead of ``NaN`` and ``True``/``False``.
 """
@@ -56,6 +58,11 @@ def _one_line(shell: Any, etype: type[BaseException], value: BaseException, tb: 
     sends the cell's ``error`` output (ename, evalue, this one line), which is what
     JupyterLab draws and papermill stops on.
     """
+    facts = getattr(value, "facts", None)  # what the run did before failing, for its record
+    if isinstance(facts, dict) and facts:
+        from softbee.runbook.archive.summary import record
+
+        record(**facts)
     stb = [f"\x1b[1;31m{etype.__name__}\x1b[0m: {value}".rstrip()]
     shell._showtraceback(etype, value, stb)
     return []

@@ -59,10 +59,10 @@ def print_summary(record: dict[str, Any], out: TextIO) -> None:
     for name in sorted(binds, key=lambda n: n != "default") if isinstance(binds, dict) else ():
         facts = binds[name]  # several databases: the default one first
         facts = facts if isinstance(facts, dict) else {}
-        moved = (f"{facts.get('revision_before') or '(none)'} -> "
-                 f"{facts.get('revision_after') or '(none)'}")
-        outcome = f"  ({facts['outcome']})" if facts.get("outcome") else ""
-        print(f"bind {name}: {moved}{outcome}", file=out)
+        before, after = facts.get("revision_before"), facts.get("revision_after")
+        moved = f"{before or '(none)'} -> {after or '(none)'}" if before or after else ""
+        outcome = facts.get("outcome") or ""
+        print(f"bind {name}: {moved}{f'  ({outcome})' if moved and outcome else outcome}", file=out)
     if record.get("outcome"):
         print(f"outcome:  {record['outcome']}", file=out)
     if extra.get("app_load_check"):
