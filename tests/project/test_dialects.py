@@ -128,3 +128,14 @@ def test_a_review_lints_what_will_run_where_lint_can_read_it() -> None:
     assert MySQL.review_sql == "mysql" and dialect_named("mariadb").review_sql == "mysql"
     assert PostgreSQL.review_sql == "postgresql"
     assert SQLite.review_sql == "postgresql"  # SQLite's batch revisions cannot render offline
+
+
+def test_each_database_says_what_lock_retries_and_throttled_backfills_do_there() -> None:
+    """Retries and throttling have a row per database, and only PostgreSQL claims them in full."""
+    table = guarantees_table()
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in table.splitlines()}
+    postgresql, sqlite, mysql = rows["lock retries (`lock_retries`)"]
+    assert "SAVEPOINT" in postgresql and sqlite.startswith("none") and mysql.startswith("what it can")
+    postgresql, sqlite, mysql = rows["backfills yield (replica lag, VACUUM, pause file)"]
+    assert "max_replica_lag_s" in postgresql and sqlite.startswith("no:") and mysql.startswith("no:")
+    assert [d.lock_retry for d in (PostgreSQL, SQLite, MySQL)] == ["savepoint", "none", "statement"]

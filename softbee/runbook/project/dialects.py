@@ -62,6 +62,8 @@ class Dialect:
     # Online revisions (online.run_phases) run in phases outside the transaction (phases.py).
     online_phases: ClassVar[bool] = False
     lock_kind: ClassVar[str] = "none"
+    # How a statement that loses its lock is tried again (engine/retries.py): RETRIES' keys.
+    lock_retry: ClassVar[str] = "none"
     lock_timeout_setting: ClassVar[str] = "none"
     statement_timeout_setting: ClassVar[str] = "none"
     # The dialect a review renders the pending SQL in and lints (squawk reads PostgreSQL only).
@@ -109,6 +111,7 @@ class PostgreSQL(Dialect):
     transactional_ddl = True
     online_phases = True
     lock_kind = "pg_advisory_lock"
+    lock_retry = "savepoint"
     lock_timeout_setting = "`lock_timeout`"
     statement_timeout_setting = "`statement_timeout`"
 
@@ -226,6 +229,7 @@ class MySQL(Dialect):
     label = "MySQL, MariaDB"
     transactional_ddl = False
     lock_kind = "get_lock"
+    lock_retry = "statement"
     lock_timeout_setting = "`lock_wait_timeout` (whole seconds)"
     statement_timeout_setting = "`max_statement_time` (MariaDB), `max_execution_time` (MySQL, SELECT only)"
     review_sql = "mysql"  # what will run is MySQL's SQL (CHANGE, MODIFY, concat()...)
@@ -341,6 +345,29 @@ LOCKS = {
     "none": "none",
 }
 
+RETRIES = {
+    "savepoint": "in a run, every statement that changes something runs in a `SAVEPOINT`: one "
+                 "that loses its lock (`lock_timeout`, a deadlock) is undone alone, the run keeps what it "
+                 "did, pauses and tries again under a longer `lock_timeout` (3 retries, at most "
+                 "60 s a statement by default), each retry reported",
+    "statement": "what it can: DDL commits on its own and a lock wait timeout (1205) undoes only "
+                 "the statement, so it runs again under a longer `lock_wait_timeout` (whole "
+                 "seconds, from 1 s), each retry reported; a deadlock is not retried, nor "
+                 "anything when the server runs with `innodb_rollback_on_timeout`",
+    "none": "none: the lock is the whole database file, so the busy timeout (`lock_timeout_ms`) "
+            "is the one wait; retrying in steps would only be a longer busy timeout",
+}
+
+
+def _backfills_yield(d: Dialect) -> str:
+    if d.online_phases:
+        return ("between keyset batches: waits while a replica lags over `max_replica_lag_s` "
+                "(when given), a VACUUM works on the table (`yield_to_vacuum`), or the pause "
+                "file exists; each pause shown, recorded as `paused`, bounded by `max_pause_s`")
+    where = "the run's transaction" if d.transactional_ddl else "the revision's step"
+    return (f"no: an online backfill is one plain `UPDATE` inside {where}; nothing looks at "
+            "replicas, VACUUM or the pause file")
+
 
 def guarantees_table() -> str:
     """What a run guarantees on each database (docs/guarantees.md), from the facts above."""
@@ -368,6 +395,11 @@ def guarantees_table() -> str:
         "one migration at a time": lambda d: LOCKS[d.lock_kind],
         "lock timeout": lambda d: d.lock_timeout_setting,
         "statement timeout": lambda d: d.statement_timeout_setting,
+        "lock retries (`lock_retries`)": lambda d: RETRIES[d.lock_retry],
+        "backfills yield (replica lag, VACUUM, pause file)": _backfills_yield,
+        "backfill batch size": lambda d: (
+            "follows the measured batch time (about `batch_ms`, 100 to 100,000 rows)"
+            if d.online_phases else "one statement, no batches"),
     }
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for fact, value in facts.items():
