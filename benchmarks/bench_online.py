@@ -733,15 +733,22 @@ class ProgressWatcher(threading.Thread):
         self.join(5)
 
 
-def printed_progress(way: str, log: Path, archive: Path, since: float) -> list[Progress]:
-    """The way's progress lines: flask's output, or the runbook's archived notebook."""
+def printed_output(way: str, log: Path, archive: Path, since: float) -> str:
+    """What the way printed: flask's output, or the runbook's archived notebook(s) since ``since``."""
     if way == "flask":
-        return progress_lines(log.read_text(errors="replace")) if log.is_file() else []
-    lines: list[Progress] = []
-    for notebook in sorted(archive.rglob("*.ipynb")):
-        if notebook.stat().st_mtime >= since:
-            lines += progress_lines(notebook.read_text(errors="replace"))
-    return lines
+        return log.read_text(errors="replace") if log.is_file() else ""
+    return "\n".join(notebook.read_text(errors="replace")
+                     for notebook in sorted(archive.rglob("*.ipynb"))
+                     if notebook.stat().st_mtime >= since)
+
+
+LONGEST_BATCH = re.compile(r"longest batch (\d+) ms")
+
+
+def longest_batch_ms(text: str) -> int | None:
+    """The longest backfill batch a run's last progress line reports (None: not reported)."""
+    found = [int(m[1]) for m in LONGEST_BATCH.finditer(text)]
+    return max(found) if found else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -762,6 +769,7 @@ class WayResult:
     eta: EtaCheck | None = None
     eta_note: str = ""
     rates: list[float] = field(default_factory=list)
+    longest_batch_ms: int | None = None
 
 
 def check_at_head(server: Server, database: str, head: str, counts: Mapping[str, int]
@@ -842,7 +850,9 @@ def run_way(server: Server, way: str, database: str, rows: int, seed: int, scrat
     result.client_errors = [f"{c.role}: {error} x{n}" for c in clients
                             for error, n in c.errors.items()]
     result.blocked_by = sampler.summary()
-    lines = printed_progress(way, log, scratch / "archive", since - 1)
+    printed = printed_output(way, log, scratch / "archive", since - 1)
+    lines = progress_lines(printed)
+    result.longest_batch_ms = longest_batch_ms(printed)
     result.eta = eta_check(lines, watcher.timeline)
     result.rates = decile_rates(watcher.timeline)
     if result.eta is None:
@@ -1230,7 +1240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{'ok at head' if not result.problems else 'NOT OK'}")
                 say(f"  {way}: {result.eta.describe() if result.eta else result.eta_note}")
                 say(f"  {way}: backfill rows/s per tenth of the rows: "
-                    f"{', '.join(f'{rate:,.0f}' for rate in result.rates) or 'none'}")
+                    f"{', '.join(f'{rate:,.0f}' for rate in result.rates) or 'none'}; "
+                    f"longest batch {result.longest_batch_ms or '?'} ms")
                 if not args.keep:
                     server.drop(database)
                 say(f"  {free_disk()}")
