@@ -12,8 +12,8 @@ from softbee.runbook.project.dialects import (
     SQLite,
     dialect_named,
     error_code,
-    guarantees_table,
 )
+from softbee.runbook.project.guarantees import guarantees_table
 from tests.conftest import require_driver
 from tests.helpers import REPO_ROOT
 
@@ -139,3 +139,20 @@ def test_each_database_says_what_lock_retries_and_throttled_backfills_do_there()
     postgresql, sqlite, mysql = rows["backfills yield (replica lag, VACUUM, pause file)"]
     assert "max_replica_lag_s" in postgresql and sqlite.startswith("no:") and mysql.startswith("no:")
     assert [d.lock_retry for d in (PostgreSQL, SQLite, MySQL)] == ["savepoint", "none", "statement"]
+
+
+def test_lock_retries_are_left_alone_where_the_table_says_none() -> None:
+    """The row is the code's own fact: a database whose lock_retry is "none" gets no retry."""
+    from types import SimpleNamespace
+
+    from softbee.runbook.engine.retries import LockRetries, _retrying, lock_retries
+
+    ran: list[int] = []
+    with lock_retries(LockRetries()):
+        for name in ("sqlite", "mssql"):
+            assert dialect_named(name).lock_retry == "none"
+            context = SimpleNamespace(dialect=SimpleNamespace(name=name))
+            cursor = SimpleNamespace(connection=SimpleNamespace(autocommit=False))
+            assert _retrying(cursor, "ALTER TABLE hives ADD COLUMN x INTEGER", context,
+                             lambda: ran.append(1)) is False
+    assert ran == []
