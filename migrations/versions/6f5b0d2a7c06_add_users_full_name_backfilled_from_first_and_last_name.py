@@ -51,10 +51,6 @@ def upgrade():
             users,
             {'full_name': users.c.first_name + ' ' + users.c.last_name},
             where=users.c.full_name.is_(None),
-            # Each batch holds its rows' locks until it commits: 50 ms batches keep a writer's
-            # worst wait near 100 ms on a busy server, where batches vary by about 2x
-            # (docs/benchmarks.md, "Ten times the rows").
-            batch_ms=50,
         ),
         # Every row has a value now: enforce it.
         online.set_not_null('users', 'full_name', existing_type=sa.String(length=200)),
