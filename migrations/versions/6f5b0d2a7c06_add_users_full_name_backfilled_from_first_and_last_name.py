@@ -51,10 +51,6 @@ def upgrade():
             users,
             {'full_name': users.c.first_name + ' ' + users.c.last_name},
             where=users.c.full_name.is_(None),
-            # Each batch holds its rows' locks until it commits, and on a busy server the
-            # longest batch ran 2.5-4x its budget (docs/benchmarks.md, "Ten times the rows"):
-            # 25 ms batches, so a writer's worst wait can stay near 100 ms.
-            batch_ms=25,
         ),
         # Every row has a value now: enforce it.
         online.set_not_null('users', 'full_name', existing_type=sa.String(length=200)),
