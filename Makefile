@@ -76,11 +76,14 @@ $(OLDEST_STAMP): requirements/oldest.txt
 	touch $(OLDEST_STAMP)
 
 # The oldest_stack example through the library and the four runbooks, then every guard on
-# every env.py shape of the corpus (the corpus's runbook runs are left to `make test`).
+# every env.py shape of the corpus (the corpus's runbook runs are left to `make test`), then
+# a multi-database project bind by bind (its MariaDB bind needs PyMySQL, not in this stack).
 test-oldest: $(OLDEST_STAMP)
 	SOFTBEE_STACK=oldest $(OLDEST)/bin/python -m pytest -n 2 -p no:cacheprovider $(OLDEST_TESTS)
 	SOFTBEE_STACK=oldest $(OLDEST)/bin/python -m pytest -n 2 -p no:cacheprovider -m "not notebook" \
 		tests/project/test_envpy_corpus.py
+	SOFTBEE_STACK=oldest $(OLDEST)/bin/python -m pytest -n 2 -p no:cacheprovider -k "not mariadb" \
+		tests/engine/test_binds.py
 
 # The Airflow fleet DAG, proved with `airflow dags test` on three local databases.
 # Airflow gets its own venv, built from requirements/airflow.txt (versions that resolved here,

@@ -153,6 +153,18 @@ class RehearsalFailed(MigrationFailed):
         self.on_copy = on_copy
 
 
+class BindsPartlyMigrated(MigrationFailed):
+    """A multi-database run failed in one bind after earlier binds committed (two databases cannot commit together).
+
+    ``committed`` names the binds that committed, ``failed`` the one that did not.
+    """
+
+    def __init__(self, message: str, committed: Sequence[str], failed: str) -> None:
+        super().__init__(message)
+        self.committed = list(committed)
+        self.failed = failed
+
+
 class RecoveryError(RunbookError):
     """The manual fix or stamp could not be applied, or did not verify."""
 

@@ -43,8 +43,8 @@ def test_a_good_file_gives_targets_in_order_with_waves_and_tags(tmp_path):
 def test_unknown_key_names_the_target_and_the_keys_allowed(tmp_path):
     problems = _problems(tmp_path, "targets:\n  - {name: a, url_env: TENANT_A_URL, wvae: 2}\n")
     assert problems == [
-        "target 'a': unknown key 'wvae': use one of name, url_env, conn_id, url, wave, tags "
-        "(remove or rename it)"]
+        "target 'a': unknown key 'wvae': use one of name, url_env, conn_id, url, wave, tags, "
+        "bind_url_env, bind_conn_id, bind_url (remove or rename it)"]
 
 
 def test_duplicate_name_is_refused(tmp_path):

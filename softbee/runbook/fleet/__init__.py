@@ -1,9 +1,11 @@
 """Many databases at once: targets files, status, fleet runs, their report, Airflow.
 
-Owns: the targets file (``targets``), every target's revision (``status``), a runbook run
-on every target with canary and waves (``fleet_run``, in ``worker`` processes; one
-target's run: ``target_run``), the fleet's report (``report``), the ``fleet`` commands
-(``fleet_cli``) and the Airflow DAG factory (``airflow_dag``).
+Owns: the targets file (``targets``; a multi-database target's other binds: ``binds``),
+every target's revision, per bind (``status``, placed on the scripts' graph: ``graph``), a
+runbook run on every target with canary and waves (``fleet_run``, in ``worker`` processes; one
+target's run: ``target_run``), the fleet record (``records``), the fleet's report
+(``report``), the ``fleet`` commands (``fleet_cli``) and the Airflow DAG factory
+(``airflow_dag``).
 Imports: :mod:`~softbee.runbook.util`, :mod:`~softbee.runbook.archive` and
 :mod:`~softbee.runbook.run`; nothing imports it but :mod:`softbee.runbook.cli`.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 _STATUS = ("AT_HEAD", "BEHIND", "AHEAD", "UNKNOWN", "SEVERAL", "UNREACHABLE", "STATE_ORDER",
-           "TargetStatus", "FleetStatus", "History", "fleet_status", "read_revisions",
+           "TargetStatus", "BindStatus", "FleetStatus", "History", "fleet_status", "read_revisions",
            "status_rows", "unreachable", "script_directory")
 
 

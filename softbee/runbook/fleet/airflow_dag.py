@@ -10,14 +10,17 @@
 Shape of the DAG: ``wave_1`` (mapped over the wave's targets) -> ``gate_1`` -> ``wave_2``
 -> ``gate_2`` ... -> ``fleet_record``. Each target task runs ``softbee-runbook run``
 headless on its worker with the URL of the target's Airflow Connection (``conn_id``)
-as ``DATABASE_URL``, archives into the shared ``RUNBOOK_ARCHIVE_DIR``, and leaves its
-outcome beside the archive (``.fleet/<fleet id>/<target>.json``) for the gates; a
-failed run fails its task. A gate fails (and the later waves do not start) once
-``max_failures`` targets have failed. ``fleet_record`` runs whatever happened and
-appends the one fleet record linking the runs, as ``softbee-runbook fleet run`` does.
+as ``DATABASE_URL`` (a target with binds: each bind's Connection, ``bind_conn_id``, as the
+runbook's ``bind_urls``, on the run's standard input), archives into the shared
+``RUNBOOK_ARCHIVE_DIR``, and leaves its outcome beside the archive
+(``.fleet/<fleet id>/<target>.json``) for the gates; a failed run fails its task. A gate
+fails (and the later waves do not start) once ``max_failures`` targets have failed.
+``fleet_record`` runs whatever happened and appends the one fleet record linking the runs,
+as ``softbee-runbook fleet run`` does.
 
 Airflow is imported only by :func:`fleet_dag`; the pieces the tasks call
-(:func:`target_task`, :func:`gate`, :func:`write_fleet_record`, :func:`connection_url`)
+(:func:`target_task`, :func:`gate`, :func:`write_fleet_record`, :func:`connection_url`,
+:func:`bind_connection_urls`)
 are plain functions, tested without Airflow.
 """
 
@@ -29,7 +32,7 @@ import json
 import os
 import shutil
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,16 @@ def connection_url(conn_type: str | None, uri: str, host: str | None = None) -> 
     return uri
 
 
+def bind_connection_urls(bind_conn_ids: Mapping[str, str],
+                         get_connection: Callable[[str], Any]) -> dict[str, str]:
+    """Each bind's URL from its Airflow Connection (``bind_conn_id``): bind name to URL."""
+    found = {}
+    for bind, conn_id in bind_conn_ids.items():
+        conn = get_connection(conn_id)
+        found[bind] = connection_url(conn.conn_type, conn.get_uri(), conn.host)
+    return found
+
+
 def fleet_id_for(dag_id: str, run_id: str) -> str:
     """A fleet id that every task of one DAG run computes alike (12 hex digits)."""
     return hashlib.sha256(f"{dag_id}\0{run_id}".encode()).hexdigest()[:12]
@@ -80,11 +93,13 @@ def target_task(
     project_dir: Path,
     fleet_id: str,
     timeout_s: float = 3600.0,
+    bind_urls: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run the runbook on one target, leave its outcome in the spool, and return it."""
     one = Target(name=str(target["name"]), wave=int(target.get("wave", 1)))
     result = run_target(runbook, one, url, texts={}, values=params, archive_dir=archive_dir,
-                        cwd=project_dir, timeout_s=timeout_s, stage=str(target.get("stage", "")))
+                        cwd=project_dir, timeout_s=timeout_s, stage=str(target.get("stage", "")),
+                        bind_urls=bind_urls)
     outcome = asdict(result)
     spool = spool_dir(archive_dir, fleet_id)
     spool.mkdir(parents=True, exist_ok=True)
@@ -133,7 +148,8 @@ def write_fleet_record(
     rows = []
     for label, members in stages:
         for target in members:
-            row = found.get(target.name) or asdict(TargetRun(target.name, target.wave, label))
+            row = found.get(target.name) or asdict(
+                TargetRun(target.name, target.wave, label, binds=target.binds))
             row["stage"] = label
             rows.append(row)
     counts = {s: sum(r["status"] == s for r in rows) for s in (PASSED, FAILED, NOT_STARTED)}
@@ -189,7 +205,14 @@ def fleet_dag(
     fleet = load_targets(targets, need="conn_id")
     stages = [(s.label, list(s.targets)) for s in plan(fleet, waves=waves)]
     conn_ids = {t.name: t.conn_id for t in fleet.targets}
+    bind_conn_ids = {t.name: dict(t.bind_conn_id) for t in fleet.targets}
     params = dict(params or {})
+    for secret in ("database_url", "bind_urls"):
+        if secret in params:
+            from softbee.runbook.errors import ConfigError
+
+            raise ConfigError(f"{secret} comes from each target's Connections (conn_id, "
+                              "bind_conn_id): do not pass it in params")
     archive_path = archive.archive_dir(archive_dir or os.environ.get(archive.ARCHIVE_DIR_ENV))
     project = Path(project_dir or os.environ.get("SOFTBEE_PROJECT_ROOT") or os.getcwd())
     dag_kwargs.setdefault("schedule", None)
@@ -210,7 +233,9 @@ def fleet_dag(
         outcome = target_task(runbook, target, connection_url(conn.conn_type, conn.get_uri(),
                                                               conn.host),
                               params=params, archive_dir=archive_path, project_dir=project,
-                              fleet_id=_fleet_id(), timeout_s=target_timeout_s)
+                              fleet_id=_fleet_id(), timeout_s=target_timeout_s,
+                              bind_urls=bind_connection_urls(bind_conn_ids[target["name"]],
+                                                             _connection) or None)
         if outcome["status"] != PASSED:
             raise AirflowFailException(f"{target['name']}: {outcome.get('error')} "
                                        f"(see {outcome.get('html')})")

@@ -6,6 +6,8 @@ callable taking a target's URL and returning a verdict with ``drifted``, ``error
 ``message()`` (``softbee.runbook.review.drift.FleetDrift``, built by the CLI). A check that
 raises or cannot run is reported ("drift could not be checked: ..."), never a crash, and never
 blocks a target: the runbook's own gate (``upgrade_downgrade``'s ``allow_drift``) checks again.
+The check reads one database against the app's models, so a target with binds (several
+databases) is not checked here: it runs, and its runbook checks each bind.
 """
 
 from __future__ import annotations
@@ -48,8 +50,11 @@ def drifted_targets(
     targets: Iterable[Target], urls: Mapping[str, str], check: DriftCheck,
     workers: int = DEFAULT_DRIFT_WORKERS,
 ) -> dict[str, TargetDrift]:
-    """Every target's drift, checked in parallel (``workers`` at once), by target name."""
-    chosen = list(targets)
+    """Every target's drift, checked in parallel (``workers`` at once), by target name.
+
+    A target with binds is left out (it has several databases; its runbook checks them).
+    """
+    chosen = [t for t in targets if not t.binds]
     if not chosen:
         return {}
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(chosen)))) as pool:

@@ -7,11 +7,12 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from softbee.runbook.errors import ConfigError
-from softbee.runbook.fleet.targets import Fleet, TargetsError, load_targets
+from softbee.runbook.fleet.targets import Fleet, Target, TargetsError, load_targets
 from softbee.runbook.run.report import print_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -85,18 +86,40 @@ def fleet_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _targets(fleet: Fleet, out: TextIO) -> int:
-    rows = [("TARGET", "WAVE", "URL FROM", "CONNECTION", "TAGS")]
+    binds = any(t.binds for t in fleet.targets)
+    rows = [("TARGET", "WAVE", "URL FROM", "CONNECTION", "TAGS") + (("BINDS",) if binds else ())]
     for target in fleet.targets:
-        rows.append((target.name, str(target.wave), target.source if target.url_env or target.url
-                     else "-", target.conn_id or "-", ",".join(target.tags) or "-"))
+        row = (target.name, str(target.wave), target.source if target.url_env or target.url
+               else "-", target.conn_id or "-", ",".join(target.tags) or "-")
+        rows.append(row + ((", ".join(map(_bind_cell(target), target.binds)) or "-",)
+                           if binds else ()))
     print_table(rows, out)
     print(f"{len(fleet.targets)} target(s) in {len(fleet.waves)} wave(s): {fleet.path} is usable",
           file=out)
     return EXIT_OK
 
 
+def _bind_cell(target: Target) -> Callable[[str], str]:
+    """``audit ($TENANT_A_AUDIT_URL, connection a_audit)``: where a bind's URL comes from."""
+    conn_ids = dict(target.bind_conn_id)
+
+    def cell(bind: str) -> str:
+        source = target.bind_source(bind)
+        extra = f", connection {conn_ids[bind]}" if bind in conn_ids and not source.startswith(
+            "connection") else ""
+        return f"{bind} ({source}{extra})"
+
+    return cell
+
+
 def _status(args: argparse.Namespace, out: TextIO) -> int:
-    from softbee.runbook.fleet.status import drift_lines, fleet_status, status_rows, unreachable
+    from softbee.runbook.fleet.status import (
+        drift_lines,
+        fleet_status,
+        status_header,
+        status_rows,
+        unreachable,
+    )
 
     status = fleet_status(
         load_targets(args.file), args.migrations_dir, workers=args.workers,
@@ -107,7 +130,7 @@ def _status(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         print(json.dumps(status.to_json(), indent=2), file=out)
     else:
-        print_table([("COUNT", "STATE", "REVISION", "TARGETS"), *status_rows(status)], out)
+        print_table([status_header(status), *status_rows(status)], out)
         for target in unreachable(status):
             print(f"unreachable: {target.name}: {target.detail}", file=out)
         for line in drift_lines(status):
@@ -209,7 +232,7 @@ class _LiveLine:
 
 def fleet_list(directory: Path, fleet_id: str, out: TextIO) -> int:
     """``archive list --fleet ID``: a fleet run and each of its targets' runs."""
-    from softbee.runbook.fleet.fleet_run import fleet_runs
+    from softbee.runbook.fleet.records import fleet_runs
 
     fleet, runs = fleet_runs(directory, fleet_id)
     counts = ", ".join(f"{n} {s}" for s, n in (fleet.get("counts") or {}).items())

@@ -2,13 +2,14 @@
 
 Each target is an ordinary run (its own kernel, started with the target's URL as
 ``DATABASE_URL`` in its environment, never on a command line; its own guards and
-archive record). ``--parallel N`` runs them in N fleet workers
-(:mod:`softbee.runbook.fleet.worker`), long-lived processes that keep what carries
-nothing of a target (imports, the checked runbook, the HTML exporter) and launch the
-next target's kernel while the current one runs. When the fleet ends, one fleet
-record is appended to the same archive index, linking the runs: fleet id,
-per-target status, run id, revisions and the archived HTML; the auditors' page is
-rebuilt once, then, rather than after every target.
+archive record). A target with binds also gets its runbook's ``bind_urls``, a secret
+parameter: masked in the notebook, the real URLs in the kernel's environment.
+``--parallel N`` runs them in N fleet workers (:mod:`softbee.runbook.fleet.worker`),
+long-lived processes that keep what carries nothing of a target (imports, the checked
+runbook, the HTML exporter) and launch the next target's kernel while the current one runs.
+When the fleet ends, one fleet record is appended to the same archive index, linking the
+runs: fleet id, per-target status, run id, revisions and the archived HTML; the auditors'
+page is rebuilt once, then, rather than after every target.
 
 Stopping (SIGTERM, Ctrl-C, or the failure limit) stops *starting* targets: the
 running ones finish (each worker in its own session, so a terminal's Ctrl-C does not
@@ -34,7 +35,11 @@ from typing import Any
 
 from softbee.runbook import archive
 from softbee.runbook.errors import ParameterError
+from softbee.runbook.fleet.binds import check_bind_parameter
 from softbee.runbook.fleet.drift import SKIPPED_DRIFT, DriftCheck, skip_drifted
+from softbee.runbook.fleet.records import FLEET_KIND as FLEET_KIND
+from softbee.runbook.fleet.records import fleet_records as fleet_records
+from softbee.runbook.fleet.records import fleet_runs as fleet_runs
 from softbee.runbook.fleet.target_run import (  # one target's run: its names stay here
     DEFAULT_TARGET_TIMEOUT_S as DEFAULT_TARGET_TIMEOUT_S,
 )
@@ -50,7 +55,6 @@ from softbee.runbook.fleet.worker import WorkerProcess
 from softbee.runbook.util.redact import Redactor
 from softbee.urls import redact_text
 
-FLEET_KIND = "fleet"
 POLL_S = 0.5
 
 
@@ -141,7 +145,7 @@ def run_fleet(
     values, texts = dict(values or {}), dict(texts or {})
     if "database_url" in values or "database_url" in texts:
         raise ParameterError("database_url comes from each target's url_env: do not pass it "
-                             "to a fleet run")
+                             "to a fleet run")  # bind_urls: check_bind_parameter, below
     if parallel < 1 or max_failures < 1:
         raise ParameterError("--parallel and --max-failures must be at least 1")
     found = find_runbook(runbook)
@@ -153,6 +157,8 @@ def run_fleet(
     archive.check_writable(directory)
     environ = dict(os.environ if environ is None else environ)
     urls = {t.name: t.resolve_url(environ) for t in fleet.targets}  # TargetsError: nothing ran
+    bind_urls = {t.name: t.resolve_bind_urls(environ) for t in fleet.targets if t.binds}
+    check_bind_parameter(found, bind_urls, values, texts)
     stages, skipped = skip_drifted(plan(fleet, canary=canary, waves=waves), urls, drift,
                                    allow_drift, gated)
     stop = stop or threading.Event()
@@ -160,14 +166,15 @@ def run_fleet(
 
     fleet_id = uuid.uuid4().hex[:12]
     started = dt.datetime.now(dt.UTC)
-    results = {t.name: TargetRun(t.name, t.wave, s.label) for s in stages for t in s.targets}
+    results = {t.name: TargetRun(t.name, t.wave, s.label, binds=t.binds)
+               for s in stages for t in s.targets}
     stopped: str | None = None
     if canary and canary in skipped:
         stages, stopped = [], f"the canary {canary} was skipped: it has drifted"
     drifted = [TargetRun(t.name, t.wave, "drift", SKIPPED_DRIFT, error=skipped[t.name].message)
                for t in fleet.targets if t.name in skipped]
     slots = _Slots(parallel, found.name, values, texts, directory, project, environ, urls,
-                   target_timeout_s)
+                   bind_urls, target_timeout_s)
     try:
         for stage in stages:
             failures = sum(r.status == FAILED for r in results.values())
@@ -226,9 +233,11 @@ class _Slots:
 
     def __init__(self, parallel: int, runbook: str, values: Mapping[str, Any],
                  texts: Mapping[str, str], archive_dir: Path, project: Path,
-                 environ: Mapping[str, str], urls: Mapping[str, str], timeout_s: float) -> None:
+                 environ: Mapping[str, str], urls: Mapping[str, str],
+                 bind_urls: Mapping[str, Mapping[str, str]], timeout_s: float) -> None:
         self.count = parallel
         self.urls = urls
+        self.bind_urls = bind_urls
         self.timeout_s = timeout_s
         self._workers: list[WorkerProcess | None] = [None] * parallel
         self._start = dict(runbook=runbook, values=values, texts=texts,
@@ -237,16 +246,17 @@ class _Slots:
 
     def run(self, slot: int, stage: str, target: Target, following: Target | None) -> TargetRun:
         """Run ``target`` on this slot's worker, telling it which target should come next."""
-        result = TargetRun(target.name, target.wave, stage)
+        result = TargetRun(target.name, target.wave, stage, binds=target.binds)
         began = time.monotonic()
-        url = self.urls[target.name]
+        url, binds = self.urls[target.name], self.bind_urls.get(target.name)
         try:
             worker = self._worker(slot)
         except RuntimeError as exc:
             answer: dict[str, Any] = {"status": FAILED, "error": str(exc)}
         else:
-            answer = worker.run(target.name, url,
-                                (following.name, self.urls[following.name]) if following
+            answer = worker.run(target.name, url, binds,
+                                (following.name, self.urls[following.name],
+                                 self.bind_urls.get(following.name)) if following
                                 else None, self.timeout_s, KILL_GRACE_S)
         result.duration_s = round(time.monotonic() - began, 3)
         result.status = PASSED if answer.get("status") == PASSED else FAILED
@@ -256,7 +266,7 @@ class _Slots:
         result.html = answer.get("html")
         error = answer.get("error")
         if error:
-            redact = Redactor.for_run({}, {"DATABASE_URL": url}).text
+            redact = Redactor.for_run({"bind_urls": binds or {}}, {"DATABASE_URL": url}).text
             text = (f"{error.get('type')}: {problem_line(error.get('message'))}"
                     if isinstance(error, dict) else problem_line(error))
             result.error = redact(redact_text(text))
@@ -357,31 +367,6 @@ def _eta(durations: Sequence[float], left: int, parallel: int) -> float | None:
     if not durations:
         return None
     return sum(durations) / len(durations) * left / parallel
-
-
-def fleet_records(directory: Path, fleet_id: str | None = None) -> list[dict[str, Any]]:
-    """The fleet records of the archive (or the one whose id starts with ``fleet_id``)."""
-    records = [r for r in archive.read_index(directory) if r.get("kind") == FLEET_KIND]
-    if fleet_id is None:
-        return records
-    return [r for r in records if str(r.get("fleet_id", "")).startswith(fleet_id)]
-
-
-def fleet_runs(directory: Path, fleet_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A fleet's record and the run records it links, in the fleet's target order."""
-    from softbee.runbook.errors import ArchiveError
-
-    matches = fleet_records(directory, fleet_id)
-    if not matches:
-        raise ArchiveError(f"no fleet {fleet_id!r} in {directory / archive.INDEX_NAME}: "
-                           "see softbee-runbook archive list")
-    if len(matches) > 1:
-        raise ArchiveError(f"fleet id {fleet_id!r} is ambiguous: give more characters")
-    fleet = matches[0]
-    wanted = [t.get("run_id") for t in fleet.get("targets", []) if t.get("run_id")]
-    by_id = {r.get("run_id"): r for r in archive.read_index(directory)
-             if r.get("kind") != FLEET_KIND}
-    return fleet, [by_id[run_id] for run_id in wanted if run_id in by_id]
 
 
 def _iso(moment: dt.datetime) -> str:

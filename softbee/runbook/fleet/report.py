@@ -21,16 +21,17 @@ def project_path(path: str | os.PathLike[str], migrations_dir: str = "migrations
 
 
 def status_frame(status: FleetStatus) -> pd.DataFrame:
-    """One row per state and revision, with how many targets and which."""
-    return pd.DataFrame(status_rows(status, limit=8),
-                        columns=["targets", "state", "revision", "names"])
+    """One row per state and revision (and bind, when targets have binds), with the targets."""
+    columns = ["targets", "state", "bind", "revision", "names"] if status.has_binds else [
+        "targets", "state", "revision", "names"]
+    return pd.DataFrame(status_rows(status, limit=8), columns=columns)
 
 
 def latest_fleet(archive_dir: str | os.PathLike[str] | None = None,
                  fleet_id: str | None = None) -> dict[str, Any] | None:
     """The fleet record ``fleet_id`` (or the latest one) from the archive; None when there is none."""
     from softbee.runbook import archive
-    from softbee.runbook.fleet.fleet_run import fleet_records
+    from softbee.runbook.fleet.records import fleet_records
 
     records = fleet_records(archive.archive_dir(archive_dir), fleet_id)
     return records[-1] if records else None

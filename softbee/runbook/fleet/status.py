@@ -1,10 +1,15 @@
 """Fleet status without a kernel: every target's ``alembic_version`` against the scripts' heads.
 
 The scripts are read once (Alembic's ``ScriptDirectory`` on the migrations folder;
-no Flask app, no kernel). Each target gets one connection, opened with a connect
-timeout, from a thread pool capped at ``workers``; targets on the same server share
+no Flask app, no kernel). Each database gets one connection, opened with a connect
+timeout, from a thread pool capped at ``workers``; databases on the same server share
 a semaphore of ``per_server`` so one server never sees more than that many
 connections from us at once.
+
+A target of a multi-database project (``bind_url_env``, :mod:`.binds`) is one database per
+bind, each with its own ``alembic_version``: each is read and placed on its own
+(:class:`BindStatus`), and the target is at head only when every bind is; otherwise it takes
+the state of its furthest bind (unreachable when any bind is).
 """
 
 from __future__ import annotations
@@ -22,24 +27,25 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from softbee.runbook.errors import ConfigError, first_line
-from softbee.runbook.fleet.drift import DriftCheck, target_drift
+from softbee.runbook.fleet.binds import DEFAULT_BIND
+from softbee.runbook.fleet.drift import DriftCheck, TargetDrift, target_drift
+from softbee.runbook.fleet.graph import AHEAD as AHEAD
+from softbee.runbook.fleet.graph import AT_HEAD as AT_HEAD
+from softbee.runbook.fleet.graph import BEHIND as BEHIND
+from softbee.runbook.fleet.graph import SEVERAL as SEVERAL
+from softbee.runbook.fleet.graph import STATE_ORDER as STATE_ORDER
+from softbee.runbook.fleet.graph import UNKNOWN as UNKNOWN
+from softbee.runbook.fleet.graph import UNREACHABLE as UNREACHABLE
+from softbee.runbook.fleet.graph import History as History
+from softbee.runbook.fleet.graph import script_directory as script_directory
+from softbee.runbook.fleet.graph import state_label
 from softbee.runbook.fleet.targets import Fleet, Target, TargetsError
 from softbee.runbook.util.error_codes import UNDEFINED_TABLE, error_code
 from softbee.urls import BadDatabaseURL, parse_url, redact_text
-
-AT_HEAD = "at head"
-BEHIND = "behind"
-AHEAD = "ahead"
-UNKNOWN = "unknown revision"
-SEVERAL = "several heads"
-UNREACHABLE = "unreachable"
-#: The order states are shown in: the ones needing a person last, nearest the summary.
-STATE_ORDER = (AT_HEAD, BEHIND, AHEAD, SEVERAL, UNKNOWN, UNREACHABLE)
 
 DEFAULT_WORKERS = 16
 DEFAULT_PER_SERVER = 8
@@ -48,8 +54,30 @@ _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
+class BindStatus:
+    """One bind's database of a target: its revision(s), state, and by how many revisions."""
+
+    bind: str
+    server: str
+    revision: str
+    state: str
+    steps: int = 0
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        """The bind's state as shown in the table."""
+        return state_label(self.state, self.steps)
+
+
+@dataclass(frozen=True)
 class TargetStatus:
-    """One target's place in the history: revision(s), state, and by how many revisions."""
+    """One target's place in the history: revision(s), state, and by how many revisions.
+
+    For a target with binds, ``binds`` holds each bind's status (the default bind first),
+    ``revision`` the one revision they share or each bind's (``default=... audit=...``),
+    and ``state`` is at head only when every bind is.
+    """
 
     name: str
     wave: int
@@ -60,13 +88,17 @@ class TargetStatus:
     detail: str = ""
     drifted: bool | None = None  # with a drift check: True, False, or None when not checked
     drift: str = ""  # the drift check's one line ("" when none was asked for)
+    binds: tuple[BindStatus, ...] = ()  # each bind's status, for a target with binds
 
     @property
     def label(self) -> str:
         """The state as shown in the table: ``behind by 2``, ``at head``..."""
-        if self.state in (BEHIND, AHEAD):
-            return f"{self.state} by {self.steps}"
-        return self.state
+        return state_label(self.state, self.steps)
+
+    def bind_statuses(self) -> tuple[BindStatus, ...]:
+        """Each bind's status; a target without binds is its default bind alone."""
+        return self.binds or (BindStatus(DEFAULT_BIND, self.server, self.revision, self.state,
+                                         self.steps, self.detail),)
 
 
 @dataclass(frozen=True)
@@ -85,6 +117,11 @@ class FleetStatus:
         """How many targets are in each state, in :data:`STATE_ORDER`."""
         found = Counter(t.state for t in self.targets)
         return {state: found[state] for state in STATE_ORDER if found[state]}
+
+    @property
+    def has_binds(self) -> bool:
+        """True when some target has binds: the table then shows a row per bind."""
+        return any(t.binds for t in self.targets)
 
     @property
     def no_drift(self) -> bool:
@@ -112,6 +149,20 @@ class FleetStatus:
             grouped.setdefault((target.label, target.revision), []).append(target.name)
         return [(label, revision, names) for (label, revision), names in grouped.items()]
 
+    def bind_groups(self) -> list[tuple[str, str, str, list[str]]]:
+        """``(state label, bind, revision, target names)`` for each bind's distinct state."""
+        order: dict[str, int] = {DEFAULT_BIND: 0}
+        for target in self.targets:
+            for part in target.binds:
+                order.setdefault(part.bind, len(order))
+        parts = sorted(((b, t.name) for t in self.targets for b in t.bind_statuses()),
+                       key=lambda p: (STATE_ORDER.index(p[0].state), order[p[0].bind],
+                                      p[0].steps, p[0].revision))
+        grouped: dict[tuple[str, str, str], list[str]] = {}
+        for part, name in parts:
+            grouped.setdefault((part.label, part.bind, part.revision), []).append(name)
+        return [(label, bind, rev, names) for (label, bind, rev), names in grouped.items()]
+
     def to_json(self) -> dict[str, Any]:
         """A plain dict for ``--json`` and the fleet runbook."""
         return {
@@ -119,70 +170,10 @@ class FleetStatus:
             "all_at_head": self.all_at_head,
             "counts": self.counts(),
             "summary": self.summary(),
-            "targets": [{**asdict(t), "label": t.label} for t in self.targets],
+            "targets": [{**asdict(t), "label": t.label,
+                         "binds": [{**asdict(b), "label": b.label} for b in t.binds]}
+                        for t in self.targets],
         }
-
-
-def script_directory(migrations_dir: str | os.PathLike[str]) -> ScriptDirectory:
-    """The revision scripts in ``migrations_dir`` (no Flask app needed)."""
-    folder = Path(migrations_dir)
-    if not (folder / "versions").is_dir():
-        raise ConfigError(
-            f"no revision scripts in {str(folder)!r} (versions/ missing): pass --migrations-dir"
-        )
-    return ScriptDirectory(str(folder))
-
-
-class History:
-    """The scripts' graph, asked only what the fleet table needs: ancestors and distances."""
-
-    def __init__(self, script: ScriptDirectory, to: str | None = None) -> None:
-        self.parents: dict[str, tuple[str, ...]] = {}
-        for revision in script.walk_revisions():
-            down = revision.down_revision
-            self.parents[revision.revision] = (
-                () if down is None else (down,) if isinstance(down, str) else tuple(down)
-            )
-        self.heads = tuple(script.get_heads())
-        if to not in (None, "head", "heads"):
-            matches = [rev for rev in self.parents if rev.startswith(str(to))]
-            if len(matches) != 1:
-                raise ConfigError(
-                    f"revision {to!r} is {'ambiguous' if matches else 'not in the scripts'}: "
-                    "give a revision id from `flask db history`"
-                )
-            self.heads = (matches[0],)
-        self._ancestors: dict[str, frozenset[str]] = {}
-
-    def ancestors(self, revision: str) -> frozenset[str]:
-        """``revision`` and every revision below it."""
-        if revision not in self._ancestors:
-            found: set[str] = set()
-            stack = [revision]
-            while stack:
-                current = stack.pop()
-                if current in found:
-                    continue
-                found.add(current)
-                stack.extend(self.parents.get(current, ()))
-            self._ancestors[revision] = frozenset(found)
-        return self._ancestors[revision]
-
-    def classify(self, current: Sequence[str]) -> tuple[str, int]:
-        """``(state, steps)`` of a database recording ``current`` against the heads."""
-        if len(current) > 1:
-            return SEVERAL, 0
-        if any(rev not in self.parents for rev in current):
-            return UNKNOWN, 0
-        if set(current) == set(self.heads):
-            return AT_HEAD, 0
-        below = self.ancestors(current[0]) if current else frozenset()
-        wanted: set[str] = set()
-        for head in self.heads:
-            wanted |= self.ancestors(head)
-        if below <= wanted:
-            return BEHIND, len(wanted - below)
-        return AHEAD, len(below - wanted)
 
 
 def fleet_status(
@@ -205,41 +196,80 @@ def fleet_status(
     """
     history = History(script_directory(migrations_dir), to)
     environ = os.environ if environ is None else environ
-    urls: dict[str, URL | None] = {}
-    raw: dict[str, str] = {}
-    for target in fleet.targets:
-        try:
-            raw[target.name] = target.resolve_url(environ)
-            urls[target.name] = parse_url(raw[target.name])
-        except (TargetsError, BadDatabaseURL):
-            urls[target.name] = None
+    jobs = [job for target in fleet.targets for job in _jobs(target, environ)]
     gates: dict[str, threading.BoundedSemaphore] = {
         server: threading.BoundedSemaphore(max(1, per_server))
-        for server in {_server(url) for url in urls.values()}
+        for server in {_server(url) for _, _, url, _ in jobs}
     }
 
-    def one(target: Target) -> TargetStatus:
-        url = urls[target.name]
+    def one(job: tuple[Target, str, URL | None, str]) -> tuple[BindStatus, TargetDrift | None]:
+        target, bind, url, raw = job
         server = _server(url)
+        where = target.source if bind == DEFAULT_BIND else target.bind_source(bind)
         if url is None:
-            return TargetStatus(target.name, target.wave, server, "-", UNREACHABLE, 0,
-                                f"no usable URL in {target.source}")
+            return BindStatus(bind, server, "-", UNREACHABLE, 0, f"no usable URL in {where}"), None
         with gates[server]:
             try:
                 current = read_revisions(url, connect_timeout_s, version_table)
             except Exception as exc:  # noqa: BLE001 - any failure to read is "unreachable"
                 reason = first_line(getattr(exc, "orig", None) or exc)
-                return TargetStatus(target.name, target.wave, server, "-", UNREACHABLE, 0,
-                                    redact_text(reason))
-            found = target_drift(drift, raw[target.name]) if drift is not None else None
+                return BindStatus(bind, server, "-", UNREACHABLE, 0, redact_text(reason)), None
+            found = (target_drift(drift, raw) if drift is not None and not target.binds
+                     else None)
         state, steps = history.classify(current)
-        return TargetStatus(target.name, target.wave, server, ",".join(current) or "base",
-                            state, steps, drifted=found.drifted if found else None,
-                            drift=found.message if found else "")
+        return BindStatus(bind, server, ",".join(current) or "base", state, steps), found
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(fleet.targets) or 1))) as pool:
-        results = list(pool.map(one, fleet.targets))
-    return FleetStatus(heads=history.heads, targets=tuple(results))
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs) or 1))) as pool:
+        results = list(pool.map(one, jobs))
+    by_target: dict[str, list[tuple[BindStatus, TargetDrift | None]]] = {}
+    for (target, _, _, _), result in zip(jobs, results, strict=True):
+        by_target.setdefault(target.name, []).append(result)
+    return FleetStatus(heads=history.heads, targets=tuple(
+        _target_status(t, by_target[t.name], drift is not None) for t in fleet.targets))
+
+
+def _jobs(target: Target, environ: Mapping[str, str]) -> list[tuple[Target, str, URL | None, str]]:
+    """``(target, bind, URL or None when unusable, raw URL)`` for each database of a target."""
+    raw: dict[str, str] = {}
+    try:
+        raw[DEFAULT_BIND] = target.resolve_url(environ)
+    except TargetsError:
+        pass
+    if target.binds:
+        try:
+            raw.update(target.resolve_bind_urls(environ))
+        except TargetsError:
+            pass
+    jobs = []
+    for bind in (DEFAULT_BIND, *target.binds):
+        try:
+            url = parse_url(raw[bind]) if bind in raw else None
+        except BadDatabaseURL:
+            url = None
+        jobs.append((target, bind, url, raw.get(bind, "")))
+    return jobs
+
+
+def _target_status(target: Target, parts: Sequence[tuple[BindStatus, TargetDrift | None]],
+                   drift_asked: bool) -> TargetStatus:
+    """The target's status from its binds': at head only when every bind is."""
+    default, found = parts[0]
+    drifted, drift_line = (found.drifted, found.message) if found else (None, "")
+    if not target.binds:
+        return TargetStatus(target.name, target.wave, default.server, default.revision,
+                            default.state, default.steps, default.detail, drifted, drift_line)
+    binds = tuple(part for part, _ in parts)
+    if drift_asked:
+        drift_line = (f"drift not checked: a target with binds ({', '.join(target.binds)}) is "
+                      "checked by its runbook (check_drift), not by fleet status")
+    lost = [b for b in binds if b.state == UNREACHABLE]
+    worst = max(binds, key=lambda b: (STATE_ORDER.index(b.state), b.steps))
+    revisions = {b.revision for b in binds}
+    revision = (revisions.pop() if len(revisions) == 1
+                else " ".join(f"{b.bind}={b.revision}" for b in binds))
+    detail = "; ".join(f"{b.bind}: {b.detail}" for b in lost)
+    return TargetStatus(target.name, target.wave, default.server, revision, worst.state,
+                        worst.steps, detail, None, drift_line, binds)
 
 
 def read_revisions(
@@ -328,18 +358,29 @@ def _server(url: URL | None) -> str:
     return f"{url.get_backend_name()}://{url.host or 'localhost'}:{url.port or ''}"
 
 
-def status_rows(status: FleetStatus, limit: int = 6) -> list[tuple[str, str, str, str]]:
+def status_header(status: FleetStatus) -> tuple[str, ...]:
+    """The table's header: with a BIND column when some target has binds."""
+    if status.has_binds:
+        return ("COUNT", "STATE", "BIND", "REVISION", "TARGETS")
+    return ("COUNT", "STATE", "REVISION", "TARGETS")
+
+
+def status_rows(status: FleetStatus, limit: int = 6) -> list[tuple[str, ...]]:
     """Table rows ``(count, state, revision, targets)``: one per state and revision.
 
     Identical states collapse into one row with the first ``limit`` names, so a
-    thousand targets at head take one line.
+    thousand targets at head take one line. When some target has binds, a row is one
+    bind's state: ``(count, state, bind, revision, targets)`` (see :func:`status_header`).
     """
-    rows = []
-    for label, revision, names in status.groups():
-        shown = ", ".join(names[:limit]) + (f", ... (+{len(names) - limit})"
-                                             if len(names) > limit else "")
-        rows.append((str(len(names)), label, revision, shown))
-    return rows
+    def names_shown(names: list[str]) -> str:
+        return ", ".join(names[:limit]) + (f", ... (+{len(names) - limit})"
+                                           if len(names) > limit else "")
+
+    if status.has_binds:
+        return [(str(len(names)), label, bind, revision, names_shown(names))
+                for label, bind, revision, names in status.bind_groups()]
+    return [(str(len(names)), label, revision, names_shown(names))
+            for label, revision, names in status.groups()]
 
 
 def drift_lines(status: FleetStatus) -> Iterable[str]:

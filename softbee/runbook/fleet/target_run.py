@@ -1,7 +1,10 @@
 """One target of a fleet: ``softbee-runbook run`` in a child process, bounded, read back.
 
-Its URL travels in ``DATABASE_URL`` (never on a command line); a run that outlives its
-timeout is sent SIGTERM (it archives itself as failed), then SIGKILL after ``KILL_GRACE_S``.
+Its URL travels in ``DATABASE_URL`` (never on a command line); a target's ``bind_urls``
+and the ``-f`` values travel on the child's standard input (``-f /dev/stdin``), never on a
+command line nor in a file; the child hides them like any secret parameter. A run that
+outlives its timeout is sent SIGTERM (it archives itself as failed), then SIGKILL after
+``KILL_GRACE_S``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from softbee.urls import redact_text
 PASSED, FAILED, NOT_STARTED = "passed", "failed", "not started"
 DEFAULT_TARGET_TIMEOUT_S = 3600.0
 KILL_GRACE_S = 60.0
+#: ``-f`` reads the values from the child's standard input (Linux and macOS name it so).
+STDIN_PATH = "/dev/stdin"
 _RUN_LINE = re.compile(r"^run:\s+(?P<run_id>[0-9a-f]{12})\b", re.MULTILINE)
 
 
@@ -42,6 +47,7 @@ class TargetRun:
     html: str | None = None
     error: str | None = None
     duration_s: float | None = None
+    binds: tuple[str, ...] = ()  # the target's binds besides the default (names, never URLs)
 
 
 def run_target(
@@ -56,34 +62,29 @@ def run_target(
     environ: Mapping[str, str] | None = None,
     timeout_s: float = DEFAULT_TARGET_TIMEOUT_S,
     stage: str = "",
+    bind_urls: Mapping[str, str] | None = None,
 ) -> TargetRun:
-    """``softbee-runbook run`` on one target, its URL in ``DATABASE_URL``; read back its record."""
+    """``softbee-runbook run`` on one target, its URL in ``DATABASE_URL``; read back its record.
+
+    ``bind_urls`` (a target with binds) is passed as the runbook's ``bind_urls`` parameter.
+    """
     import yaml
 
     command = [sys.executable, "-m", "softbee.runbook", "run", runbook,
                "--archive-dir", str(archive_dir)]
     for key, text in texts.items():
         command += ["-p", key, text]
+    values = {**values, "bind_urls": dict(bind_urls)} if bind_urls else dict(values)
+    given = yaml.safe_dump(values) if values else None  # on stdin: no file, no command line
+    if given is not None:
+        command += ["-f", STDIN_PATH]
     env = {**(os.environ if environ is None else environ), "DATABASE_URL": url}
-    result = TargetRun(target.name, target.wave, stage)
+    result = TargetRun(target.name, target.wave, stage, binds=tuple(bind_urls or ()))
     began = time.monotonic()
-    scratch = None
-    try:
-        if values:  # the -f values, handed over in a private file
-            import tempfile
-
-            scratch = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="softbee-fleet-",
-                                                  delete=False)
-            with scratch:
-                yaml.safe_dump(dict(values), scratch)
-            command += ["-f", scratch.name]
-        done = _bounded_run(command, cwd, env, timeout_s)
-    finally:
-        if scratch is not None:
-            Path(scratch.name).unlink(missing_ok=True)
+    done = _bounded_run(command, cwd, env, timeout_s, given)
     result.duration_s = round(time.monotonic() - began, 3)
     match = _RUN_LINE.search(done.stdout)
-    redact = Redactor.for_run({}, {"DATABASE_URL": url}).text
+    redact = Redactor.for_run({"bind_urls": dict(bind_urls or {})}, {"DATABASE_URL": url}).text
     if match:
         run = archive.find_run(archive_dir, match["run_id"])
         record = run.record
@@ -102,13 +103,16 @@ def run_target(
 
 
 def _bounded_run(
-    command: list[str], cwd: Path, env: Mapping[str, str], timeout_s: float
+    command: list[str], cwd: Path, env: Mapping[str, str], timeout_s: float,
+    given: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` in its own session; SIGTERM at ``timeout_s``, SIGKILL after the grace."""
+    """Run ``command`` in its own session, ``given`` on its stdin; SIGTERM at ``timeout_s``,
+    SIGKILL after the grace."""
     with subprocess.Popen(command, cwd=cwd, env=dict(env), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
+                          stderr=subprocess.PIPE, stdin=subprocess.PIPE if given is not None
+                          else subprocess.DEVNULL, text=True, start_new_session=True) as proc:
         try:
-            out, err = proc.communicate(timeout=timeout_s)
+            out, err = proc.communicate(given, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGTERM)  # the run archives itself as failed
             try:

@@ -8,9 +8,21 @@ The one shape read::
         conn_id: tenant_a_db    # the Airflow Connection holding it (Airflow runs)
         wave: 1                 # 1, 2, 3... without gaps (default 1)
         tags: [eu]              # free labels (optional)
+        bind_url_env: {audit: TENANT_A_AUDIT_URL}   # a multi-database project: each other
+        bind_conn_id: {audit: tenant_a_audit_db}    #   bind's URL, as url_env / conn_id / url
+        bind_url: {reports: "sqlite:///r.db"}       #   are for the default bind
 
-A password never lives in the file: ``url:`` may name a database literally only
-when the URL carries no password (a SQLite file, a server using ``.pgpass`` or
+A multi-database project (Flask-Migrate's ``--multidb`` template) keeps one
+``alembic_version`` per bind, each in its own database. ``url_env`` / ``conn_id`` /
+``url`` name the default bind's database (the default engine, bind ``default``); the
+``bind_*`` mappings name each other bind's, bind name to variable, Connection or
+password-less URL. Every target of a file names the same binds: a bind left out would
+be migrated wherever the app's own settings point. Runs get them as the runbook's
+``bind_urls`` parameter, which travels like a secret (the kernel's environment, masked
+everywhere), never on a command line or in a file.
+
+A password never lives in the file: ``url:`` (and ``bind_url:``) may name a database
+literally only when the URL carries no password (a SQLite file, a server using ``.pgpass`` or
 certificates). Every problem is found before anything runs, each one line naming
 the target and the fix; :class:`TargetsError` carries them all in ``.problems``.
 """
@@ -27,9 +39,17 @@ from typing import Any
 import yaml
 
 from softbee.runbook.errors import ParameterError
+from softbee.runbook.fleet.binds import (
+    BIND_KEYS,
+    bind_availability,
+    bind_mapping,
+    bind_mismatches,
+    bind_value_problems,
+)
 from softbee.urls import BadDatabaseURL, parse_url, url_passwords
 
-TARGET_KEYS = ("name", "url_env", "conn_id", "url", "wave", "tags")
+TARGET_KEYS = ("name", "url_env", "conn_id", "url", "wave", "tags",
+               "bind_url_env", "bind_conn_id", "bind_url")
 FILE_KEYS = ("targets",)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -53,6 +73,37 @@ class Target:
     url: str | None = None
     wave: int = 1
     tags: tuple[str, ...] = field(default=())
+    bind_url_env: tuple[tuple[str, str], ...] = field(default=())  # (bind, variable), file order
+    bind_conn_id: tuple[tuple[str, str], ...] = field(default=())  # (bind, Connection id)
+    bind_url: tuple[tuple[str, str], ...] = field(default=())  # (bind, password-less URL)
+
+    @property
+    def binds(self) -> tuple[str, ...]:
+        """The target's binds besides the default one, in file order (empty: one database)."""
+        names: dict[str, None] = {}
+        for pairs in (self.bind_url_env, self.bind_url, self.bind_conn_id):
+            names.update((bind, None) for bind, _ in pairs)
+        return tuple(names)
+
+    def bind_source(self, bind: str) -> str:
+        """Where one bind's URL comes from, as shown to people (never the URL itself)."""
+        if bind in dict(self.bind_url_env):
+            return f"${dict(self.bind_url_env)[bind]}"
+        if bind in dict(self.bind_url):
+            return "url in file"
+        return f"connection {dict(self.bind_conn_id).get(bind)}"
+
+    def resolve_bind_urls(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Each other bind's URL (bind name to URL) from its variable or the file; {} for none."""
+        environ = os.environ if environ is None else environ
+        problems = bind_availability(self.name, self.binds, dict(self.bind_url_env),
+                                     dict(self.bind_url), dict(self.bind_conn_id), environ, "url")
+        if problems:
+            raise TargetsError(problems)
+        found = dict(self.bind_url)
+        for bind, variable in self.bind_url_env:
+            found[bind] = environ[variable].strip()
+        return {bind: found[bind] for bind in self.binds}
 
     @property
     def source(self) -> str:
@@ -164,6 +215,7 @@ def parse_targets(
         if target is not None:
             targets.append(target)
     problems.extend(_wave_gaps(targets))
+    problems.extend(bind_mismatches([(t.name, t.binds) for t in targets]))
     return targets, problems
 
 
@@ -210,6 +262,10 @@ def _parse_one(
         tags = [tags]
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
         problems.append(f"{label}: 'tags' must be a list of strings, e.g. tags: [eu, paid]")
+    binds = {key: bind_mapping(label, key, entry.get(key)) for key in BIND_KEYS}
+    for found in binds.values():
+        problems.extend(found[1])
+    problems.extend(bind_value_problems(label, binds["bind_url_env"][0], binds["bind_url"][0]))
     if problems:
         return None, problems
     target = Target(
@@ -219,8 +275,13 @@ def _parse_one(
         url=url or None,
         wave=wave,
         tags=tuple(tags),
+        bind_url_env=binds["bind_url_env"][0],
+        bind_conn_id=binds["bind_conn_id"][0],
+        bind_url=binds["bind_url"][0],
     )
-    return target, _availability_problems(target, environ, need)
+    return target, (_availability_problems(target, environ, need) + bind_availability(
+        target.name, target.binds, dict(target.bind_url_env), dict(target.bind_url),
+        dict(target.bind_conn_id), environ, need))
 
 
 def _literal_url_problems(label: str, url: str) -> list[str]:
@@ -270,3 +331,4 @@ def _wave_gaps(targets: Sequence[Target]) -> list[str]:
     first = next(iter(after.values()))[0]
     return [f"target {first!r}: wave gap: waves {used} are used but no target has wave {gaps}: "
             "number the waves 1, 2, 3... without gaps"]
+

@@ -9,7 +9,9 @@ next, only what carries nothing of a target:
 * the HTML exporter with its compiled templates (:func:`softbee.runbook.archive.render.exporter`).
 
 Kernels are never reused. Each target's run has a kernel of its own, launched with that
-target's ``DATABASE_URL`` in its environment, and stopped when the run is archived. What a
+target's ``DATABASE_URL`` in its environment (and, for a target with binds, its ``bind_urls``
+parameter: masked in the notebook, the real URLs among the kernel's secrets,
+:mod:`softbee.runbook.util.secrets`), and stopped when the run is archived. What a
 worker does share in time is start-up: when the fleet names the target that comes next,
 the worker launches that target's kernel before running the current one, so it is ready
 when its turn comes. A kernel launched for a target the worker does not run after all
@@ -17,7 +19,8 @@ when its turn comes. A kernel launched for a target the worker does not run afte
 
 Protocol: JSON lines. In (stdin): ``{"op": "start", "runbook", "values", "texts",
 "archive_dir", "cwd"}`` once, answered ``{"ready": true}`` (or ``{"error": ...}``); then
-``{"op": "run", "target", "url", "next": {"target", "url"} | null}`` for each target,
+``{"op": "run", "target", "url", "bind_urls", "next": {"target", "url", "bind_urls"} | null}``
+for each target (``bind_urls``: ``{bind: URL}`` or null),
 answered with the target's outcome. End of input: the worker stops its spare kernel and
 exits. SIGTERM (the fleet's target timeout) stops the running target, which is archived as
 failed like any interrupted run; its outcome is written, then the worker exits. Protocol
@@ -114,7 +117,18 @@ class _Worker:
             return
         self.answer({"ready": True})
 
-    def kernel_for(self, target: str, url: str) -> Any:
+    def for_target(self, bind_urls: Mapping[str, str] | None) -> Any:
+        """The prepared run for one target: with its ``bind_urls`` hidden like any secret."""
+        if not bind_urls:
+            return self.prepared
+        from dataclasses import replace
+
+        from softbee.runbook.util.secrets import hide
+
+        parameters = {**self.prepared.parameters, "bind_urls": dict(bind_urls)}
+        return replace(self.prepared, parameters=parameters, hidden=hide(parameters))
+
+    def kernel_for(self, target: str, url: str, prepared: Any) -> Any:
         """The spare kernel if it was launched for ``target``, else a new one."""
         from softbee.runbook.run.execute import start_kernel
 
@@ -123,7 +137,7 @@ class _Worker:
             return spare[1]
         if spare is not None:
             spare[1].discard()
-        return start_kernel(self.prepared, {**os.environ, "DATABASE_URL": url})
+        return start_kernel(prepared, {**os.environ, "DATABASE_URL": url})
 
     def run(self, message: Mapping[str, Any]) -> None:
         from softbee.runbook.run.execute import run_prepared, start_kernel
@@ -132,15 +146,17 @@ class _Worker:
         began = time.monotonic()
         outcome: dict[str, Any] = {"target": name}
         try:
-            kernel = self.kernel_for(name, url)
+            prepared = self.for_target(message.get("bind_urls"))
+            kernel = self.kernel_for(name, url, prepared)
             following = message.get("next")
             if following:  # launched now: it starts up while this target runs
                 try:
                     self.spare = (following["target"], start_kernel(
-                        self.prepared, {**os.environ, "DATABASE_URL": following["url"]}))
+                        self.for_target(following.get("bind_urls")),
+                        {**os.environ, "DATABASE_URL": following["url"]}))
                 except Exception:  # noqa: BLE001 - that target will launch its own
                     self.spare = None
-            run = run_prepared(self.prepared, kernel)
+            run = run_prepared(prepared, kernel)
             record = run.record
             outcome.update(
                 run_id=record.get("run_id"), status=record.get("status"),
@@ -194,12 +210,15 @@ class WorkerProcess:
         self.process.stdin.write(json.dumps(message) + "\n")
         self.process.stdin.flush()
 
-    def run(self, target: str, url: str, following: tuple[str, str] | None,
+    def run(self, target: str, url: str, bind_urls: Mapping[str, str] | None,
+            following: tuple[str, str, Mapping[str, str] | None] | None,
             timeout_s: float, kill_grace_s: float) -> dict[str, Any]:
         """Run one target; on timeout SIGTERM (archived as failed), then SIGKILL after the grace."""
         try:
             self.send({"op": "run", "target": target, "url": url,
-                       "next": {"target": following[0], "url": following[1]}
+                       "bind_urls": dict(bind_urls) if bind_urls else None,
+                       "next": {"target": following[0], "url": following[1],
+                                "bind_urls": dict(following[2]) if following[2] else None}
                        if following else None})
         except OSError:
             return {"target": target, "status": "failed",

@@ -121,3 +121,18 @@ def history_setup(project: Project) -> tuple[list[str], str]:
     if lines:
         return lines, "**Changed outside the runbooks:** " + "; ".join(lines)
     return lines, "History: no change outside the runbooks since the last recorded run."
+
+
+def binds_history_setup(projects: list[Project]) -> tuple[dict[str, Any], str]:
+    """:func:`history_setup` for each bind: the facts to record and one Markdown text, a section per bind.
+
+    A one-database project (``[project]``) gives exactly what :func:`history_setup` gives.
+    """
+    from softbee.runbook.project.binds import bind_facts, bind_heading
+
+    found = [history_setup(project) for project in projects]
+    facts = {"moved_outside": found[0][0],
+             **bind_facts(projects, [{"moved_outside": lines} for lines, _ in found])}
+    text = "\n\n".join(f"{bind_heading(project)}\n\n{said}" if project.bind else said
+                       for project, (_, said) in zip(projects, found))
+    return facts, text

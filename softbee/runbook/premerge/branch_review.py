@@ -164,8 +164,12 @@ class BranchReviewer:
         return self._project
 
     def _load(self, load_project: Any, url: str) -> list[Finding]:
+        from softbee.runbook.project.binds import refuse_several_databases
+
         project = load_project(self._app, self._migrations_dir, url)
         try:
+            # its scratch server holds one database: the binds' own are not reviewed yet
+            refuse_several_databases(project, "the pre-merge review")
             project.script()  # every revision file imports: a broken one is this check's finding
         except Exception:
             project.engine.dispose()

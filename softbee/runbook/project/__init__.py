@@ -8,13 +8,15 @@ instead of Flask-Migrate's ``sys.exit(1)``.
 Package ``softbee.runbook.project``: a loaded project (``core.Project``), loading it
 (``loading.load_project``) and its engine (``engines``), all importable from here; its
 sessions and their timeouts (``sessions``), routing its ``env.py`` to the runbook's
-connection (``routing``) and what differs between databases (``dialects``). Imports only :mod:`~softbee.runbook.util`;
+connection (``routing``), what differs between databases (``dialects``) and the binds of a
+multi-database app (``binds``). Imports only :mod:`~softbee.runbook.util`;
 never ``online``, ``review``, ``engine``, ``run``, ``archive`` or ``fleet``.
 """
 
 from __future__ import annotations
 
 from softbee.runbook.project import routing as routing
+from softbee.runbook.project.binds import bind_projects as bind_projects
 from softbee.runbook.project.core import Project as Project
 from softbee.runbook.project.dialects import DEFAULT_LOCK_TIMEOUT_MS as DEFAULT_LOCK_TIMEOUT_MS
 from softbee.runbook.project.engines import APPLICATION_NAME as APPLICATION_NAME

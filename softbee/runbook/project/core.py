@@ -21,12 +21,13 @@ from softbee.runbook.errors import DatabaseError, NotRoutable
 from softbee.runbook.project import routing
 from softbee.runbook.project.engines import (
     BoundEngine,
+    SkippedEngine,
     describe_connection_error,
     make_engine,
     quiet_alembic,
 )
 from softbee.runbook.project.sessions import Timeouts, explain_timeouts, open_session
-from softbee.runbook.util.compat import engine_stood_in, models_metadata
+from softbee.runbook.util.compat import engines_stood_in, models_metadata
 from softbee.runbook.util.history_name import history_table_name
 from softbee.urls import redact_url
 
@@ -47,6 +48,11 @@ class Project:
     _scripts: tuple[tuple[Any, ...], ScriptDirectory] | None = field(default=None, repr=False)
     _target_metadata: Any = field(default=None, repr=False)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # A multi-database project is migrated one bind at a time (project.binds): the bind this
+    # one is ("default" or a SQLALCHEMY_BINDS key; None for a one-database project), and
+    # every bind of the project with its URL, in the order they are migrated.
+    bind: str | None = None
+    binds: tuple[tuple[str, URL], ...] = ()
 
     def __post_init__(self) -> None:
         explain_timeouts(self)
@@ -69,12 +75,13 @@ class Project:
 
     def identity(self) -> dict[str, Any]:
         """Dialect, host, port and database name: never the user's password."""
-        return {
+        found = {
             "dialect": self.dialect,
             "host": self.url.host,
             "port": self.url.port,
             "database": self.url.database,
         }
+        return found if self.bind is None else {**found, "bind": self.bind}
 
     @property
     def history_table(self) -> str:
@@ -84,7 +91,7 @@ class Project:
     @property
     def metadata(self) -> sa.MetaData:
         """The models' metadata as the project's ``env.py`` sees it."""
-        return models_metadata(self._extension.db)
+        return models_metadata(self._extension.db, bind_key(self.bind))
 
     @property
     def configure_args(self) -> dict[str, Any]:
@@ -153,8 +160,17 @@ class Project:
         with self.stand_in_engine(BoundEngine(connection)):
             config = self.config()
             config.attributes["connection"] = connection
-            with routing.onto(connection, config):
+            with routing.onto(connection, config, self.bind_route()):
                 yield config
+
+    def bind_route(self) -> routing.BindRoute | None:
+        """For one bind of a multi-database project: which ``configure`` to route, which to skip."""
+        if self.bind is None:
+            return None
+        return routing.BindRoute(
+            name=env_py_name(self.bind),
+            others={env_py_name(name): routing.database_identity(url)
+                    for name, url in self.binds if name != self.bind})
 
     def target_metadata(self, connection: Connection) -> Any:
         """The models as env.py gives them to ``context.configure`` (its ``target_metadata``), else :attr:`metadata`.
@@ -166,7 +182,7 @@ class Project:
                 config = self.config()
                 config.attributes["connection"] = connection
                 try:
-                    found = routing.target_metadata(connection, config)
+                    found = routing.target_metadata(connection, config, self.bind_route())
                 except NotRoutable:  # the run itself refuses it; a comparison still has the models
                     found = None
             self._target_metadata = found if found is not None else self.metadata
@@ -179,9 +195,13 @@ class Project:
         Flask-SQLAlchemy's engine is replaced by ``engine``, and ``SQLALCHEMY_DATABASE_URI``
         names its URL for env.py files that build their own engine from the app's config.
         """
-        with self.app.app_context(), engine_stood_in(self._extension.db, self.app, engine):
+        by_key = {bind_key(self.bind): engine}
+        by_key.update({bind_key(name): SkippedEngine(url)
+                       for name, url in self.binds if name != self.bind})
+        default_url = dict(self.binds).get(DEFAULT_BIND, engine.url) if self.bind else engine.url
+        with self.app.app_context(), engines_stood_in(self._extension.db, self.app, by_key):
             saved_uri = self.app.config.get("SQLALCHEMY_DATABASE_URI")
-            self.app.config["SQLALCHEMY_DATABASE_URI"] = engine.url.render_as_string(
+            self.app.config["SQLALCHEMY_DATABASE_URI"] = default_url.render_as_string(
                 hide_password=False)
             # Alembic's INFO lines repeat what the runbooks show; warnings still come through.
             logging.disable(logging.INFO)
@@ -191,6 +211,19 @@ class Project:
                 logging.disable(logging.NOTSET)
                 quiet_alembic()
                 self.app.config["SQLALCHEMY_DATABASE_URI"] = saved_uri
+
+
+DEFAULT_BIND = "default"  # the app's default engine, as the runbooks' parameters and output name it
+
+
+def bind_key(bind: str | None) -> str | None:
+    """Flask-SQLAlchemy's bind key for a runbook bind name (None: the default engine)."""
+    return None if bind in (None, DEFAULT_BIND) else bind
+
+
+def env_py_name(bind: str) -> str:
+    """The engine name Flask-Migrate's multi-database env.py gives a bind ('' for the default)."""
+    return "" if bind == DEFAULT_BIND else bind
 
 
 def _scripts_signature(script: ScriptDirectory) -> tuple[Any, ...]:

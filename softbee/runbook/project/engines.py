@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
@@ -118,3 +118,46 @@ class _Lent:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)
+
+
+class SkippedEngine:
+    """Another bind's engine, while one bind is migrated: env.py may open, begin and close it.
+
+    It never connects: that bind's ``configure`` and ``run_migrations`` are skipped in this
+    block (``routing``), and it is migrated in its own block, on its own guarded connection.
+    """
+
+    def __init__(self, url: URL) -> None:
+        self.url = url
+        self.dialect = url.get_dialect()()
+        self.engine = self
+
+    def connect(self) -> SkippedEngine:
+        return self
+
+    def begin(self) -> SkippedEngine:
+        return self
+
+    def begin_twophase(self, *_args: object) -> SkippedEngine:
+        return self
+
+    def prepare(self) -> None:
+        return None
+
+    def commit(self) -> None:
+        return None
+
+    def rollback(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def dispose(self) -> None:
+        return None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None

@@ -13,6 +13,12 @@ template. All of them end in the one call every ``env.py`` must make:
   ``configure`` gets the runbook's connection in place of whatever ``env.py`` opened.
 - :func:`rendering` does the same for offline SQL: every ``configure`` renders for the
   runbook's URL.
+- A multi-database project (Flask-Migrate's ``--multidb`` template) is migrated one bind at a
+  time (:mod:`softbee.runbook.project.binds`): a block routes one bind (``bind=``), whose
+  ``configure`` gets the runbook's connection; every other bind's ``configure``,
+  ``begin_transaction`` and ``run_migrations`` are skipped in that block. A ``configure`` is
+  keyed to its bind by ``upgrade_token`` (the template passes ``"<name>_upgrades"``), else
+  by the database its connection or URL names.
 - :func:`timeouts_for_new_sessions` makes every session opened meanwhile (``env.py``'s
   own engine) start with the run's lock and statement timeouts, so even a connection
   ``env.py`` opens and never uses cannot wait forever.
@@ -25,7 +31,7 @@ the same process are untouched.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +81,10 @@ class _Route:
     probing: bool = False
     asked: list[str] = field(default_factory=list)
     target_metadata: Any = None  # the first target_metadata env.py gave configure
+    bind: str | None = None  # multi-database: the env.py engine name routed ('' the default)
+    others: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # skipped: name -> identity
+    skipping: bool = False  # the last configure was another bind's: its migrations are skipped
+    routed_bind: bool = False  # the routed bind's configure was seen
 
 
 _ROUTE: ContextVar[_Route | None] = ContextVar("softbee_runbook_route", default=None)
@@ -100,14 +110,29 @@ def _routed_configure(
     if route is None:
         _original_configure(self, connection=connection, url=url, dialect_name=dialect_name, **kw)
         return
+    if route.bind is not None:
+        route.skipping = _bind_of(route, connection, url, kw) != route.bind
+        if route.skipping:
+            return  # another bind's: migrated in its own block, on its own connection
+        route.routed_bind = True
     if route.render_url is not None:
         # Offline: whatever URL or dialect env.py names, render for the runbook's database.
+        if route.bind is not None and self.config.output_buffer is not None:
+            kw["output_buffer"] = self.config.output_buffer  # not the template's <bind>.sql file
         _original_configure(self, url=route.render_url, **kw)
         return
     assert route.connection is not None
     asked = _asked_for(connection, url)
     route.asked.append(asked.label)
     refusal = _refusal(route, asked)
+    token = kw.get("upgrade_token")
+    if refusal and not asked.is_async and isinstance(token, str) and token.endswith(
+            UPGRADE_TOKEN_SUFFIX) and token != UPGRADE_TOKEN_SUFFIX:
+        refusal = (f"{route.env_py} migrates bind {token[:-len(UPGRADE_TOKEN_SUFFIX)]!r} on "
+                   f"{asked.label}, another database than {redact_url(route.connection.engine.url)}: "
+                   "this step takes one database, so nothing was run; upgrade_downgrade, "
+                   "inspect_diff, recover_stamp and check_drift take each bind of a "
+                   "multi-database project on its own (parameter binds)")
     if refusal:
         raise NotRoutable(refusal)
     if not getattr(kw.get("include_name"), "softbee_skips_runbook_tables", False):
@@ -120,6 +145,51 @@ def _routed_configure(
 
 
 EnvironmentContext.configure = _routed_configure  # type: ignore[method-assign]
+
+_original_run_migrations = EnvironmentContext.run_migrations
+_original_begin_transaction = EnvironmentContext.begin_transaction
+
+
+def _skipping() -> bool:
+    route = _ROUTE.get()
+    return route is not None and route.skipping
+
+
+def _routed_run_migrations(self: EnvironmentContext, **kw: Any) -> None:
+    """``EnvironmentContext.run_migrations``; nothing for a bind another block migrates."""
+    if _skipping():
+        return
+    _original_run_migrations(self, **kw)
+
+
+def _routed_begin_transaction(self: EnvironmentContext) -> Any:
+    """``EnvironmentContext.begin_transaction``; an empty block for a bind another block migrates."""
+    if _skipping():
+        return nullcontext()
+    return _original_begin_transaction(self)
+
+
+EnvironmentContext.run_migrations = _routed_run_migrations  # type: ignore[method-assign]
+EnvironmentContext.begin_transaction = _routed_begin_transaction  # type: ignore[method-assign]
+
+UPGRADE_TOKEN_SUFFIX = "_upgrades"
+
+
+def _bind_of(route: _Route, connection: Any, url: str | URL | None, kw: dict[str, Any]) -> str | None:
+    """The env.py engine name a ``configure`` is for: its ``upgrade_token``, else its database."""
+    token = kw.get("upgrade_token")
+    if isinstance(token, str) and token.endswith(UPGRADE_TOKEN_SUFFIX):
+        name = token[: -len(UPGRADE_TOKEN_SUFFIX)]
+        if name == route.bind or name in route.others:
+            return name
+    asked = _asked_for(connection, url)
+    ours = route.connection.engine.url if route.connection is not None else route.render_url
+    if asked.identity is None or (ours is not None and asked.identity == database_identity(ours)):
+        return route.bind
+    for name, identity in route.others.items():
+        if asked.identity == identity:
+            return name
+    return route.bind  # the routed bind's, or refused there as another database
 
 
 @dataclass(frozen=True)
@@ -175,11 +245,22 @@ def env_py_label(config: Config) -> str:
     return f"{Path(location).name}/env.py"
 
 
+@dataclass(frozen=True)
+class BindRoute:
+    """A multi-database block: the env.py engine name routed ('' the default), the others skipped."""
+
+    name: str
+    others: dict[str, tuple[Any, ...]]  # env.py engine name -> database identity
+
+
 @contextmanager
-def onto(connection: Connection, config: Config) -> Iterator[None]:
-    """Run every ``context.configure`` of the block on ``connection``, after probing ``env.py``."""
-    probe(connection, config)
-    token = _ROUTE.set(_Route(env_py=env_py_label(config), connection=connection))
+def onto(connection: Connection, config: Config, bind: BindRoute | None = None) -> Iterator[None]:
+    """Run every ``context.configure`` of the block on ``connection``, after probing ``env.py``.
+
+    With ``bind``, only that bind's ``configure`` runs (on ``connection``); the others' are skipped.
+    """
+    probe(connection, config, bind)
+    token = _ROUTE.set(_route(env_py_label(config), bind, connection=connection))
     try:
         yield
     finally:
@@ -192,22 +273,28 @@ def routed_connection() -> Connection | None:
     return None if route is None or route.probing else route.connection
 
 
-def probe(connection: Connection, config: Config) -> list[str]:
+def _route(env_py: str, bind: BindRoute | None, **kw: Any) -> _Route:
+    if bind is None:
+        return _Route(env_py=env_py, **kw)
+    return _Route(env_py=env_py, bind=bind.name, others=dict(bind.others), **kw)
+
+
+def probe(connection: Connection, config: Config, bind: BindRoute | None = None) -> list[str]:
     """Run ``env.py`` with no migration steps; refuse it when it cannot be routed onto ``connection``.
 
     Returns the databases its ``configure`` calls named. Nothing is written: the probe's
     migration function yields no step and ``dont_mutate`` keeps the version table as it is.
     """
-    return _probe(connection, config).asked
+    return _probe(connection, config, bind).asked
 
 
-def target_metadata(connection: Connection, config: Config) -> Any:
+def target_metadata(connection: Connection, config: Config, bind: BindRoute | None = None) -> Any:
     """The ``target_metadata`` env.py passes to ``context.configure`` (None when it passes none), by a probe."""
-    return _probe(connection, config).target_metadata
+    return _probe(connection, config, bind).target_metadata
 
 
-def _probe(connection: Connection, config: Config) -> _Route:
-    route = _Route(env_py=env_py_label(config), connection=connection, probing=True)
+def _probe(connection: Connection, config: Config, bind: BindRoute | None = None) -> _Route:
+    route = _route(env_py_label(config), bind, connection=connection, probing=True)
     script = ScriptDirectory.from_config(config)
     token = _ROUTE.set(route)
     try:
@@ -221,13 +308,23 @@ def _probe(connection: Connection, config: Config) -> _Route:
             "may run migrations in a subprocess): the runbook cannot put them on its guarded "
             "connection, so nothing was run; migrate this project with `flask db upgrade`"
         )
+    if bind is not None and not route.routed_bind:
+        raise NotRoutable(
+            f"{route.env_py} never called context.configure for bind "
+            f"{bind.name or 'default'!r} (upgrade_token={bind.name + UPGRADE_TOKEN_SUFFIX!r}): the "
+            "runbook cannot put its migrations on that bind's guarded connection, so nothing was "
+            "run; use Flask-Migrate's multi-database env.py, or migrate with `flask db upgrade`"
+        )
     return route
 
 
 @contextmanager
-def rendering(url: URL, config: Config) -> Iterator[None]:
-    """Offline mode: every ``context.configure`` of the block renders SQL for ``url``'s dialect."""
-    token = _ROUTE.set(_Route(env_py=env_py_label(config), render_url=url))
+def rendering(url: URL, config: Config, bind: BindRoute | None = None) -> Iterator[None]:
+    """Offline mode: every ``context.configure`` of the block renders SQL for ``url``'s dialect.
+
+    With ``bind``, only that bind's; the others' are skipped.
+    """
+    token = _ROUTE.set(_route(env_py_label(config), bind, render_url=url))
     try:
         yield
     finally:

@@ -263,7 +263,8 @@ def expected_schema(project: Project, revision: str | None) -> SchemaSnapshot:
 
         revision = single_head(project)
     source = f"revision {revision}"
-    path = cache_dir() / f"{project.dialect}-{revision}-{migrations_hash(project)[:24]}.json"
+    bind = f"{project.bind}-" if project.bind else ""  # each bind's revisions make its own tables
+    path = cache_dir() / f"{project.dialect}-{bind}{revision}-{migrations_hash(project)[:24]}.json"
     cached = _read_cache(path)
     if cached is not None:
         return replace(cached, source=source)

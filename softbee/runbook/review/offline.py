@@ -97,7 +97,7 @@ def _render(project: Project, direction: str, revision_range: str, dialect: str 
     with project.stand_in_engine(_UrlOnlyEngine(url)):
         config = project.config(url)
         config.output_buffer = buffer
-        with routing.rendering(url, config):
+        with routing.rendering(url, config, project.bind_route()):
             getattr(command, direction)(config, revision_range, sql=True)
     return buffer.getvalue()
 

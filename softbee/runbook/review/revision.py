@@ -11,6 +11,7 @@ from alembic import command
 
 from softbee.runbook.errors import DestructiveChange, NotAtHead, ParameterError
 from softbee.runbook.project import Project
+from softbee.runbook.project.binds import refuse_several_databases
 from softbee.runbook.review.diff import destructive_rows, model_diff
 from softbee.runbook.review.state import State, get_state, single_head
 
@@ -89,6 +90,8 @@ def generate_revision(
 ) -> NewRevision:
     """Write a revision from the model diff; refuse vague messages, stale databases, destruction."""
     text = check_message(message)
+    # its autogenerate writes every bind's upgrade_<bind>() from one comparison: not per bind yet
+    refuse_several_databases(project, "generate_revision")
     if autogenerate:
         require_at_head(project)
     with project.connect() as conn:

@@ -54,9 +54,17 @@ def print_summary(record: dict[str, Any], out: TextIO) -> None:
                          f"{delta:+d}" if isinstance(delta, int) else str(delta)))
         print("rows:", file=out)
         print_table(rows, out, indent="    ")
+    extra = record.get("extra_facts") or {}
+    binds = extra.get("binds") or record.get("binds") or {}
+    for name in sorted(binds, key=lambda n: n != "default") if isinstance(binds, dict) else ():
+        facts = binds[name]  # several databases: the default one first
+        facts = facts if isinstance(facts, dict) else {}
+        moved = (f"{facts.get('revision_before') or '(none)'} -> "
+                 f"{facts.get('revision_after') or '(none)'}")
+        outcome = f"  ({facts['outcome']})" if facts.get("outcome") else ""
+        print(f"bind {name}: {moved}{outcome}", file=out)
     if record.get("outcome"):
         print(f"outcome:  {record['outcome']}", file=out)
-    extra = record.get("extra_facts") or {}
     if extra.get("app_load_check"):
         print(f"app load: {extra['app_load_check']}", file=out)
     # The page's first words after its outcome line (printed above, or as the error below).

@@ -43,14 +43,26 @@ class _FixedConnector:
 @contextmanager
 def engine_stood_in(db: Any, app: Any, engine: Any) -> Iterator[None]:
     """Make ``db.engine`` / ``db.get_engine()`` give ``engine`` for the block (Flask-SQLAlchemy 2.5 and 3)."""
+    with engines_stood_in(db, app, {None: engine}):
+        yield
+
+
+@contextmanager
+def engines_stood_in(db: Any, app: Any, by_key: dict[Any, Any]) -> Iterator[None]:
+    """Make the engine of each bind key (None: the default one) the given one for the block."""
     engines = app_engines(db, app)
     if engines is not None:  # Flask-SQLAlchemy 3: one engine per bind key, per app
-        saved = engines.get(None)
-        engines[None] = engine
+        missing = object()
+        saved = {key: engines.get(key, missing) for key in by_key}
+        engines.update(by_key)
         try:
             yield
         finally:
-            engines[None] = saved
+            for key, engine in saved.items():
+                if engine is missing:
+                    engines.pop(key, None)
+                else:
+                    engines[key] = engine
         return
     # Flask-SQLAlchemy 2.5: app.extensions["sqlalchemy"].connectors[bind key].get_engine()
     connectors = getattr(app.extensions.get("sqlalchemy"), "connectors", None)
@@ -58,15 +70,24 @@ def engine_stood_in(db: Any, app: Any, engine: Any) -> Iterator[None]:
         yield
         return
     missing = object()
-    saved_connector = connectors.get(None, missing)
-    connectors[None] = _FixedConnector(engine)
+    saved_connectors = {key: connectors.get(key, missing) for key in by_key}
+    connectors.update({key: _FixedConnector(engine) for key, engine in by_key.items()})
     try:
         yield
     finally:
-        if saved_connector is missing:
-            connectors.pop(None, None)
-        else:
-            connectors[None] = saved_connector
+        for key, connector in saved_connectors.items():
+            if connector is missing:
+                connectors.pop(key, None)
+            else:
+                connectors[key] = connector
+
+
+def bind_engine_url(db: Any, app: Any, key: str) -> Any:
+    """The URL of the app's engine for bind ``key`` (Flask-SQLAlchemy 3 and 2.5); call in the app context."""
+    engines = app_engines(db, app)
+    if engines is not None:
+        return engines[key].url
+    return db.get_engine(app, bind=key).url
 
 
 def sqlite_relative_folder(db: Any, app: Any) -> str:
@@ -76,12 +97,19 @@ def sqlite_relative_folder(db: Any, app: Any) -> str:
     return str(app.root_path)
 
 
-def models_metadata(db: Any) -> sa.MetaData:
-    """The default bind's metadata: ``db.metadatas[None]`` on Flask-SQLAlchemy 3, ``db.metadata`` on 2.5."""
+def models_metadata(db: Any, bind: str | None = None) -> sa.MetaData:
+    """A bind's metadata (None: the default one): ``db.metadatas[bind]`` on Flask-SQLAlchemy 3, else from ``db.metadata``."""
     metadatas = getattr(db, "metadatas", None)
     if metadatas is not None:
-        return metadatas[None]
-    return db.metadata
+        return metadatas[bind] if bind in metadatas else sa.MetaData()
+    if bind is None:
+        return db.metadata
+    # Flask-SQLAlchemy 2.5 keeps every bind's tables in one metadata, marked by info["bind_key"]
+    only = sa.MetaData()
+    for table in db.metadata.tables.values():
+        if table.info.get("bind_key") == bind:
+            table.to_metadata(only) if hasattr(table, "to_metadata") else table.tometadata(only)
+    return only
 
 
 def dbapi_connection(connection: sa.engine.Connection) -> Any:
