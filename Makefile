@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 ROWS ?= 1000
 
-.PHONY: setup run test test-oldest test-airflow test-lab lab lint clean replica replica-down
+.PHONY: setup run test test-oldest test-airflow test-lab lab lint clean replica replica-down fault-matrix
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -129,6 +129,14 @@ replica:
 
 replica-down:
 	scripts/pg-replica.sh down
+
+# The fault matrix (docs/reliability.md): restarts, a terminated session, a cut connection, a
+# full archive disk, SIGTERM and SIGKILL, each at five moments of a real upgrade. Makes its own
+# cluster 15/faults (port 5434, the only one it restarts) and a tmpfs for the archive, and
+# removes both. Needs root; a few minutes. Not part of `make test`.
+FAULT_ROWS ?= 50000
+fault-matrix: $(INSTALLED)
+	$(BIN)/python benchmarks/fault_matrix.py --rows $(FAULT_ROWS) $(FAULT_ARGS)
 
 clean:
 	rm -rf $(VENV) $(OLDEST) instance build *.egg-info $(RESULTS)

@@ -9,7 +9,9 @@
    ``RUNBOOK_ARCHIVE_DIR``) as a ratio to ``flask db upgrade`` on the same file: ``--runs``
    pairs (default 7) taken back to back after one unmeasured pair, each pair's wall
    clock and CPU (user + sys of the command and its children: the kernel's included)
-   printed, then the median of the pairs' ratios, wall and CPU. ``--compare CHECKOUT``
+   printed, then the median of the pairs' ratios, wall and CPU, and the fastest run against
+   the fastest ``flask db upgrade`` (on a shared machine, the least disturbed of each).
+   ``--compare CHECKOUT``
    adds another checkout's run to every pair (before and after in the same minutes).
 2. ``softbee-runbook fleet status`` over ``--status`` PostgreSQL databases (median of 3).
 3. ``softbee-runbook fleet run upgrade_downgrade`` over ``--run`` databases at head with
@@ -108,6 +110,10 @@ def no_op_run(runs: int, module: bool = False, other: Path | None = None) -> flo
               f"{median(cpus):.2f}x CPU; the run {median(row[name][0] for row in rows):.2f} s "
               f"wall, {median(row[name][1] for row in rows):.2f} s CPU (the kernel's included)")
         ratio = ratio or median(walls)
+        fastest = min(row[name][0] for row in rows)
+        print(f"  fastest of {runs}: {fastest:.2f} s against flask db upgrade's fastest "
+              f"{min(w for w, _ in base_rows):.2f} s: {fastest / min(w for w, _ in base_rows):.2f}x "
+              "(the nearest thing to a quiet machine's ratio when the machine is shared)")
     return ratio
 
 

@@ -144,3 +144,24 @@ def test_an_argument_error_that_is_not_the_url_is_not_blamed_on_database_url() -
         bad_table()
     assert caught.value.message.startswith("Column expression expected")
     assert "DATABASE_URL" not in caught.value.message
+
+
+@pytest.mark.postgres
+def test_a_run_stopped_by_sigterm_says_where_the_database_is_and_to_run_it_again(
+    postgres_url: str,
+) -> None:
+    """Before: "failed: Terminated: stopped by signal SIGTERM" and nothing more (fault matrix):
+    the line now reads the database the run left, as a failed migration's line does."""
+    from softbee.runbook import cli
+    from tests.helpers import HIVE_HEALTH, project_at
+
+    project_at(postgres_url, HIVE_HEALTH)
+    line = ("softbee-runbook: runbook 'upgrade_downgrade' failed at step '3. Migrate': "
+            "Terminated: stopped by signal SIGTERM (see /archive/x.html)")
+    said = cli._stopped_line(line, "upgrade_downgrade", {"database_url": postgres_url})
+    assert said.startswith(line.removesuffix(" (see /archive/x.html)")), said
+    assert f"the database is at revision {HIVE_HEALTH} (committed)" in said, said
+    assert "run it again" in said and said.endswith("(see /archive/x.html)"), said
+    assert "\n" not in said and "rolled back" not in said, said
+    unreachable = cli._stopped_line(line, "upgrade_downgrade", {"database_url": UNREACHABLE_URL})
+    assert "could not be read" in unreachable and "secretpw" not in unreachable, unreachable

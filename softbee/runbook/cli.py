@@ -20,7 +20,13 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from softbee.runbook.errors import ArchiveError, CatalogError, ParameterError, RunbookError
+from softbee.runbook.errors import (
+    ArchiveError,
+    CatalogError,
+    NotArchived,
+    ParameterError,
+    RunbookError,
+)
 from softbee.runbook.fleet.fleet_cli import add_fleet_parser, fleet_command, fleet_list
 from softbee.runbook.premerge.review_cli import add_review_parsers, review_command, stats_command
 from softbee.runbook.run.catalog import Runbook, list_runbooks, load_parameter_file, runbooks_dir
@@ -91,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also check this database's history table against the archive, "
                              "both ways (repeatable; a password is best left to the environment)")
     verify.add_argument("--targets", metavar="FILE",
-                        help="also check every database of this fleet targets file")
+                        help="also check every database of this fleet targets file (every bind's)")
     verify.add_argument("--history-table", default=None, metavar="NAME",
                         help="the history table's name (default: $SOFTBEE_HISTORY_TABLE, else "
                              "softbee_runbook_history)")
@@ -140,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stats":
             return stats_command(args, sys.stdout)
         return _archive(args, sys.stdout)
+    except NotArchived as exc:  # the run ran: not a usage error
+        return _fail(EXIT_FAILED, str(exc))
     except _USAGE_ERRORS as exc:
         return _fail(EXIT_USAGE, str(exc))
     except RunbookError as exc:
@@ -231,8 +239,38 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     print_summary(record, out)
     if run.passed:
         return EXIT_OK
-    print(error_line(PROG, record, run.html), file=sys.stderr)
+    line = error_line(PROG, record, run.html)
+    if (record.get("error") or {}).get("type") in ("Terminated", "KeyboardInterrupt"):
+        line = _stopped_line(line, args.name, {**values, **texts})
+    print(line, file=sys.stderr)
     return EXIT_FAILED
+
+
+def _stopped_line(line: str, name: str, given: dict[str, Any]) -> str:
+    """A stopped run's line, with where its database is now (read from it) before ``(see ...)``."""
+    import ast
+
+    from softbee.runbook.engine.faults import where_after_stop
+    from softbee.runbook.run.catalog import find_runbook
+
+    defaults = {p.name: p.default for p in find_runbook(name).parameters}
+    if "app" not in defaults:  # not a runbook on a project's database
+        return line
+
+    def value(key: str, fallback: str) -> Any:
+        if key in given:
+            return given[key]
+        try:
+            return ast.literal_eval(defaults.get(key, fallback))
+        except (ValueError, SyntaxError):
+            return ast.literal_eval(fallback)
+
+    url = value("database_url", "None")
+    where = where_after_stop(str(value("app", "'softbee:create_app'")),
+                             str(value("migrations_dir", "'migrations'")),
+                             None if url in (None, "None", "") else str(url))
+    head, sep, tail = line.rpartition(" (see ")
+    return f"{head}; {where}{sep}{tail}" if sep else f"{line}; {where}"
 
 
 # -- archive ----------------------------------------------------------------------------------
@@ -324,7 +362,10 @@ def _vouch_databases(args: argparse.Namespace, directory: Path, out: TextIO) -> 
     databases = [(url, None) for url in args.database]
     if args.targets:
         fleet = load_targets(args.targets)
-        databases += [(target.resolve_url(), target.name) for target in fleet.targets]
+        for target in fleet.targets:  # every bind's database of a target with binds
+            databases.append((target.resolve_url(), target.name))
+            databases += [(url, f"{target.name} (bind {bind})")
+                          for bind, url in target.resolve_bind_urls().items()]
     table = args.history_table or history_table_name()
     problems: list[Any] = []
     for url, name in databases:

@@ -55,6 +55,10 @@ class ArchiveError(RunbookError):
     """The archive directory is unusable, or a run id names no archived run."""
 
 
+class NotArchived(ArchiveError):
+    """A run that ran could not be archived (a full disk, a signal while archiving)."""
+
+
 class ParameterError(RunbookError):
     """A runbook parameter is missing, unknown or of the wrong type."""
 

@@ -595,3 +595,105 @@ def test_verify_since_skips_older_runs_files_but_still_checks_the_whole_chain(th
         f"{INDEX_NAME} line 1 (run run000000001): record changed since it was written",
         f"{records[2]['notebook']}: removed (run run000000003)",
     ]
+
+
+def _full_disk_after(monkeypatch: pytest.MonkeyPatch, module: object, name: str,
+                     allowed: int) -> None:
+    """``module.name`` (os.write, or write_atomic) writes ``allowed`` bytes, then ENOSPC."""
+    import errno
+
+    real = getattr(module, name)
+    left = [allowed]
+
+    def full(*args: object, **kwargs: object) -> object:
+        if name == "write":
+            fd, data = args
+            if not left[0]:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            part = bytes(data)[: left[0]]
+            left[0] -= len(part)
+            return real(fd, part)
+        raise OSError(errno.ENOSPC, "No space left on device", str(args[0]))
+
+    monkeypatch.setattr(module, name, full)
+
+
+def test_a_full_disk_while_appending_leaves_no_torn_line_and_the_archive_verifies(
+    three_runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the fault matrix filled the archive's tmpfs mid-append; a torn index line and two
+    files with no record stayed, and ``archive verify`` failed from then on."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(three_runs.parent))  # its spare notebook
+    index = three_runs / "index.jsonl"
+    before, head = index.read_bytes(), (three_runs / "index.head").read_bytes()
+    _full_disk_after(monkeypatch, os, "write", 40)  # 40 bytes of the record's line get through
+    with pytest.raises(ArchiveError) as caught:
+        _archive(three_runs, "run000000004", minutes=3)
+    monkeypatch.undo()
+    message = str(caught.value)
+    assert "\n" not in message and "could NOT be archived" in message, message
+    assert "passed" in message and "No space left on device" in message, message
+    assert "index is unchanged" in message and "notebook is kept at" in message, message
+    assert list(three_runs.parent.glob("softbee-runbook-unarchived-*run000000004.ipynb"))
+    assert index.read_bytes() == before and (three_runs / "index.head").read_bytes() == head
+    assert not list(three_runs.rglob("*run000000004*"))
+    assert verify_archive(three_runs) == []
+    _archive(three_runs, "run000000005", minutes=4)  # space again: the next run archives
+    assert verify_archive(three_runs) == []
+
+
+def test_a_failed_run_that_cannot_be_written_says_how_it_failed_and_keeps_nothing(
+    three_runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    from softbee.runbook import archive as package
+
+    monkeypatch.setattr(tempfile, "tempdir", str(three_runs.parent))  # its spare notebook
+    real = package.write_atomic
+    calls = iter(range(100))
+
+    def html_fails(path: Path, data: bytes, mode: int | None = None) -> None:
+        if ".html" in path.name and next(calls) == 0:
+            import errno
+
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data, mode)
+
+    monkeypatch.setattr(package, "write_atomic", html_fails)
+    with pytest.raises(ArchiveError) as caught:
+        _archive(three_runs, "run000000004", minutes=3,
+                 error={"type": "MigrationFailed", "message": "the database is at revision x; "
+                        "run upgrade_downgrade again", "cell": 3, "step": "3. Migrate"})
+    message = str(caught.value)
+    assert "failed (MigrationFailed: the database is at revision x" in message, message
+    assert not list(three_runs.rglob("*run000000004*"))  # the notebook written first: gone
+    assert verify_archive(three_runs) == []
+
+
+def test_a_run_killed_while_waiting_for_the_index_lock_leaves_the_archive_verifying(
+    three_runs: Path,
+) -> None:
+    """Before: its notebook and html were in place before the append waited for the lock, so
+    a SIGKILL there left two files no record lists (the fault matrix, SIGKILL while archiving)."""
+    import fcntl
+
+    with (three_runs / "index.jsonl").open("ab") as index:
+        fcntl.flock(index, fcntl.LOCK_EX)  # another run appending: this one waits
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child is killed while it waits
+            _archive(three_runs, "run000000004", minutes=3)
+            os._exit(0)
+        deadline = HUNG_AFTER_S
+        import time
+
+        began = time.monotonic()
+        while not list(three_runs.rglob("*run000000004*")) and time.monotonic() - began < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+    assert list(three_runs.rglob("*run000000004*")), "the child never wrote its files"
+    assert verify_archive(three_runs) == []

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from softbee.runbook.engine.faults import lost_connection, root_cause, where_recorded
 from softbee.runbook.engine.migrate import run_migration
-from softbee.runbook.errors import MigrationFailed
+from softbee.runbook.errors import DatabaseError, MigrationFailed
 from softbee.runbook.project import load_project
 from tests.helpers import FULL_NAME, HIVE_HEALTH, add_users, project_at, revision_of
 
@@ -87,3 +87,120 @@ def test_where_a_run_left_the_database_is_read_on_a_fresh_session_when_its_own_i
     finally:
         killer.dispose()
     assert recorded == (HIVE_HEALTH,) and phases == []
+
+
+def _connect_failure(text: str) -> sa.exc.OperationalError:
+    import psycopg2
+
+    return sa.exc.OperationalError("connect", {}, psycopg2.OperationalError(text))
+
+
+def test_a_server_going_away_or_not_taking_connections_is_a_lost_connection() -> None:
+    """A restart shows as a connect failure with no SQLSTATE, or as 57P01-57P03 (fault matrix)."""
+    assert lost_connection(_connect_failure(
+        'connection to server at "127.0.0.1", port 5434 failed: FATAL:  the database system is '
+        "shutting down"))
+    assert lost_connection(_connect_failure(
+        'connection to server at "127.0.0.1", port 5434 failed: Connection refused'))
+
+    class Shutdown(Exception):
+        pgcode = "57P01"
+
+    assert lost_connection(sa.exc.OperationalError("SELECT 1", {}, Shutdown("terminating")))
+
+    class Syntax(Exception):
+        pgcode = "42601"
+
+    assert not lost_connection(sa.exc.ProgrammingError("SELEC", {}, Syntax("syntax error")))
+
+
+class _Flaky:
+    """A project whose fresh sessions fail ``failures`` times (a server restarting), then work."""
+
+    def __init__(self, project: object, failures: int) -> None:
+        self.project, self.failures, self.tries = project, failures, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.project, name)
+
+    def connect(self) -> object:
+        self.tries += 1
+        if self.tries <= self.failures:  # as Project.connect says it: DatabaseError
+            raise DatabaseError("cannot connect to postgresql://127.0.0.1/x: FATAL:  the "
+                                "database system is starting up") from _connect_failure("x")
+        return self.project.connect()  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres
+def test_where_a_run_left_the_database_is_read_once_a_restarting_server_is_back(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A restart takes seconds: fresh sessions are tried until READ_WAIT_S, not three times."""
+    from softbee.runbook.engine import faults
+
+    monkeypatch.setattr(faults, "READ_PAUSE_S", 0.01)
+    project = project_at(postgres_url, HIVE_HEALTH)
+    flaky = _Flaky(project, failures=6)
+    killer = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with project.connect() as conn:
+            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with killer.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            recorded, _phases = where_recorded(flaky, conn)  # type: ignore[arg-type]
+            monkeypatch.setattr(faults, "READ_WAIT_S", 0.3)
+            never = _Flaky(project, failures=10_000)
+            began = __import__("time").monotonic()
+            with pytest.raises(DatabaseError):
+                where_recorded(never, conn)  # type: ignore[arg-type]
+            waited = __import__("time").monotonic() - began
+    finally:
+        killer.dispose()
+    assert recorded == (HIVE_HEALTH,) and flaky.tries == 7
+    assert 0.3 <= waited < 3, waited  # bounded by READ_WAIT_S
+
+
+def test_a_failed_revision_whose_database_cannot_be_read_is_never_called_rolled_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: the read's own connect error escaped and the run said "rolled back, database still
+    at <start>" (after a fast restart during 8b7d2f4c9e08's DDL, with two revisions committed)."""
+    from softbee.runbook.engine import online_run
+
+    def unreachable(*_args: object) -> None:
+        raise _connect_failure('connection to server at "127.0.0.1" failed: FATAL:  the database '
+                               "system is shutting down")
+
+    def cannot_connect(*_args: object) -> None:
+        raise DatabaseError("cannot connect to postgresql://127.0.0.1/x: the database system is "
+                            "shutting down (check DATABASE_URL)")
+
+    for failing in (unreachable, cannot_connect):
+        monkeypatch.setattr(online_run, "where_recorded", failing)
+        outcome, advice = online_run._outcome(None, None, "8b7d2f4c9e08", True)  # type: ignore[arg-type]
+        assert "rolled back" not in outcome and "could not be read" in outcome, outcome
+        assert "the database system is shutting down" in outcome, outcome
+        assert advice is not None and "again" in advice, advice
+
+
+@pytest.mark.postgres
+def test_a_connection_lost_outside_a_revision_reads_where_the_database_is(
+    postgres_url: str,
+) -> None:
+    """The guard around the whole run: never "still at <start>" when the database moved on."""
+    from softbee.runbook.engine.faults import outcome_after_loss
+
+    project = project_at(postgres_url, HIVE_HEALTH)
+    killer = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with project.connect() as conn:
+            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with killer.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            moved, advice = outcome_after_loss(project, conn, "3c2e7a9d4f03", ValueError())
+            stayed, _ = outcome_after_loss(project, conn, HIVE_HEALTH, ValueError())
+    finally:
+        killer.dispose()
+    assert moved == f"the database is at revision {HIVE_HEALTH} (committed)", moved
+    assert "again" in advice and "rolled back" not in moved
+    assert stayed == f"rolled back, database still at {HIVE_HEALTH}", stayed

@@ -343,7 +343,7 @@ def test_a_runbook_without_bind_urls_is_refused_before_anything_runs(
     assert not archive_dir.exists()
 
 
-def test_the_drift_check_leaves_targets_with_binds_to_their_runbook_and_says_so(
+def test_a_drift_check_that_reads_one_database_says_each_bind_was_not_checked(
         tmp_path, monkeypatch):
     from softbee.runbook.fleet.drift import drifted_targets
     from tests.fleet.test_fleet import stamped_sqlite
@@ -360,10 +360,44 @@ def test_the_drift_check_leaves_targets_with_binds_to_their_runbook_and_says_so(
     status = fleet_status(fleet, MIGRATIONS, drift=check)
     target = status.targets[0]
     assert target.state == AT_HEAD and target.drifted is None
-    assert target.drift.startswith("drift not checked: a target with binds (audit)")
+    assert target.drift == ("bind default: drift not checked: this drift check reads one "
+                            "database and cannot check bind default; bind audit: drift not "
+                            "checked: this drift check reads one database and cannot check "
+                            "bind audit")
     assert not status.no_drift and "1 drift not checked" in status.summary()
-    assert drifted_targets(fleet.targets, {"tenant-a": "sqlite:///a.db"}, check) == {}
+    found = drifted_targets(fleet.targets, {"tenant-a": "sqlite:///a.db"}, check)
+    assert found["tenant-a"].drifted is None
     assert checked == []
+
+
+def test_a_bind_that_cannot_be_read_is_drift_not_checked_and_the_others_still_are(
+        tmp_path, monkeypatch):
+    from softbee.runbook.review.drift import Drift
+    from tests.fleet.test_fleet import stamped_sqlite
+
+    class Check:
+        asked: list[str] = []
+
+        def __call__(self, url: str) -> Drift:
+            raise AssertionError("a target with binds is checked bind by bind")
+
+        def check_bind(self, urls: dict[str, str], bind: str) -> Drift:
+            self.asked.append(bind)
+            return Drift(HEAD, ("table stray not in any revision",) if bind == "audit" else ())
+
+    path = _bind_fleet(tmp_path, monkeypatch, {
+        "tenant-a": (stamped_sqlite(tmp_path / "a.db", HEAD),
+                     stamped_sqlite(tmp_path / "a_audit.db", HEAD)),
+        "tenant-b": (stamped_sqlite(tmp_path / "b.db", HEAD), f"sqlite:///{tmp_path / 'gone.db'}")})
+    check = Check()
+    a, b = fleet_status(load_targets(path), MIGRATIONS, drift=check).targets
+    assert a.drifted is True and [s.drifted for s in a.binds] == [False, True]
+    assert a.drift.endswith("bind audit: drift from revision "
+                            f"{HEAD} in 1 place(s): table stray not in any revision")
+    assert b.state == UNREACHABLE and b.drifted is None  # its default bind was checked, clean
+    assert b.drift == (f"bind default: no drift: the schema is what revision {HEAD} produces; "
+                       "bind audit: drift not checked: the bind could not be read")
+    assert sorted(check.asked) == ["audit", "default", "default"]
 
 
 def test_the_fleet_runbooks_table_has_a_bind_column_for_targets_with_binds(tmp_path, monkeypatch):

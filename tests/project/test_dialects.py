@@ -156,3 +156,31 @@ def test_lock_retries_are_left_alone_where_the_table_says_none() -> None:
             assert _retrying(cursor, "ALTER TABLE hives ADD COLUMN x INTEGER", context,
                              lambda: ran.append(1)) is False
     assert ran == []
+
+
+@pytest.mark.postgres
+def test_rolling_back_a_lost_connection_opens_no_new_session(postgres_url: str) -> None:
+    """Before: rollback_fully asked an invalidated connection for its driver connection, which
+    reconnected; while the server restarted, that connect failed and its error replaced the
+    run's (the fault matrix, restart during the DDL: "rolled back, database still at ...")."""
+    import sqlalchemy as sa
+
+    from softbee.runbook.project.dialects import rollback_fully
+
+    engine = sa.create_engine(postgres_url)
+    killer = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    connects: list[int] = []
+    sa.event.listen(engine, "connect", lambda *_args: connects.append(1))
+    try:
+        with engine.connect() as conn:
+            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with killer.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            with pytest.raises(sa.exc.OperationalError):
+                conn.execute(sa.text("SELECT 1"))
+            assert conn.invalidated
+            rollback_fully(conn)
+            assert len(connects) == 1, "rollback_fully reconnected a lost connection"
+    finally:
+        engine.dispose()
+        killer.dispose()

@@ -72,7 +72,7 @@ def test_counts_bars_draws_each_count_as_a_bar_scaled_to_the_largest():
 
 def test_counts_table_says_so_when_there_are_no_tables_yet():
     assert counts_table({}).data == "No tables yet."
-    assert counts_table({"users": 3}).to_dict() == {"rows": {"users": 3}}
+    assert counts_table({"users": 3}).to_frame().to_dict() == {"rows": {"users": 3}}
 
 
 def test_counts_bars_fall_back_to_the_plain_table_when_pandas_styler_cannot_load(monkeypatch) -> None:

@@ -81,3 +81,20 @@ def test_the_quick_read_of_a_locked_version_table_gives_up_within_its_lock_timeo
     assert not still_waiting, "the quick read waited for the lock's holder"
     [outcome] = done  # gave up: the catalogue read, or the version table, hit the lock timeout
     assert "lock timeout" in str(outcome), outcome
+
+
+def test_overlapping_scratch_builds_give_stdout_back() -> None:
+    """Two builds in two threads, the first out first: stdout is the real one after both."""
+    import sys
+
+    from softbee.runbook.review.drift_many import _progress_to_stderr
+
+    real = sys.stdout
+    first, second = _progress_to_stderr(), _progress_to_stderr()
+    first.__enter__()
+    second.__enter__()
+    assert sys.stdout is sys.stderr
+    first.__exit__(None, None, None)
+    assert sys.stdout is sys.stderr  # the second build still runs
+    second.__exit__(None, None, None)
+    assert sys.stdout is real

@@ -183,3 +183,61 @@ def test_run_ids_are_short_and_distinct():
     ids = {new_run_id() for _ in range(100)}
 
     assert len(ids) == 100 and all(len(i) == 12 for i in ids)
+
+
+def test_a_run_waits_for_the_warming_of_its_page_templates_only_so_long(monkeypatch, tmp_path):
+    """render.warm_beside's thread is joined before the render, within render.WARM_WAIT_S."""
+    import threading
+    import time
+
+    import papermill
+
+    from softbee.runbook.archive import render
+
+    release = threading.Event()
+
+    class Kernel:  # stands in for the run's kernel
+        manager = None
+        environ: dict[str, str] = {}
+
+        def request_shutdown(self):
+            pass
+
+        def shutdown(self):
+            pass
+
+    def stuck_warm():
+        release.wait(30)  # a warm-up that would hold the run for 30 s
+
+    def fake_execute_notebook(source, target, **_kwargs):
+        nb = new_notebook(cells=[new_code_cell("pass")])
+        papermill_setup._HANDLER.write(nbformat.writes(nb), target)
+        return nb
+
+    monkeypatch.setattr(render, "warm", stuck_warm)
+    monkeypatch.setattr(render, "WARM_WAIT_S", 0.2)
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute_notebook)
+    prepared = execute.prepare_run("passing", texts={"message": "hi"}, archive_dir=tmp_path / "archive",
+                                   cwd=tmp_path)
+    began = time.monotonic()
+    try:
+        run = execute.run_prepared(prepared, Kernel())  # type: ignore[arg-type]
+    finally:
+        release.set()
+
+    assert run.passed and run.html.is_file()
+    assert time.monotonic() - began < 10  # 0.2 s of waiting, then the page rendered anyway
+
+
+def test_the_page_templates_warm_once_per_process_and_beside_the_caller(monkeypatch):
+    from softbee.runbook.archive import render
+
+    render.warm()
+    calls = []
+    monkeypatch.setattr(render, "exporter", lambda: calls.append("made") or None)
+
+    render.warm()  # done: nothing rendered again (a fleet worker calls it per target)
+    thread = render.warm_beside()
+    thread.join(10)
+
+    assert calls == [] and thread.daemon and not thread.is_alive()

@@ -91,3 +91,20 @@ def test_a_kernel_that_died_says_so():
 
     with pytest.raises(RuntimeError, match="died before replying"):
         run_sync(client.wait_for_ready)(timeout=5)
+
+
+def test_its_sockets_retry_a_kernel_not_yet_listening_every_10_ms_not_100():
+    import zmq
+
+    client = client_class()()
+    try:
+        socket = client.context.socket(zmq.DEALER)
+        try:
+            assert socket.getsockopt(zmq.RECONNECT_IVL) == kernel_client.RECONNECT_MS == 10
+        finally:
+            socket.close(linger=0)
+        plain = zmq.Context()
+        assert plain.socket(zmq.DEALER).getsockopt(zmq.RECONNECT_IVL) == 100  # ZeroMQ's default
+        plain.destroy(linger=0)
+    finally:
+        client.context.destroy(linger=0)

@@ -158,6 +158,34 @@ def test_every_save_of_papermills_working_copy_is_redacted_before_it_reaches_the
     assert nbformat.reads(written, as_version=4).cells[0].outputs[0].text == "postgresql://u:***@h/db\n"
 
 
+def test_the_engines_saves_write_what_papermills_write_wrote_without_serialising_twice(tmp_path):
+    nb = new_notebook(
+        cells=[
+            new_code_cell(
+                "print(url)\nprint('two lines')",
+                outputs=[new_output("stream", name="stdout", text=f"postgresql://u:{PASSWORD}@h/db\n"),
+                         new_output("display_data", data={"text/plain": "a\nb", "text/html": "<b>é</b>"})],
+            )
+        ]
+    )
+    nb.cells[0].metadata["trusted"] = True  # transient: never written
+    redactor = Redactor.for_run({"database_url": f"postgresql://u:{PASSWORD}@h/db"}, environ={})
+    written = {}
+    for way in ("write", "save"):
+        output = tmp_path / f"{way}.ipynb"
+        with papermill_setup._redacted_saves(output, redactor) as target:
+            if way == "write":
+                papermill_setup._HANDLER.write(nbformat.writes(nb), target)
+            else:
+                assert papermill_setup._HANDLER.save(nb, target)
+        written[way] = output.read_bytes()
+
+    assert written["save"] == written["write"] and PASSWORD.encode() not in written["save"]
+    assert nb.cells[0].outputs[0].text.startswith(f"postgresql://u:{PASSWORD}")  # not masked in place
+    assert nb.cells[0].metadata["trusted"] and isinstance(nb.cells[0].source, str)
+    assert not papermill_setup._HANDLER.save(nb, str(tmp_path / "plain.ipynb"))  # not ours: papermill's
+
+
 @pytest.mark.notebook
 def test_a_secret_a_cell_prints_is_masked_in_every_save_of_a_real_run(tmp_path, monkeypatch):
     """The run itself must hand papermill the redacting path: its working copy is checked."""

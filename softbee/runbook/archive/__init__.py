@@ -25,6 +25,7 @@ Imports only :mod:`~softbee.runbook.util`; never ``project``, ``review``, ``engi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import hashlib
@@ -55,7 +56,7 @@ from softbee.runbook.archive.chain import (
     write_atomic,
 )
 from softbee.runbook.archive.summary import FACT_KEYS, first_words, read_summary
-from softbee.runbook.errors import ArchiveError
+from softbee.runbook.errors import ArchiveError, NotArchived
 from softbee.urls import normalise_url
 
 __all__ = [
@@ -149,13 +150,74 @@ def archive_run(
     rendered = render_html(nb, up=len(day.relative_to(directory).parts),
                            summary=first_words(facts, error))
     stylesheet_path = directory / rendered.stylesheet_name
-    day.mkdir(parents=True, exist_ok=True)
-    if not stylesheet_path.is_file():  # content-addressed: written by the first run that needs it
-        stylesheet_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(stylesheet_path, rendered.stylesheet, mode=0o644)
-    write_atomic(notebook_path, notebook_bytes)
-    write_atomic(html_path, rendered.html)
+    written: list[Path] = []
+    try:
+        day.mkdir(parents=True, exist_ok=True)
+        if not stylesheet_path.is_file():  # content-addressed: written by the first run needing it
+            stylesheet_path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(stylesheet_path, rendered.stylesheet, mode=0o644)
+            written.append(stylesheet_path)
+        # Under hidden pending names until the record is appended: a run killed while it waits
+        # for the index's lock leaves no file that the index does not list.
+        pending = [(path, path.with_name(f".{path.name}.pending"), data)
+                   for path, data in ((notebook_path, notebook_bytes), (html_path, rendered.html))]
+        for _final, temporary, data in pending:
+            write_atomic(temporary, data)
+            written.append(temporary)
 
+        def publish() -> None:
+            for final, temporary, _data in pending:
+                os.replace(temporary, final)
+                written.append(final)
+
+        record = _append(directory, notebook_path, html_path, rendered, notebook_bytes, facts,
+                         error, publish, run_id=run_id, runbook=runbook, started=started,
+                         finished=finished, parameters=parameters, project=project)
+    except BaseException as exc:  # a full disk, a SIGTERM: nothing half-archived, the end said
+        for path in written:
+            path.unlink(missing_ok=True)
+        if not isinstance(exc, (OSError, KeyboardInterrupt)):
+            raise
+        raise NotArchived(not_archived(directory, runbook, facts, error, notebook_bytes, exc,
+                                       stem)) from exc
+    if write_page:
+        from softbee.runbook.archive.auditpage import write_index_page  # not needed to append
+
+        try:
+            write_index_page(directory)  # the auditors' index.html, with this run in it
+        except OSError as exc:
+            raise ArchiveError(
+                f"runbook {runbook!r} {'failed' if error else 'passed'} and is archived (run "
+                f"{run_id} in {directory / INDEX_NAME}), but the auditors' page could not be "
+                f"updated: {exc.strerror or exc}: free space and run `softbee-runbook archive "
+                "html`") from exc
+    return ArchivedRun(record=record, notebook=notebook_path, html=html_path)
+
+
+def not_archived(directory: Path, runbook: str, facts: Mapping[str, Any],
+                 error: Mapping[str, Any] | None, notebook: bytes, exc: BaseException,
+                 stem: str) -> str:
+    """The one line of a run that could not be archived: how it ended, why, where its notebook is."""
+    import tempfile
+
+    if error:
+        ended = f"failed ({error.get('type')}: {' '.join(str(error.get('message')).split())})"
+    else:
+        ended = f"passed (database at {facts.get('revision_after') or 'the revision it shows'})"
+    kept = "its notebook could not be kept elsewhere either"
+    with contextlib.suppress(OSError):
+        spare = Path(tempfile.gettempdir()) / f"softbee-runbook-unarchived-{stem}.ipynb"
+        spare.write_bytes(notebook)
+        kept = f"its notebook is kept at {spare}"
+    return (f"runbook {runbook!r} {ended}, but could NOT be archived in {directory}: "
+            f"{getattr(exc, 'strerror', None) or exc}; nothing of it is in the archive (its "
+            f"index is unchanged), {kept}: free space there and run it again if the archive must hold it")
+
+
+def _append(directory: Path, notebook_path: Path, html_path: Path, rendered: Any,
+            notebook_bytes: bytes, facts: Mapping[str, Any], error: Mapping[str, Any] | None,
+            publish: Any, *, run_id: str, runbook: str, started: dt.datetime, finished: dt.datetime,
+            parameters: Mapping[str, Any], project: Path) -> dict[str, Any]:
     record: dict[str, Any] = {
         "run_id": run_id,
         "runbook": runbook,
@@ -183,12 +245,7 @@ def archive_run(
         "html_sha256": hashlib.sha256(rendered.html).hexdigest(),
         "stylesheet_sha256": hashlib.sha256(rendered.stylesheet).hexdigest(),
     }
-    record = append_record(directory, record)
-    if write_page:
-        from softbee.runbook.archive.auditpage import write_index_page  # not needed to append
-
-        write_index_page(directory)  # the auditors' index.html, with this run in it
-    return ArchivedRun(record=record, notebook=notebook_path, html=html_path)
+    return append_record(directory, record, before=publish)
 
 
 def list_runs(

@@ -21,13 +21,13 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from softbee.runbook.archive.files import appended, sha256_or_none
 from softbee.runbook.archive.files import parse_iso as parse_iso  # re-exported
-from softbee.runbook.archive.files import sha256_or_none
 from softbee.runbook.archive.files import write_atomic as write_atomic
 from softbee.runbook.archive.render import STATIC_DIR
 from softbee.runbook.errors import ArchiveError
@@ -60,8 +60,12 @@ class Problem:
         return f"{self.where}: {self.issue}"
 
 
-def append_record(directory: Path, record: Mapping[str, Any]) -> dict[str, Any]:
+def append_record(directory: Path, record: Mapping[str, Any],
+                  before: Callable[[], None] | None = None) -> dict[str, Any]:
     """Chain ``record`` to the last one and append it, then rewrite ``index.head``.
+
+    ``before`` runs under the lock, just before the line is written (a run's files are put
+    in place there).
 
     Both happen under an exclusive lock on the index; ``index.head`` is replaced
     atomically and gets the index's permissions. The end of the chain comes from
@@ -79,14 +83,14 @@ def append_record(directory: Path, record: Mapping[str, Any]) -> dict[str, Any]:
             line = canonical_json(chained) + b"\n"
             if torn:  # a torn last line stays on its own
                 line = b"\n" + line
-            index.write(line)
-            index.flush()
-            os.fsync(index.fileno())
-            write_atomic(
-                directory / HEAD_NAME,
-                canonical_json({"runs": runs + 1, "hash": chained["hash"]}) + b"\n",
-                mode=os.fstat(index.fileno()).st_mode & 0o777,
-            )
+            if before is not None:
+                before()
+            with appended(index.fileno(), line):  # a full disk: no torn line, old head
+                write_atomic(
+                    directory / HEAD_NAME,
+                    canonical_json({"runs": runs + 1, "hash": chained["hash"]}) + b"\n",
+                    mode=os.fstat(index.fileno()).st_mode & 0o777,
+                )
         finally:
             fcntl.flock(index, fcntl.LOCK_UN)
     return chained

@@ -6,6 +6,8 @@ import datetime as dt
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,23 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def appended(fd: int, data: bytes) -> Iterator[None]:
+    """Append ``data`` to ``fd`` (unbuffered, fsynced), then run the block; when either fails
+    (a full disk), the file is cut back to its size before: no torn line is left."""
+    size = os.fstat(fd).st_size
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        yield
+    except BaseException:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
         raise
 
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from softbee.runbook.archive.summary import is_facts
+from softbee.runbook.util.gcpause import imports_without_gc
 
 if TYPE_CHECKING:
     import nbformat
@@ -157,6 +158,9 @@ def _unwrap_unstyled(code: str, css: str) -> str:
 
 _EXPORTER: HTMLExporter | None = None
 _EXPORTER_LOCK = threading.Lock()
+_WARMED = False
+#: How long a run waits for :func:`warm_beside` before rendering without it (seconds).
+WARM_WAIT_S = 30.0
 
 
 def exporter() -> HTMLExporter:
@@ -169,14 +173,49 @@ def exporter() -> HTMLExporter:
 
 
 def warm() -> None:
-    """Make the exporter and compile its templates now (an empty notebook rendered).
+    """Make the exporter, compile its templates and what a runbook's page uses, once.
 
-    A run calls this while its kernel starts, so the first page is not paid for
-    after the last cell.
+    A run calls this while its kernel starts, so the first page is not paid for after
+    the last cell. A small notebook is rendered, the shape of a runbook: a heading, a
+    code cell in IPython's lexer (pygments compiles a lexer's rules once per process,
+    on first use), a table, printed text and an error. Later calls return at once.
     """
-    import nbformat
+    global _WARMED  # noqa: PLW0603 - once per process, like the exporter
+    if _WARMED:
+        return
+    from nbformat import v4
 
-    exporter().from_notebook_node(nbformat.v4.new_notebook())
+    code = v4.new_code_cell("from softbee.runbook import load_project  # a step\nx = 1", outputs=[
+        v4.new_output("display_data", data={"text/html": "<table><tr><td>1</td></tr></table>",
+                                            "text/plain": "1"}),
+        v4.new_output("stream", name="stdout", text="done\n"),
+        v4.new_output("error", ename="E", evalue="e", traceback=["\x1b[1;31mE\x1b[0m: e"])])
+    nb = v4.new_notebook(cells=[v4.new_markdown_cell("## 1. A step\nIt **checks** `this`."), code],
+                         metadata={"language_info": {"name": "python",
+                                                     "pygments_lexer": "ipython3"}})
+    exporter().from_notebook_node(nb)
+    _WARMED = True
+
+
+def warm_beside() -> threading.Thread:
+    """:func:`warm` in a thread of its own, started now; join it before rendering.
+
+    A run's process calls it once papermill is imported: it then mostly waits, for the
+    kernel to answer and for each cell, and the thread uses that time, instead of
+    making the first cell wait for the templates. Imports run with the collector paused.
+    An error is left to the render that follows, which raises it where it belongs.
+    """
+
+    def run() -> None:
+        try:
+            with imports_without_gc(freeze=False):
+                warm()
+        except Exception:  # noqa: BLE001, S110 - render_html raises it again, on the run's thread
+            pass
+
+    thread = threading.Thread(target=run, name="softbee-render-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 def exporter_class() -> type[HTMLExporter]:

@@ -23,7 +23,7 @@ from softbee.runbook.project.binds import bind_heading, bind_label, naming_bind
 from softbee.runbook.project.dialects import dialect_named
 from softbee.runbook.review.drift import Drift, check_drift, drift_note, refuse_drift
 from softbee.runbook.review.plan import Plan, plan_migration
-from softbee.runbook.review.state import State, get_state, state_frame
+from softbee.runbook.review.state import State, get_state, state_table
 
 
 @dataclass
@@ -59,8 +59,8 @@ class BindPreflight:
         from IPython.display import Markdown
 
         heading = [Markdown(bind_heading(self.project))] if self.project.bind else []
-        return [*heading, state_frame(self.state),
-                Markdown(self.plan.headline(rehearse) + drift_note(self.drift)), self.plan.frame()]
+        return [*heading, state_table(self.state),
+                Markdown(self.plan.headline(rehearse) + drift_note(self.drift)), self.plan.table()]
 
 
     def refuse_drift(self, allow_drift: bool = False) -> None:

@@ -14,7 +14,7 @@ from softbee.runbook.engine import autocommit
 from softbee.runbook.engine.apply import apply_plan
 from softbee.runbook.engine.apply import migrate_one as migrate_one  # its old home: re-exported
 from softbee.runbook.engine.dataloss import find_losses, take_snapshot
-from softbee.runbook.engine.faults import lost_connection, root_cause
+from softbee.runbook.engine.faults import lost_connection, outcome_after_loss, root_cause
 from softbee.runbook.engine.guards import migration_lock, require_confirmation, session_timeouts
 from softbee.runbook.engine.online_run import (
     calls_run_phases,
@@ -150,7 +150,10 @@ def run_migration(
         except sa.exc.DBAPIError as exc:
             # The runbook's own statements under the timeouts (the re-plan, the reset) can hit
             # them too: one actionable line, as for a migration statement, not a traceback.
-            raise _explain(project, exc, first, [], options) from exc
+            outcome = advice = None
+            if lost_connection(exc):  # where it is, read from the database, never assumed
+                outcome, advice = outcome_after_loss(project, conn, first.start, exc)
+            raise _explain(project, exc, first, [], options, outcome, advice) from exc
 
 
 def runs_online(conn: Connection, plan: Plan, rehearse: bool, round_trip: bool, say: Progress) -> bool:

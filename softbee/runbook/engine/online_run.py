@@ -30,7 +30,12 @@ from sqlalchemy.engine import Connection
 from softbee.runbook.engine.apply import migrate_one
 from softbee.runbook.engine.autocommit import blocks_in, finish_revision, revision_running
 from softbee.runbook.engine.dataloss import Snapshot, find_losses, take_snapshot
-from softbee.runbook.engine.faults import where_recorded
+from softbee.runbook.engine.faults import (
+    READ_FAILURES,
+    root_cause,
+    unreadable_outcome,
+    where_recorded,
+)
 from softbee.runbook.engine.result import MigrationResult, Progress, Step, StepObserver
 from softbee.runbook.errors import (
     DataLossError,
@@ -303,7 +308,10 @@ def _run_revision(
 def _outcome(project: Project, conn: Connection, revision: str,
              earlier_committed: bool) -> tuple[str, str | None]:
     """What became of the database when ``revision`` failed, and what to do (None: the usual)."""
-    recorded, phases = where_recorded(project, conn)  # on a fresh session when conn is gone
+    try:
+        recorded, phases = where_recorded(project, conn)  # on a fresh session when conn is gone
+    except READ_FAILURES as exc:
+        return unreadable_outcome(exc, revision, earlier_committed)
     at = ", ".join(recorded) or "base"
     if phases:
         return (f"{revision} is NOT rolled back as a whole: its open transaction was, what its "
@@ -318,7 +326,13 @@ def _outcome(project: Project, conn: Connection, revision: str,
 
 def _where_now(project: Project, conn: Connection, message: str) -> str:
     """``message`` with where the database really is now: its revision and recorded phases."""
-    recorded, phases = where_recorded(project, conn)
+    try:
+        recorded, phases = where_recorded(project, conn)
+    except READ_FAILURES as exc:
+        reason = redact_text(first_line(root_cause(exc)))
+        return (f"{message} — where the database is now could not be read ({reason}): run "
+                "upgrade_downgrade again once the database is back, it resumes from what is "
+                "recorded")
     at = ", ".join(recorded) or "base"
     now = f"the database is at revision {at} (committed)"
     if phases:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
 from alembic.script import Script
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.engine.dataloss import Snapshot
-from softbee.runbook.review.counts import compare_counts, counts_records
-from softbee.runbook.review.diff import schema_changes
+from softbee.runbook.review.counts import compare_counts, compared_rows, compared_table
+from softbee.runbook.review.diff import schema_change_rows, schema_changes
 from softbee.runbook.review.plan import Plan
 from softbee.runbook.review.state import State
+from softbee.runbook.util.table import Table
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is made, when it is
+    import pandas as pd
 
 Progress = Callable[[str], None]
 
@@ -68,12 +71,24 @@ class MigrationResult:
         """Rows per table before, after and the difference."""
         return compare_counts(self.before.rows, self.after.rows)
 
+    def counts_table(self) -> Table:
+        """:meth:`counts_frame` as a :class:`Table` (shown without pandas when it can be)."""
+        return compared_table(self.before.rows, self.after.rows)
+
     def steps_frame(self) -> pd.DataFrame:
         """Each revision applied with its time in seconds."""
+        import pandas as pd
+
         return pd.DataFrame(
             [vars(step) for step in self.steps],
             columns=["direction", "revision", "message", "seconds"],
         )
+
+    def steps_table(self) -> Table:
+        """:meth:`steps_frame` as a :class:`Table` (its seconds are drawn by pandas)."""
+        return Table(["direction", "revision", "message", "seconds"],
+                     ([step.direction, step.revision, step.message, step.seconds]
+                      for step in self.steps), self.steps_frame)
 
     def schema_frame(self) -> pd.DataFrame:
         """Tables and columns added, removed or changed between before and after."""
@@ -81,19 +96,32 @@ class MigrationResult:
 
     def phases_frame(self) -> pd.DataFrame:
         """Each phase of the online revisions: where it ran, its time and rows (empty when none)."""
+        import pandas as pd
+
         return pd.DataFrame(self.phases, columns=["revision", "phase", "phases", "name", "runs",
                                                   "seconds", "rows", "skipped"])
 
     def losses_frame(self) -> pd.DataFrame:
         """What the data-loss guard found (empty when nothing was lost)."""
+        import pandas as pd
+
         return pd.DataFrame(self.losses, columns=["kind", "object", "lost", "detail"])
 
     def review(self) -> list[tuple[str, pd.DataFrame | None]]:
-        """What to show after the run, as (title, table): schema, losses, checks, locks..."""
-        schema = self.schema_frame()
+        """What to show after the run, as (title, table): schema, losses, checks, locks...
+
+        pandas is imported only when there is a table to show.
+        """
+        changed = schema_change_rows(self.schema_before, self.schema_after)
         shown: list[tuple[str, pd.DataFrame | None]] = [
-            ("**Schema changes:**", schema) if not schema.empty else ("No schema change.", None)
+            ("**Schema changes:**", self.schema_frame()) if changed
+            else ("No schema change.", None)
         ]
+        if not (self.phases or self.losses or self.round_trip or self.locks
+                or self.sequences_moved):
+            return shown
+        import pandas as pd
+
         if self.phases:
             shown.append(("**Phases of the online revisions** (each committed on its own; "
                           "a re-run skips the finished ones):", self.phases_frame()))
@@ -137,7 +165,7 @@ class MigrationResult:
         return {
             "revision_before": self.plan.start or "base",
             "revision_after": (self.plan.start if self.rehearsal else self.end) or "base",
-            "row_counts": counts_records(self.counts_frame()),
+            "row_counts": compared_rows(self.before.rows, self.after.rows),
             "data_loss": self.losses,
             "rehearsal": self.rehearsal,
             "outcome": outcome,

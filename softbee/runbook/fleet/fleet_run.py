@@ -160,7 +160,7 @@ def run_fleet(
     bind_urls = {t.name: t.resolve_bind_urls(environ) for t in fleet.targets if t.binds}
     check_bind_parameter(found, bind_urls, values, texts)
     stages, skipped = skip_drifted(plan(fleet, canary=canary, waves=waves), urls, drift,
-                                   allow_drift, gated)
+                                   allow_drift, gated, bind_urls)
     stop = stop or threading.Event()
     project = Path(cwd if cwd is not None else os.getcwd()).absolute()
 

@@ -211,19 +211,33 @@ def recording(
     except BaseException as exc:
         try:
             recorder.stopped(connection, exc, start_at, target)
-            _record(recorder, connection, facts)
+            _record(recorder, connection, facts, start_at)
         except Exception as failed:  # noqa: BLE001 - the run's own error is the one to see
             rollback_fully(connection)  # a refused COMMIT (SQLite: locked) leaves it open
             exc.add_note(f"softbee-runbook: its history row could not be written: "
                          f"{redact_text(first_line(failed))}")
         raise
-    _record(recorder, connection, facts)
+    _record(recorder, connection, facts, start_at)
 
 
-def _record(recorder: HistoryRecorder, connection: Connection, facts: Facts | None) -> None:
+#: A bind's own history fact is ``history_bind_<bind>`` (a multi-database run, one per bind).
+BIND_HISTORY_PREFIX = "history_bind_"
+
+
+def _record(recorder: HistoryRecorder, connection: Connection, facts: Facts | None,
+            start_at: str) -> None:
     facts = facts or notebook_facts
     rows = recorder.written(connection)
-    facts(history=history_facts(recorder.name, recorder.database_id, rows))
+    found = history_facts(recorder.name, recorder.database_id, rows)
+    bind = recorder.project.bind
+    if bind is None:
+        facts(history=found)
+        return
+    # A run's facts merge key by key, a later bind's ``history`` replacing an earlier one's:
+    # each bind also keeps its own, with where it started (the record's revision_before is
+    # the default bind's), so ``archive verify`` checks every bind's database.
+    facts(history=found, **{f"{BIND_HISTORY_PREFIX}{bind}": {
+        **found, "bind": bind, "revision_before": start_at}})
 
 
 def notebook_facts(**facts: Any) -> None:

@@ -14,7 +14,8 @@ Checked both ways:
   or edited by hand is caught by the archive.
 
 Runs archived before the history existed carry no ``history`` fact and are counted, not
-checked. Nothing here writes, to the database or the archive.
+checked. A multi-database run keeps one fact per bind (``history_bind_<bind>``), each checked
+against its bind's database. Nothing here writes, to the database or the archive.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import sqlalchemy as sa
 from softbee.runbook.archive.chain import Problem, read_index
 from softbee.runbook.errors import DatabaseError, first_line
 from softbee.runbook.history import table as tbl
-from softbee.runbook.history.recorder import row_fact, rows_digest
+from softbee.runbook.history.recorder import BIND_HISTORY_PREFIX, row_fact, rows_digest
 from softbee.runbook.project import make_engine
 from softbee.runbook.project.sessions import Timeouts, open_session
 from softbee.runbook.util.history_name import HISTORY_TABLE
@@ -83,6 +84,20 @@ def history_fact(record: Mapping[str, Any]) -> dict[str, Any] | None:
     return fact if isinstance(fact, dict) else None
 
 
+def fact_for(record: Mapping[str, Any], identity: str | None) -> dict[str, Any] | None:
+    """The history fact of ``record`` naming database ``identity``, else its ``history`` fact.
+
+    A multi-database run keeps one fact per bind (``history_bind_<bind>``); its ``history``
+    is the last bind's.
+    """
+    extra = record.get("extra_facts") or {}
+    for key, fact in extra.items():
+        if (key.startswith(BIND_HISTORY_PREFIX) and isinstance(fact, dict)
+                and fact.get("database_id") == identity):
+            return fact
+    return history_fact(record)
+
+
 def vouch(records: Iterable[Mapping[str, Any]], rows: list[tbl.HistoryRow],
           database: str) -> Vouched:
     """Check one database's history ``rows`` and the archive's ``records`` against each other."""
@@ -95,7 +110,7 @@ def vouch(records: Iterable[Mapping[str, Any]], rows: list[tbl.HistoryRow],
         if row.run_id and row.outcome != tbl.CREATED:
             by_run.setdefault(row.run_id, []).append(row)
     archived = {str(r.get("run_id")): r for r in records}
-    said = {run: history_fact(r) for run, r in archived.items()}
+    said = {run: fact_for(r, identity) for run, r in archived.items()}
     ours = {run for run, fact in said.items()
             if fact and fact.get("enabled") and fact.get("database_id") == identity}
     found.unchecked = sum(1 for run, r in archived.items() if not said[run] and _same_database(
@@ -139,7 +154,7 @@ def _compare(where: str, record: Mapping[str, Any], fact: Mapping[str, Any],
         problems.append(Problem(where, (
             f"archived as passed, but the database records it {stopped[-1].outcome}: "
             "the record was rewritten")))
-    before = record.get("revision_before")
+    before = fact.get("revision_before") or record.get("revision_before")  # a bind's own first
     first = next((f for f in got if f["direction"] in ("upgrade", "downgrade")), None)
     if first and before and before != first["from"]:
         problems.append(Problem(where, (

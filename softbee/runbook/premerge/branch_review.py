@@ -18,6 +18,10 @@ from typing import Any
 
 from softbee.runbook.errors import ReviewError
 from softbee.runbook.premerge import history
+from softbee.runbook.premerge.binds import bind_sides
+from softbee.runbook.premerge.binds import copies as bind_copies
+from softbee.runbook.premerge.binds import merge as merge_binds
+from softbee.runbook.premerge.binds import named as named_bind
 from softbee.runbook.premerge.branch import Branch, files_at, read_branch
 from softbee.runbook.premerge.checks import (
     FAIL_ON,
@@ -100,6 +104,8 @@ class BranchReviewer:
         self.checks: list[CheckResult] = []
         self._app, self._migrations_dir, self._database_url = app, str(migrations), database_url
         self._project: Any = None
+        self._sides: list[Any] = []  # one project per bind of a multi-database project
+        self._bind_revisions: dict[str, list[ReviewedRevision]] = {}
         self._project_problem: str | None = None
         self._temporary: tempfile.TemporaryDirectory[str] | None = None
         self.revisions = self._read_revisions()
@@ -164,13 +170,11 @@ class BranchReviewer:
         return self._project
 
     def _load(self, load_project: Any, url: str) -> list[Finding]:
-        from softbee.runbook.project.binds import refuse_several_databases
-
         project = load_project(self._app, self._migrations_dir, url)
         try:
-            # its scratch server holds one database: the binds' own are not reviewed yet
-            refuse_several_databases(project, "the pre-merge review")
             project.script()  # every revision file imports: a broken one is this check's finding
+            # several databases: each bind reviewed on a scratch place of its own (premerge.binds)
+            self._sides = bind_sides(project, url)
         except Exception:
             project.engine.dispose()
             raise
@@ -192,40 +196,51 @@ class BranchReviewer:
         return project
 
     def check_revisions(self) -> list[CheckResult]:
-        """Each revision's SQL (offline, else captured), then its lint and its lock time."""
-        from softbee.runbook.review.offline import review_dialect
-
+        """Each revision's SQL (offline, else captured), then its lint and its lock time (per bind)."""
         project = self.project()
         if project is None:
             return [self._add(skipped(name, rev.revision, "the project did not load"))
                     for rev in self.revisions for name in ("sql", "lint")]
+        if not self._sides:
+            return [self._add(r) for r in self._revision_checks(project, self.revisions)]
+        results = []
+        for side in self._sides:  # each bind's upgrade_<bind>() on its own scratch place
+            revisions = self._bind_revisions[side.bind] = bind_copies(self.revisions)
+            results += [self._add(r) for r in named_bind(
+                self._revision_checks(side, revisions), side.bind)]
+        merge_binds(self.revisions, list(self._bind_revisions.items()))
+        return results
+
+    def _revision_checks(self, project: Any, revisions: list[ReviewedRevision]) -> list[CheckResult]:
+        """SQL, lint and lock time of ``revisions`` on ``project`` (one bind's, or the one database's)."""
+        from softbee.runbook.review.offline import review_dialect
+
         dialect = review_dialect(project)
-        results = [self._add(run_check("sql", rev.revision, lambda rev=rev: revision_sql(
-            project, rev, dialect), note="")) for rev in self.revisions]
-        for rev, result in zip(self.revisions, results, strict=True):
+        results = [run_check("sql", rev.revision, lambda rev=rev: revision_sql(
+            project, rev, dialect), note="") for rev in revisions]
+        for rev, result in zip(revisions, results, strict=True):
             result.note = rev.sql_source
-        rendered = [rev for rev in self.revisions if rev.sql is not None]
+        rendered = [rev for rev in revisions if rev.sql is not None]
         batch: dict[str, list[Finding]] = {}
         started = time.monotonic()
         together = run_check("lint", None, lambda: batch.update(
             lint_revisions(rendered, self.stats, dialect)))  # one squawk run for all of them
         share = (time.monotonic() - started) / max(len(rendered), 1)
-        for rev in self.revisions:
+        for rev in revisions:
             if rev.sql is None:
-                results.append(self._add(skipped("lint", rev.revision, "no SQL to lint")))
+                results.append(skipped("lint", rev.revision, "no SQL to lint"))
             elif not together.raised:
-                results.append(self._add(CheckResult("lint", rev.revision, batch[rev.revision],
-                                                     seconds=share)))
+                results.append(CheckResult("lint", rev.revision, batch[rev.revision], seconds=share))
             else:  # one revision's SQL broke the batch: each on its own, so the others are linted
-                results.append(self._add(run_check("lint", rev.revision, lambda rev=rev:
-                                                   revision_lint(rev, self.stats, dialect))))
+                results.append(run_check("lint", rev.revision, lambda rev=rev:
+                                         revision_lint(rev, self.stats, dialect)))
         for rev in rendered:
             if self.stats is None:
-                results.append(self._add(skipped("lock time", rev.revision,
-                                                 "no --stats file: the sizes are unknown")))
+                results.append(skipped("lock time", rev.revision,
+                                       "no --stats file: the sizes are unknown"))
             else:
-                results.append(self._add(run_check("lock time", rev.revision, lambda rev=rev:
-                                                   revision_locks(rev, self.stats, self.model))))
+                results.append(run_check("lock time", rev.revision, lambda rev=rev:
+                                         revision_locks(rev, self.stats, self.model)))
         return results
 
     def check_models(self) -> CheckResult:
@@ -233,7 +248,13 @@ class BranchReviewer:
         project = self._needs_project("models")
         if project is None:
             return self.checks[-1]
-        return self._add(run_check("models", None, lambda: models_check(project, self.revisions)))
+        if not self._sides:
+            return self._add(run_check("models", None, lambda: models_check(project, self.revisions)))
+        for side in self._sides:  # each bind's models (its __bind_key__) against its revisions
+            revisions = self._bind_revisions.get(side.bind, self.revisions)
+            result = self._add(named_bind([run_check("models", None, lambda side=side, revs=revisions:
+                                                     models_check(side, revs))], side.bind)[0])
+        return result
 
     def check_round_trip(self) -> CheckResult:
         """Up, down and up again over the branch's revisions on a scratch database."""
@@ -242,6 +263,14 @@ class BranchReviewer:
             return self.checks[-1]
         if not self.revisions:
             return self._add(skipped("round trip", None, "no revision added or changed"))
+        if not self._sides:
+            return self._add(self._round_trip(project))
+        for side in self._sides:  # each bind up, down and up again on a scratch database of its own
+            result = self._add(named_bind([self._round_trip(side)], side.bind)[0])
+        return result
+
+    def _round_trip(self, project: Any) -> CheckResult:
+        """The round trip of the reviewed revisions on ``project`` (one bind's, or the one database's)."""
         verdict: list[str] = []
 
         def trip() -> list[Finding]:
@@ -249,7 +278,7 @@ class BranchReviewer:
             verdict.append(said)
             return findings
 
-        result = self._add(run_check("round trip", None, trip))
+        result = run_check("round trip", None, trip)
         if verdict and verdict[0].startswith("not run"):
             result.ran, result.note = False, verdict[0]
         elif verdict:
@@ -276,6 +305,8 @@ class BranchReviewer:
 
     def close(self) -> None:
         """Dispose of the project's engine and the temporary scratch folder."""
+        for side in self._sides:
+            side.engine.dispose()
         if self._project is not None:
             self._project.engine.dispose()
         if self._temporary is not None:

@@ -324,9 +324,14 @@ def rollback_fully(connection: Connection) -> None:
     """Roll back whatever is open, even a transaction a failed ``COMMIT`` left behind.
 
     After SQLite refuses a ``COMMIT`` (``database is locked``) the transaction is still open
-    in the driver while SQLAlchemy considers it gone: roll the driver back too.
+    in the driver while SQLAlchemy considers it gone: roll the driver back too. A connection
+    that was lost (invalidated) has no transaction left to roll back, and is not reconnected:
+    asking it for its driver connection would open a new session, which fails (a new error in
+    place of the real one) while the server restarts.
     """
     connection.rollback()
+    if connection.invalidated:
+        return
     raw = dbapi_connection(connection)
     if getattr(raw, "in_transaction", False):
         raw.rollback()

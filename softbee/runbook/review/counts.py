@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from softbee.runbook.errors import ParameterError
 from softbee.runbook.online.phases import PHASE_TABLE
 from softbee.runbook.util.history_name import HISTORY_TABLE, is_history_table
+from softbee.runbook.util.table import Table
+
+if TYPE_CHECKING:  # pandas is imported by the functions that make DataFrames, when they run
+    import pandas as pd
 
 COUNT_MODES = ("exact", "estimate")
 # Alembic's version table, the runbook's record of online phases, which exists only
@@ -82,16 +85,41 @@ def column_value_counts(connection: Connection, tables: list[str] | None = None)
 
 
 def counts_table(counts: Mapping[str, int]) -> Any:
-    """Rows per table as a one-column table, or a sentence when there are no tables yet."""
+    """Rows per table as a one-column :class:`Table`, or a sentence when there are no tables yet."""
     if not counts:
         from IPython.display import Markdown
 
         return Markdown("No tables yet.")
-    return pd.Series(counts, name="rows", dtype="int64").rename_axis("table").to_frame()
+    counts = dict(counts)
+
+    def frame() -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.Series(counts, name="rows", dtype="int64").rename_axis("table").to_frame()
+
+    return Table(["rows"], ([int(n)] for n in counts.values()), frame, index=list(counts),
+                 index_name="table")
 
 
 def compare_counts(before: Mapping[str, int], after: Mapping[str, int]) -> pd.DataFrame:
     """A before/after/delta table over every table seen on either side."""
+    import pandas as pd
+
+    frame = pd.DataFrame(compared_rows(before, after),
+                         columns=["table", "before", "after", "delta", "note"])
+    return frame.astype({"before": "Int64", "after": "Int64", "delta": "int64"})
+
+
+def compared_table(before: Mapping[str, int], after: Mapping[str, int]) -> Table:
+    """:func:`compare_counts` as a :class:`Table` (shown without pandas when it can be)."""
+    rows = compared_rows(before, after)
+    return Table(["table", "before", "after", "delta", "note"],
+                 (list(row.values()) for row in rows),
+                 lambda: compare_counts(before, after))
+
+
+def compared_rows(before: Mapping[str, int], after: Mapping[str, int]) -> list[dict[str, Any]]:
+    """The rows of :func:`compare_counts` as plain dicts (``None``: no such table on that side)."""
     rows: list[dict[str, Any]] = []
     for table in sorted(set(before) | set(after)):
         b, a = before.get(table), after.get(table)
@@ -104,12 +132,16 @@ def compare_counts(before: Mapping[str, int], after: Mapping[str, int]) -> pd.Da
                 "note": "created" if b is None else "dropped" if a is None else "",
             }
         )
-    frame = pd.DataFrame(rows, columns=["table", "before", "after", "delta", "note"])
-    return frame.astype({"before": "Int64", "after": "Int64", "delta": "int64"})
+    return rows
 
 
-def unchanged(frame: pd.DataFrame) -> bool:
+def unchanged(frame: pd.DataFrame | Table) -> bool:
     """Whether a :func:`compare_counts` table shows no difference at all."""
+    if isinstance(frame, Table):
+        if "delta" not in frame.columns or "note" not in frame.columns:
+            return False
+        delta, note = frame.columns.index("delta"), frame.columns.index("note")
+        return all(row[delta] == 0 and row[note] == "" for row in frame.rows)
     if "delta" not in frame or "note" not in frame:
         return False
     return bool((frame["delta"] == 0).all() and (frame["note"] == "").all())
@@ -117,6 +149,8 @@ def unchanged(frame: pd.DataFrame) -> bool:
 
 def counts_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The comparison as plain JSON-ready records (for the run summary)."""
+    import pandas as pd
+
     return [
         {k: (None if pd.isna(v) else (int(v) if k != "table" and k != "note" else v))
          for k, v in row.items()}
@@ -132,16 +166,19 @@ def plot_counts(frame: pd.DataFrame, title: str = "Rows per table") -> Any:
     return axes
 
 
-def counts_bars(frame: pd.DataFrame, color: str = "#6a9fd4") -> Any:
+def counts_bars(frame: pd.DataFrame | Table, color: str = "#6a9fd4") -> Any:
     """The before/after table with each count drawn as a bar in its cell: a chart a few KB in size.
 
     A PNG chart weighs tens of KB in the notebook and again in its archived HTML;
     bars drawn by CSS gradients in the table cost a few hundred bytes per table. When no
     count changed (no table created, dropped, or with other rows) there is nothing to
-    compare: the plain table says so, without loading pandas' Styler and its templates.
+    compare: the plain table says so, without loading pandas' Styler and its templates
+    (nor pandas, for a :class:`Table` from :func:`compared_table`).
     """
     if unchanged(frame):
         return frame
+    if isinstance(frame, Table):
+        frame = frame.to_frame()
     data = frame.copy()
     bars = [column for column in ("before", "after") if column in data]
     high = float(data[bars].max(skipna=True).max()) if bars and len(data) else 0.0

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -15,6 +14,9 @@ from softbee.runbook.project import Project
 from softbee.runbook.review.counts import SKIPPED_TABLES, has_rows
 from softbee.runbook.util.history_name import is_history_table
 from softbee.runbook.util.sqltypes import type_narrowing, type_text
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is made, when it is
+    import pandas as pd
 
 DIFF_COLUMNS = ["operation", "table", "column", "detail", "destructive"]
 
@@ -61,6 +63,8 @@ def model_diff(project: Project, connection: Connection | None = None) -> pd.Dat
 
 def diff_frame(diffs: list[Any]) -> pd.DataFrame:
     """Flatten Alembic's diff tuples (and lists of modify tuples) into a DataFrame."""
+    import pandas as pd
+
     rows: list[dict[str, Any]] = []
     for entry in diffs:
         items = entry if isinstance(entry, list) else [entry]
@@ -157,6 +161,16 @@ def schema_changes(
     before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]
 ) -> pd.DataFrame:
     """Tables and columns added, removed or changed."""
+    import pandas as pd
+
+    return pd.DataFrame(schema_change_rows(before, after),
+                        columns=["change", "table", "item", "detail"])
+
+
+def schema_change_rows(
+    before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]
+) -> list[dict[str, Any]]:
+    """The rows of :func:`schema_changes` as plain dicts (none: the schema did not change)."""
     rows: list[dict[str, Any]] = []
     for table in sorted(set(before) | set(after)):
         if table not in before:
@@ -174,4 +188,4 @@ def schema_changes(
             elif old[item] != new[item]:
                 rows.append({"change": "changed", "table": table, "item": item,
                              "detail": f"{old[item]} -> {new[item]}"})
-    return pd.DataFrame(rows, columns=["change", "table", "item", "detail"])
+    return rows

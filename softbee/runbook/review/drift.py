@@ -19,9 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -31,6 +30,9 @@ from softbee.runbook.review.expected import SKIPPED, SchemaSnapshot, expected_sc
 from softbee.runbook.review.state import current_revisions, version_table_opts
 from softbee.runbook.util.sqltext import one_line
 from softbee.urls import redact_text
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is made, when it is
+    import pandas as pd
 
 NOT_CHECKED = "drift could not be checked"
 # Spellings one server gives a type and another (or another version) gives the same type.
@@ -74,6 +76,8 @@ class Drift:
 
     def frame(self) -> pd.DataFrame:
         """The differences as a one-column table."""
+        import pandas as pd
+
         return pd.DataFrame({"drift": list(self.lines)}, columns=["drift"])
 
     def to_json(self) -> dict[str, Any]:

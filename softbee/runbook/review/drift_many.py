@@ -8,26 +8,34 @@ each target's schema is first reduced to one fingerprint, read with one query
 a target found clean at the same revision is clean (the fingerprint covers every column,
 default, index, constraint and enum type the comparison reads, and more: names); any other is
 reflected and compared in full. MySQL/MariaDB targets are always compared in full.
+
+A target of a multi-database project is checked bind by bind (:meth:`FleetDrift.check_bind`):
+each bind's database against the schema its recorded revision produces for that bind (the
+bind's own ``upgrade_<bind>`` functions and metadata). Everything cached (expected schemas,
+clean fingerprints) is keyed by bind too: two binds at one revision have different tables.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
+from softbee.runbook.errors import ConfigError
 from softbee.runbook.project import Project
+from softbee.runbook.project.core import DEFAULT_BIND
 from softbee.runbook.review.drift import NOT_CHECKED, Drift, _cause, check_drift, skipped_tables
 from softbee.runbook.review.expected import SchemaSnapshot, expected_schema
 from softbee.runbook.review.state import current_revisions
 from softbee.urls import parse_url
+
+Key = tuple[str, str | None, str | None]  # (dialect, bind, revision)
 
 _PG_FINGERPRINT = """
 SELECT md5(coalesce(string_agg(line, E'\\n' ORDER BY line), '')) FROM (
@@ -121,34 +129,75 @@ class FleetDrift:
     def __init__(self, app: str = "softbee:create_app", migrations_dir: str = "migrations") -> None:
         self.app, self.migrations_dir = app, migrations_dir
         self._project: Project | None = None
-        self._expected: dict[tuple[str, str | None], SchemaSnapshot] = {}
-        self._clean: dict[tuple[str, str | None], set[str]] = {}
+        # Keyed by (dialect, bind, revision): bind None for a one-database project.
+        self._expected: dict[Key, SchemaSnapshot] = {}
+        self._clean: dict[Key, set[str]] = {}
         self._lock = threading.Lock()
-        self._building: dict[tuple[str, str | None], threading.Lock] = {}
-        self._first: dict[tuple[str, str | None], threading.Lock] = {}
+        self._build = threading.Lock()
+        self._first: dict[Key, threading.Lock] = {}
 
     def __call__(self, url: str) -> Drift:
         """The drift of the database at ``url``; never raises."""
         try:
             project = self._base(url)
+        except Exception as exc:  # noqa: BLE001 - an app that cannot be loaded
+            return Drift(None, error=f"{NOT_CHECKED}: {_cause(exc)}")
+        return self._drift(project, url)
+
+    def check_bind(self, urls: Mapping[str, str], bind: str) -> Drift:
+        """The drift of one bind of a multi-database target; never raises.
+
+        ``urls`` holds every bind's URL, the default database's under ``"default"``; the
+        bind is compared with the schema its recorded revision produces for that bind.
+        """
+        try:
+            side = self._bind_project(self._base(urls[DEFAULT_BIND]), urls, bind)
+        except Exception as exc:  # noqa: BLE001 - an app or a bind that cannot be read
+            return Drift(None, error=f"{NOT_CHECKED}: {_cause(exc)}")
+        try:
+            return self._drift(side, urls[bind], side)
+        finally:
+            side.engine.dispose()
+
+    @staticmethod
+    def _bind_project(base: Project, urls: Mapping[str, str], bind: str) -> Project:
+        """``base`` as bind ``bind`` of the target whose binds are at ``urls``."""
+        from softbee.runbook.project.binds import bind_urls_of, for_bind, is_multi_database
+
+        default = base.on_url(parse_url(urls[DEFAULT_BIND]))
+        every = bind_urls_of(default, {k: v for k, v in urls.items() if k != DEFAULT_BIND})
+        if bind not in every:
+            default.engine.dispose()
+            raise ConfigError(f"{bind!r} is not a bind of the app (its binds: {list(every)})")
+        if not is_multi_database(every):
+            return default  # every bind is the one database: checked as one
+        side = for_bind(default, bind, every[bind], tuple(every.items()))
+        if side.engine is not default.engine:
+            default.engine.dispose()
+        return side
+
+    def _drift(self, project: Project, url: str, target: Project | None = None) -> Drift:
+        """The drift at ``url`` (``target``: the project already on it, else made here)."""
+        try:
             quick = quick_read(url, skipped_tables(project), self._version_table(project))
-        except Exception as exc:  # noqa: BLE001 - an app or a target that cannot be read
+        except Exception as exc:  # noqa: BLE001 - a target that cannot be read
             return Drift(None, error=f"{NOT_CHECKED}: {_cause(exc)}")
         if quick is not None:
             recorded, fingerprint = quick
-            key = (parse_url(url).get_backend_name(), recorded[0] if len(recorded) == 1 else "?")
+            key = (parse_url(url).get_backend_name(), project.bind,
+                   recorded[0] if len(recorded) == 1 else "?")
             with self._lock:
                 first = self._first.setdefault(key, threading.Lock())
             with first:  # no herd: until one target of a revision is found clean, the rest wait
                 if fingerprint in self._clean.get(key, ()):
-                    return Drift(key[1])  # the same schema as a target found clean at it
+                    return Drift(key[2])  # the same schema as a target found clean at it
                 if not self._clean.get(key):
-                    return self._full(project, url)
-        return self._full(project, url)  # a schema unlike any clean one: compared in full
+                    return self._full(project, url, target)
+        return self._full(project, url, target)  # a schema unlike any clean one: in full
 
-    def _full(self, project: Project, url: str) -> Drift:
+    def _full(self, project: Project, url: str, target: Project | None = None) -> Drift:
         try:
-            target = project.on_url(parse_url(url))
+            target = target or project.on_url(parse_url(url))
         except Exception as exc:  # noqa: BLE001
             return Drift(None, error=f"{NOT_CHECKED}: {_cause(exc)}")
         try:
@@ -164,10 +213,11 @@ class FleetDrift:
 
     def _check(self, project: Project, conn: Connection) -> Drift:
         recorded = current_revisions(project, conn)
-        key = (project.url.get_backend_name(), recorded[0] if len(recorded) == 1 else "?")
-        fingerprint = schema_fingerprint(conn, skipped_tables(project)) if key[1] != "?" else None
+        key = (project.url.get_backend_name(), project.bind,
+               recorded[0] if len(recorded) == 1 else "?")
+        fingerprint = schema_fingerprint(conn, skipped_tables(project)) if key[2] != "?" else None
         if fingerprint is not None and fingerprint in self._clean.get(key, ()):
-            return Drift(key[1])
+            return Drift(key[2])
         found = check_drift(project, conn, expected=lambda rev: self._snapshot(project, rev))
         if fingerprint is not None and found.checked and not found.drifted:
             with self._lock:
@@ -185,16 +235,42 @@ class FleetDrift:
             if self._project is None:
                 from softbee.runbook.project import load_project
 
-                self._project = load_project(self.app, self.migrations_dir, url)
+                project = load_project(self.app, self.migrations_dir, url)
+                project.script()  # read once: every target's copy shares the graph
+                self._project = project
             return self._project
 
     def _snapshot(self, project: Project, revision: str | None) -> SchemaSnapshot:
-        key = (project.dialect, revision)
-        with self._lock:
-            gate = self._building.setdefault(key, threading.Lock())
-        with gate:  # one scratch build per dialect and revision, the other targets wait for it
+        key = (project.dialect, project.bind, revision)  # each bind's revisions make its tables
+        # One scratch build at a time: Alembic's ``context`` and the app's stood-in engines are
+        # the process's, not the thread's (two builds at once mixed their binds' tables).
+        with self._build:
             if key not in self._expected:
                 # A revision's own progress lines go to stderr: stdout is the report (--json).
-                with contextlib.redirect_stdout(sys.stderr):
+                with _progress_to_stderr():
                     self._expected[key] = expected_schema(project, revision)
             return self._expected[key]
+
+
+_REDIRECTED = threading.Lock()
+_redirects: list[object] = []  # the stdout saved by the first of the builds running now
+
+
+@contextmanager
+def _progress_to_stderr() -> Iterator[None]:
+    """stdout to stderr while any scratch build runs; thread-safe, unlike ``redirect_stdout``.
+
+    Two overlapping ``redirect_stdout`` blocks in two threads can leave ``sys.stdout`` on
+    stderr for good (the second saves the first's stand-in): here the first build in saves
+    the real stdout, the last one out puts it back.
+    """
+    with _REDIRECTED:
+        _redirects.append(sys.stdout if not _redirects else _redirects[0])
+        sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        with _REDIRECTED:
+            saved = _redirects.pop()
+            if not _redirects:
+                sys.stdout = saved  # type: ignore[assignment]

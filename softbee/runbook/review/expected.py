@@ -21,9 +21,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.engine import URL, Connection
@@ -32,6 +31,9 @@ from softbee.runbook.errors import RecoveryError
 from softbee.runbook.online.phases import PHASE_TABLE
 from softbee.runbook.project import Project
 from softbee.runbook.util.history_name import HISTORY_TABLE, is_history_table
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is made, when it is
+    import pandas as pd
 
 SNAPSHOT_FORMAT = 2  # bump when reflection changes: older cache entries are then never read
 SKIPPED = frozenset({"alembic_version", PHASE_TABLE, HISTORY_TABLE})
@@ -221,6 +223,8 @@ def _name(table: str | None, item: str) -> str:
 
 def differences_frame(differences: list[SchemaDifference]) -> pd.DataFrame:
     """The differences as a table: the line, the table, the item, expected and found."""
+    import pandas as pd
+
     return pd.DataFrame(
         [{"difference": d.line, "table": d.table, "item": d.item, "expected": d.expected,
           "found": d.found} for d in differences],

@@ -8,8 +8,8 @@ the plans made here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from alembic.script import Script
 from sqlalchemy.engine import Connection
 
@@ -18,6 +18,10 @@ from softbee.runbook.project import Project
 from softbee.runbook.project.advice import runbook_command
 from softbee.runbook.project.dialects import dialect_named
 from softbee.runbook.review.state import get_state, is_ancestor, path_between, resolve_target
+from softbee.runbook.util.table import Table
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is made, when it is
+    import pandas as pd
 
 DIRECTIONS = ("upgrade", "downgrade")
 
@@ -45,11 +49,18 @@ class Plan:
 
     def frame(self) -> pd.DataFrame:
         """The scripts to run, in the order they run."""
-        return pd.DataFrame(
-            [{"step": i + 1, "revision": s.revision, "message": (s.doc or "").strip()}
-             for i, s in enumerate(self.scripts)],
-            columns=["step", "revision", "message"],
-        )
+        import pandas as pd
+
+        return pd.DataFrame(self._rows(), columns=["step", "revision", "message"])
+
+    def table(self) -> Table:
+        """:meth:`frame` as a :class:`Table` (shown without pandas when it can be)."""
+        return Table(["step", "revision", "message"],
+                     (row.values() for row in self._rows()), self.frame)
+
+    def _rows(self) -> list[dict[str, object]]:
+        return [{"step": i + 1, "revision": s.revision, "message": (s.doc or "").strip()}
+                for i, s in enumerate(self.scripts)]
 
 def default_target(direction: str) -> str:
     """``head`` for an upgrade, ``-1`` for a downgrade."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from alembic.runtime.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
@@ -13,6 +13,10 @@ from sqlalchemy.engine import Connection
 from softbee.runbook.errors import RevisionError
 from softbee.runbook.online.phases import in_progress
 from softbee.runbook.project import Project
+from softbee.runbook.util.table import Table
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is made, when it is
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,8 @@ def is_ancestor(project: Project, ancestor: str | None, revision: str | None) ->
 
 def revisions_frame(scripts: list[Script]) -> pd.DataFrame:
     """A table of revisions: id, parent, message, file."""
+    import pandas as pd
+
     return pd.DataFrame(
         [
             {
@@ -203,11 +209,21 @@ def history_frame(project: Project) -> pd.DataFrame:
 
 def state_frame(state: State) -> pd.DataFrame:
     """Current and head revisions side by side, with whether they match."""
-    return pd.DataFrame(
-        [
-            {"what": "database (current)", "revision": state.label},
-            {"what": "scripts (head)", "revision": ",".join(state.heads) or "none"},
-            {"what": "at head", "revision": "yes" if state.at_head else "no"},
-            *({"what": "in progress", "revision": line} for line in state.in_progress),
-        ]
-    )
+    import pandas as pd
+
+    return pd.DataFrame(_state_rows(state))
+
+
+def state_table(state: State) -> Table:
+    """:func:`state_frame` as a :class:`Table` (shown without pandas when it can be)."""
+    return Table(["what", "revision"], (row.values() for row in _state_rows(state)),
+                 lambda: state_frame(state))
+
+
+def _state_rows(state: State) -> list[dict[str, str]]:
+    return [
+        {"what": "database (current)", "revision": state.label},
+        {"what": "scripts (head)", "revision": ",".join(state.heads) or "none"},
+        {"what": "at head", "revision": "yes" if state.at_head else "no"},
+        *({"what": "in progress", "revision": line} for line in state.in_progress),
+    ]

@@ -15,13 +15,12 @@ its own for it:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from softbee.runbook.errors import RunbookError
+from softbee.runbook.util.table import NONE, frame_html, plain_cell
 
-#: What a missing value shows as.
-NONE = "—"
+__all__ = ["NONE", "install", "load_ipython_extension", "plain_cell"]
 _INSTALLED = "_softbee_runbook_cells"
 
 
@@ -62,29 +61,13 @@ def _one_line(shell: Any, etype: type[BaseException], value: BaseException, tb: 
     return []
 
 
-def plain_cell(value: Any) -> Any:
-    """A table cell as a person reads it: "—" for missing, "yes"/"no" for booleans."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return NONE
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
-        return "yes" if value else "no"
-    try:
-        import pandas as pd
-
-        if value is pd.NA or value is pd.NaT:
-            return NONE
-    except ImportError:  # pragma: no cover - pandas is a dependency of the runbooks
-        pass
-    return value
-
-
 def _format_frames(shell: Any) -> None:
-    """Render every DataFrame's HTML through :func:`plain_cell`."""
-    import pandas as pd
+    """Render every DataFrame's HTML through :func:`plain_cell`, once pandas is imported.
 
-    def html(frame: pd.DataFrame) -> str:
-        shown = frame.map(plain_cell) if hasattr(frame, "map") else frame.applymap(plain_cell)
-        return shown.to_html(na_rep=NONE, notebook=True, max_rows=pd.get_option(
-            "display.max_rows"), max_cols=pd.get_option("display.max_columns"))
-
-    shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, html)
+    Registered by name, so that installing it does not import pandas (a fifth of a
+    kernel's start-up); the library's own tables are :class:`~softbee.runbook.util.table.Table`,
+    which draw themselves the same way.
+    """
+    formatter = shell.display_formatter.formatters["text/html"]
+    for module in ("pandas", "pandas.core.frame"):  # DataFrame.__module__: pandas 3, pandas 2
+        formatter.for_type_by_name(module, "DataFrame", frame_html)

@@ -142,7 +142,8 @@ def run_prepared(
     started = started or _now()
     kernel = kernel or start_kernel(prepared, environ)
     try:
-        # The kernel is starting: what is left to prepare here is done beside it.
+        # The kernel is starting: what is left to prepare here is done beside it, and the
+        # page's templates beside papermill, which then mostly waits for the kernel.
         with imports_without_gc(freeze=False):
             redactor = Redactor.for_run(prepared.parameters,
                                         _run_environment(prepared.project, kernel.environ))
@@ -150,7 +151,7 @@ def run_prepared(
 
             from softbee.runbook.archive import render
 
-            render.warm()
+        warming = render.warm_beside()
         execution = execute(
             prepared.runbook.path,
             prepared.hidden.parameters,
@@ -160,6 +161,7 @@ def run_prepared(
             redactor=redactor,
         )
         finished = _now()
+        warming.join(render.WARM_WAIT_S)  # bounded: else the page is rendered without it
         return archive.archive_run(
             redactor.notebook(execution.nb),
             directory=prepared.archive_dir,

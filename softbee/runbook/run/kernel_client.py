@@ -9,6 +9,12 @@ belongs to the ``kernel_info`` request, and nbclient reads only the messages who
 parent is the cell it is executing. Everything else is jupyter_client's: a
 ``kernel_info`` request answered on the shell channel and an IOPub message seen
 (IOPub connected), asked again until then, within the caller's ``timeout``.
+
+The client's sockets connect before the kernel has bound its ports (it is still
+importing), and ZeroMQ retries a refused connection every 100 ms by default: the
+kernel's answer waited up to 0.1 s (0.05 s on average) for the next retry. Its sockets
+retry every :data:`RECONNECT_MS` instead (localhost connections refused in
+microseconds, while the kernel starts).
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ FLUSH_S = 0.02
 REPLY_S = 1.0
 #: How long an IOPub message is waited for after the reply (jupyter_client's).
 IOPUB_S = 0.2
+#: How often the client's sockets retry connecting to a kernel not yet listening (ZeroMQ: 100).
+RECONNECT_MS = 10
 
 _CLIENT_CLASS: type | None = None
 
@@ -33,10 +41,17 @@ def client_class() -> type:
     global _CLIENT_CLASS  # noqa: PLW0603 - made once, on first use (jupyter_client is heavy)
     if _CLIENT_CLASS is not None:
         return _CLIENT_CLASS
+    import zmq
     from jupyter_client.asynchronous import AsyncKernelClient
 
     class ReadyClient(AsyncKernelClient):  # type: ignore[misc]
         """Ready once the kernel answered and IOPub is connected: no 0.2 s of silence."""
+
+        def _context_default(self) -> Any:
+            """The client's own ZeroMQ context; its sockets retry every :data:`RECONNECT_MS`."""
+            context = super()._context_default()
+            context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
+            return context
 
         async def wait_for_ready(self, timeout: float | None = None) -> None:
             """Wait for a ``kernel_info`` reply and an IOPub message; bounded by ``timeout``."""

@@ -57,8 +57,14 @@ def _engine() -> str:
                 self.skip_save = False
 
         def save(self, **kwargs: Any) -> None:
-            if not self.skip_save:
-                super().save(**kwargs)
+            if self.skip_save:
+                return
+            if kwargs.get("nb"):  # papermill's catch_nb_assignment
+                self.nb = kwargs["nb"]
+            if self.output_path and _HANDLER.save(self.nb, self.output_path):
+                self.last_save_time = self.now()
+                return
+            super().save(**kwargs)
 
     class Engine(NBClientEngine):  # type: ignore[misc]
         @classmethod
@@ -82,10 +88,30 @@ def _engine() -> str:
 
 
 class _RedactingHandler:
-    """papermill's I/O for :data:`REDACTED_SCHEME` paths: local files, every write redacted."""
+    """papermill's I/O for :data:`REDACTED_SCHEME` paths: local files, every write redacted.
+
+    The engine's saves come through :meth:`save` with the notebook itself: papermill would
+    serialise it (a deep copy, a schema validation, JSON with indents written by Python's
+    slow encoder), and the write would parse that text again to redact it. :meth:`save`
+    redacts a copy of the notebook and writes it once, byte for byte what the two steps
+    wrote; papermill's own writes (its first and last) still come through :meth:`write`.
+    """
 
     def __init__(self) -> None:
         self.redactors: dict[str, Redactor] = {}
+
+    def save(self, nb: Any, path: str) -> bool:
+        """Write ``nb``, redacted, to ``path``; False when ``path`` is not a redacted save."""
+        local = _local(path)
+        redactor = self.redactors.get(local) if path.startswith(REDACTED_SCHEME) else None
+        if redactor is None:
+            return False
+        from nbformat.v4.rwbase import split_lines, strip_transient
+
+        masked = strip_transient(split_lines(redactor.value(nb)))  # a copy: nb is left as it is
+        Path(local).write_text(json.dumps(masked, indent=1, sort_keys=True, ensure_ascii=False)
+                               + "\n", encoding="utf-8")
+        return True
 
     def read(self, path: str) -> str:
         return Path(_local(path)).read_text(encoding="utf-8")
