@@ -25,7 +25,6 @@ repair (an older page deleted by hand comes back only through it). HTML:
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -41,6 +40,7 @@ from softbee.runbook.archive.chain import (
     parse_iso,
     write_atomic,
 )
+from softbee.runbook.archive.files import lock_within
 from softbee.runbook.archive.pagehtml import (
     COLUMNS,
     database_label,
@@ -117,7 +117,7 @@ def write_index_page(directory: Path, *, full: bool = False,
     fd = os.open(directory, os.O_RDONLY)
     try:
         # Two runs finishing together: the later writer reads the index after both appends.
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        lock_within(fd, str(directory))
         return _Update(directory, page_size, full).run()
     finally:
         os.close(fd)  # releases the lock

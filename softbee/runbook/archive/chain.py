@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from softbee.runbook.archive.files import appended, sha256_or_none
+from softbee.runbook.archive.files import appended, lock_within, sha256_or_none
 from softbee.runbook.archive.files import parse_iso as parse_iso  # re-exported
 from softbee.runbook.archive.files import write_atomic as write_atomic
 from softbee.runbook.archive.render import STATIC_DIR
@@ -74,7 +74,7 @@ def append_record(directory: Path, record: Mapping[str, Any],
     """
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / INDEX_NAME, "a+b") as index:
-        fcntl.flock(index, fcntl.LOCK_EX)
+        lock_within(index.fileno(), str(directory / INDEX_NAME))
         try:
             runs, last_hash, torn = _chain_end_from_head(directory, index.fileno())
             chained = {k: v for k, v in record.items() if k not in ("prev_hash", "hash")}
@@ -325,7 +325,7 @@ def _read_chain(directory: Path) -> tuple[bytes, bytes | None]:
     if not index.is_file():
         return b"", head.read_bytes() if head.is_file() else None
     with open(index, "rb") as fh:
-        fcntl.flock(fh, fcntl.LOCK_SH)  # an append in progress finishes first
+        lock_within(fh.fileno(), str(index), shared=True)  # an append in progress finishes first
         try:
             return fh.read(), head.read_bytes() if head.is_file() else None
         finally:

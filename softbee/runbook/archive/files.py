@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from softbee.runbook.errors import ArchiveError
+
+#: How long an archive lock is waited for (a run's append, a page update, a verify's read).
+#: Appends hold it for milliseconds and page updates for seconds; a holder past this is stuck.
+LOCK_WAIT_S = 300.0
 
 
 def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
@@ -71,3 +79,26 @@ def parse_iso(text: Any) -> dt.datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def lock_within(fd: int, what: str, *, shared: bool = False, wait_s: float | None = None) -> None:
+    """``flock`` ``fd`` (exclusive, or ``shared``), waiting at most ``wait_s`` (:data:`LOCK_WAIT_S`).
+
+    Past the bound: :class:`ArchiveError`, one line naming ``what`` and how to find the holder.
+    """
+    bound = LOCK_WAIT_S if wait_s is None else wait_s
+    mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+    deadline = time.monotonic() + bound
+    pause = 0.01
+    while True:
+        try:
+            fcntl.flock(fd, mode)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise ArchiveError(
+                    f"{what} stayed locked by another process for {bound:.0f} s: a run or an "
+                    f"`archive html` may be stuck; find it with `fuser -v {what}` and stop it, "
+                    "then run again") from None
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 0.2)

@@ -134,9 +134,10 @@ def naming_bind(project: Project) -> Iterator[None]:
     """A runbook error raised in the block names the bind first (``bind audit: ...``); nothing for one database."""
     try:
         yield
-    except RunbookError as exc:
-        if project.bind is not None and exc.args and not str(exc.args[0]).startswith("bind "):
-            exc.args = (f"bind {project.bind}: {exc.args[0]}", *exc.args[1:])
+    except RunbookError as error:  # our own message, first in args (no driver's error here)
+        message, *rest = error.args or ("",)
+        if project.bind is not None and not str(message).startswith("bind "):
+            error.args = (f"bind {project.bind}: {message}", *rest)
         raise
 
 
