@@ -38,6 +38,7 @@ import math
 import os
 import platform
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -70,6 +71,7 @@ SESSIONS_GONE_S = 60.0  # a killed run's server sessions, before pg_terminate_ba
 TERMINATED_GONE_S = 15.0  # sessions after pg_terminate_backend
 KILL_REAP_S = 10.0  # the killed processes themselves
 SAMPLE_PERIOD_S = 0.2  # how often the lock sampler looks at pg_stat_activity
+PROGRESS_PERIOD_S = 0.1  # how often the backfill's phase record is read (its lines: 1 a second)
 LOCK_MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock",
               "ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
 
@@ -109,6 +111,96 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
+
+
+# A backfill's progress lines ("1,000,000 / 10,000,000 rows (10%), 180,000 rows/s, ETA 50s",
+# online/phases.py) and when each was recorded (the phase table's rows_done, polled).
+PROGRESS_LINE = re.compile(r"([\d,]+) / ([\d,]+) rows \((\d+)%\), ([\d,]+) rows/s, ETA (\d+)s")
+ETA_AT = 0.10  # the issue's moment: the line printed at 10 %
+ETA_TOLERANCE = 0.20  # ... and its ETA within 20 % of the truth
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress line: rows done and in all, and the ETA it printed (seconds)."""
+
+    done: int
+    total: int
+    eta_s: float
+
+
+def progress_lines(text: str) -> list[Progress]:
+    """Every backfill progress line in ``text`` (a log, or a notebook's outputs), in order."""
+    return [Progress(int(m[1].replace(",", "")), int(m[2].replace(",", "")), float(m[5]))
+            for m in PROGRESS_LINE.finditer(text)]
+
+
+@dataclass(frozen=True)
+class EtaCheck:
+    """The line printed at about ``ETA_AT`` of a backfill, against that backfill's real end."""
+
+    line: Progress
+    at_s: float  # when its rows were recorded, seconds since the watch began
+    actual_s: float  # from then until every row was done
+    error: float  # (printed ETA - actual) / actual: > 0 too pessimistic, < 0 too optimistic
+
+    def describe(self) -> str:
+        return (f"ETA at {100 * self.line.done / self.line.total:.1f} % "
+                f"({self.line.done:,} / {self.line.total:,} rows): {self.line.eta_s:.0f} s printed, "
+                f"{self.actual_s:.1f} s actual, error {100 * self.error:+.1f} % "
+                f"({'within' if abs(self.error) <= ETA_TOLERANCE else 'NOT within'} "
+                f"{100 * ETA_TOLERANCE:.0f} %)")
+
+
+Recorded = tuple[float, int, int]  # (seconds since the watch began, rows_done, rows_total)
+
+
+def eta_check(lines: Sequence[Progress], timeline: Sequence[Recorded]) -> EtaCheck | None:
+    """Compare the first line at or past ``ETA_AT`` with the rest of the backfill's real time.
+
+    ``timeline`` is the phase record polled: the moment each ``rows_done`` was first seen.
+    The line is printed right after its rows are recorded, so the moment its ``done`` first
+    appears is the moment it was printed; the end is the first moment every row is done.
+    None when the lines or the timeline do not hold both moments (a backfill shorter than
+    one progress line, or one the poll missed).
+    """
+    line = next((p for p in lines if p.total and p.done >= ETA_AT * p.total), None)
+    if line is None:
+        return None
+    at = next((t for t, done, _total in timeline if done >= line.done), None)
+    end = next((t for t, done, total in timeline if total and done >= total), None)
+    if at is None or end is None or end <= at:
+        return None
+    actual = end - at
+    return EtaCheck(line, at, actual, (line.eta_s - actual) / actual)
+
+
+def decile_rates(timeline: Sequence[Recorded]) -> list[float]:
+    """The backfill's rate (rows/s) over each tenth of its rows, from the polled timeline.
+
+    The moment a tenth is crossed is interpolated between the two records around it. Shows
+    whether the rate at 10 % held: an ETA from the rate so far is only as good as that.
+    """
+    if len(timeline) < 2 or not timeline[-1][2]:
+        return []
+    total = timeline[-1][2]
+    marks = [(timeline[0][0], float(timeline[0][1]))]
+    for tenth in range(1, 11):
+        rows = tenth * total / 10
+        if rows <= marks[0][1]:
+            continue
+        for (t0, d0, _), (t1, d1, _) in zip(timeline, timeline[1:]):
+            if d0 < rows <= d1:
+                marks.append((t0 + (t1 - t0) * (rows - d0) / (d1 - d0), rows))
+                break
+    return [(b[1] - a[1]) / (b[0] - a[0]) if b[0] > a[0] else 0.0
+            for a, b in zip(marks, marks[1:])]
+
+
+def backfill_seconds(timeline: Sequence[Recorded]) -> float | None:
+    """From the first recorded batch to the first moment every row is done (None: not seen)."""
+    end = next((t for t, done, total in timeline if total and done >= total), None)
+    return None if end is None or not timeline else end - timeline[0][0]
 
 
 Schema = Mapping[str, Mapping[str, str]]  # table -> {column or "index NAME": description}
@@ -599,6 +691,72 @@ class LockSampler(threading.Thread):
                 for (app, state, lock, query), by in ranked[:limit]]
 
 
+class ProgressWatcher(threading.Thread):
+    """Every PROGRESS_PERIOD_S: the backfill's recorded rows_done, and when each value appeared.
+
+    The phase record is written just before each progress line is printed (phases.py), so this
+    timeline dates the lines of every way, the runbook's too (whose lines reach only its
+    archived notebook).
+    """
+
+    QUERY = (f"SELECT rows_done, rows_total FROM {PHASE_TABLE} "
+             "WHERE name LIKE 'backfill %' AND rows_total IS NOT NULL")
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(name="bench_online progress", daemon=True)
+        self.dsn = dsn
+        self.began = time.perf_counter()
+        self.timeline: list[Recorded] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psycopg2
+
+        try:
+            conn = psycopg2.connect(self.dsn, application_name="bench_online progress",
+                                    connect_timeout=10)
+        except psycopg2.Error:
+            return
+        conn.autocommit = True
+        cursor = conn.cursor()
+        cursor.execute("SET statement_timeout = 1000")
+        last = None
+        while not self.stop.wait(PROGRESS_PERIOD_S):
+            try:
+                cursor.execute(self.QUERY)
+                rows = cursor.fetchall()
+            except psycopg2.Error:  # the table is not there yet, or is busy
+                continue
+            now = time.perf_counter() - self.began
+            for done, total in rows:
+                if (done, total) != last:
+                    self.timeline.append((now, int(done or 0), int(total)))
+                    last = (done, total)
+        conn.close()
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.join(5)
+
+
+def printed_output(way: str, log: Path, archive: Path, since: float) -> str:
+    """What the way printed: flask's output, or the runbook's archived notebook(s) since ``since``."""
+    if way == "flask":
+        return log.read_text(errors="replace") if log.is_file() else ""
+    return "\n".join(notebook.read_text(errors="replace")
+                     for notebook in sorted(archive.rglob("*.ipynb"))
+                     if notebook.stat().st_mtime >= since)
+
+
+LONGEST_BATCH = re.compile(r"longest batch (\d+) ms")
+
+
+def longest_batch_ms(text: str) -> int | None:
+    """The longest backfill batch a run's last progress line reports (None: not reported)."""
+    found = [int(m[1]) for m in LONGEST_BATCH.finditer(text)]
+    return max(found) if found else None
+
+
 # --------------------------------------------------------------------------------------------
 # The ways, and the check at head
 # --------------------------------------------------------------------------------------------
@@ -614,6 +772,11 @@ class WayResult:
     problems: list[str] = field(default_factory=list)
     client_errors: list[str] = field(default_factory=list)
     blocked_by: list[str] = field(default_factory=list)
+    eta: EtaCheck | None = None
+    eta_note: str = ""
+    rates: list[float] = field(default_factory=list)
+    longest_batch_ms: int | None = None
+    backfill_s: float | None = None
 
 
 def check_at_head(server: Server, database: str, head: str, counts: Mapping[str, int]
@@ -674,13 +837,17 @@ def run_way(server: Server, way: str, database: str, rows: int, seed: int, scrat
     clients = start_clients(dsn, rows, seed)
     sampler = LockSampler(dsn, database)  # on the copy: its relation names resolve there
     sampler.start()
+    watcher = ProgressWatcher(dsn)
+    watcher.start()
     log = scratch / f"{way}.log"
+    since = time.time()
     try:
         began = time.perf_counter()
         code, _ = run_bounded(way_command(way), command_env(dsn, tag, scratch / "archive"), log)
         ended = time.perf_counter()
     finally:
         sampler.halt()
+        watcher.halt()
         for client in clients:
             client.halt()
     result = WayResult(way, ended - began, code)
@@ -690,6 +857,15 @@ def run_way(server: Server, way: str, database: str, rows: int, seed: int, scrat
     result.client_errors = [f"{c.role}: {error} x{n}" for c in clients
                             for error, n in c.errors.items()]
     result.blocked_by = sampler.summary()
+    printed = printed_output(way, log, scratch / "archive", since - 1)
+    lines = progress_lines(printed)
+    result.longest_batch_ms = longest_batch_ms(printed)
+    result.eta = eta_check(lines, watcher.timeline)
+    result.rates = decile_rates(watcher.timeline)
+    result.backfill_s = backfill_seconds(watcher.timeline)
+    if result.eta is None:
+        result.eta_note = (f"no ETA check: {len(lines)} progress line(s) found, "
+                           f"{len(watcher.timeline)} record(s) polled")
     if code != 0:
         result.problems.append(f"exit status {code}; last lines of {log}:\n{tail(log)}")
     result.problems += check_at_head(server, database, head, counts)
@@ -698,6 +874,13 @@ def run_way(server: Server, way: str, database: str, rows: int, seed: int, scrat
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def outside_backfill(result: WayResult) -> str:
+    """``backfill 80.1 s, the rest 9.9 s``: how the way's wall time splits."""
+    if result.backfill_s is None:
+        return "backfill not timed"
+    return f"backfill {result.backfill_s:.1f} s, the rest {result.wall - result.backfill_s:.1f} s"
 
 
 def print_table(results: Sequence[WayResult]) -> None:
@@ -718,9 +901,17 @@ def print_table(results: Sequence[WayResult]) -> None:
         print()
         for way in ("exact", "estimate"):
             if way in by_way:
-                target = " (target: <= 1.5x)" if way == "exact" else ""
+                target = " (issue 9: <= 1.5x; issue 21 at 10M rows: <= 1.3x)"
                 print(f"runbook ({way}) / flask wall time: "
                       f"{by_way[way].wall / by_way['flask'].wall:.2f}x{target}")
+                run, flask = by_way[way], by_way["flask"]
+                if run.backfill_s is not None and flask.backfill_s is not None:
+                    print(f"  outside the backfill: {run.wall - run.backfill_s:.1f} s against "
+                          f"{flask.wall - flask.backfill_s:.1f} s (the backfill: "
+                          f"{run.backfill_s:.1f} s against {flask.backfill_s:.1f} s)")
+    print()
+    for r in results:
+        print(f"{r.way}: {r.eta.describe() if r.eta else r.eta_note}")
     for r in results:
         for line in r.problems:
             print(f"{r.way}: NOT OK: {line}")
@@ -958,7 +1149,7 @@ def fill(conn: Any, rows: int) -> None:
             conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
     except sa.exc.DBAPIError:
         say("  (cannot set session_replication_role: foreign keys checked row by row)")
-    conn.execute(sa.text("SET LOCAL maintenance_work_mem = '256MB'"))
+    conn.execute(sa.text("SET LOCAL maintenance_work_mem = '1GB'"))
     for statement in fill_sql(rows):
         timed(" ".join(statement.split()[:3]), statement)
     conn.execute(sa.text("SET LOCAL session_replication_role = DEFAULT"))
@@ -971,6 +1162,14 @@ def fill(conn: Any, rows: int) -> None:
         if orphans:
             raise RuntimeError(f"the fill left {orphans:,} rows whose {reference} points nowhere")
     conn.commit()
+
+
+def free_disk(path: str = "/") -> str:
+    """Free space where the server keeps its files (``path``: the same file system here)."""
+    import shutil
+
+    usage = shutil.disk_usage(path)
+    return f"{usage.free / 2**30:.1f} GB free on {path}"
 
 
 def build_template(server: Server, rows: int, scratch: Path, tag: str) -> str:
@@ -994,7 +1193,7 @@ def build_template(server: Server, rows: int, scratch: Path, tag: str) -> str:
         size = conn.execute(sa.text("SELECT pg_size_pretty(pg_database_size(current_database()))"
                                     )).scalar_one()
     say(f"template {template}: {rows:,} users and inspections, {size}, "
-        f"built in {time.perf_counter() - began:.1f} s")
+        f"built in {time.perf_counter() - began:.1f} s; {free_disk()}")
     return template
 
 
@@ -1059,8 +1258,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{ms(max(result.writer, default=0))}, reader longest "
                     f"{ms(max(result.reader, default=0))}, "
                     f"{'ok at head' if not result.problems else 'NOT OK'}")
+                say(f"  {way}: {result.eta.describe() if result.eta else result.eta_note}")
+                say(f"  {way}: backfill rows/s per tenth of the rows: "
+                    f"{', '.join(f'{rate:,.0f}' for rate in result.rates) or 'none'}; "
+                    f"longest batch {result.longest_batch_ms or '?'} ms; "
+                    f"{outside_backfill(result)}")
                 if not args.keep:
                     server.drop(database)
+                say(f"  {free_disk()}")
             if results:
                 load = os.getloadavg()
                 print_table(results)

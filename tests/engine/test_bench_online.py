@@ -1,4 +1,4 @@
-"""The pure logic of benchmarks/bench_online.py: stalls, percentiles, the kill-state classifier.
+"""The pure logic of benchmarks/bench_online.py: stalls, percentiles, the ETA check, the kill-state classifier.
 
 No database: the schemas are ``schema_of``-shaped dicts written out by hand.
 """
@@ -7,7 +7,17 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.bench_online import classify_state, percentile, stalls
+from benchmarks.bench_online import (
+    Progress,
+    backfill_seconds,
+    classify_state,
+    decile_rates,
+    eta_check,
+    longest_batch_ms,
+    percentile,
+    progress_lines,
+    stalls,
+)
 from softbee.runbook.online.phases import PHASE_TABLE, PhaseRecord
 
 PARENT = {
@@ -102,3 +112,43 @@ def test_phase_rows_at_head_have_no_next_revision_to_explain_them() -> None:
 def test_an_unknown_or_missing_revision_is_unexplained() -> None:
     assert not classify_state("zzz", PARENT, [], REFERENCES, CHILDREN).explained
     assert not classify_state(None, PARENT, [], REFERENCES, CHILDREN).explained
+
+
+PRINTED = """      users.full_name
+      1,000 / 1,000,000 rows (0%), 9,000 rows/s, ETA 110s
+      98,000 / 1,000,000 rows (10%), 98,000 rows/s, ETA 9s
+      120,000 / 1,000,000 rows (12%), 100,000 rows/s, ETA 9s
+      1,000,000 / 1,000,000 rows (100%), 90,000 rows/s, longest batch 87 ms
+"""
+
+
+def test_progress_lines_are_read_with_their_eta_and_the_last_line_with_the_longest_batch() -> None:
+    assert progress_lines(PRINTED) == [Progress(1_000, 1_000_000, 110.0),
+                                       Progress(98_000, 1_000_000, 9.0),
+                                       Progress(120_000, 1_000_000, 9.0)]
+    assert longest_batch_ms(PRINTED) == 87 and longest_batch_ms("no such line") is None
+
+
+def test_the_eta_check_takes_the_first_line_at_ten_percent_and_the_first_moment_all_rows_are_done() -> None:
+    timeline = [(0.5, 1_000, 1_000_000), (2.0, 98_000, 1_000_000), (3.0, 120_000, 1_000_000),
+                (9.0, 600_000, 1_000_000), (14.0, 1_000_000, 1_000_000)]
+    check = eta_check(progress_lines(PRINTED), timeline)
+    assert check is not None and check.line.done == 120_000  # 98,000 is under 10 %
+    assert check.actual_s == pytest.approx(11.0) and check.error == pytest.approx(9 / 11 - 1)
+    assert "error -18.2 % (within 20 %)" in check.describe()
+
+
+def test_no_eta_check_without_a_line_past_ten_percent_or_an_end() -> None:
+    assert eta_check([Progress(1_000, 1_000_000, 110.0)], [(1.0, 1_000_000, 1_000_000)]) is None
+    assert eta_check(progress_lines(PRINTED), [(3.0, 120_000, 1_000_000)]) is None
+
+
+def test_decile_rates_interpolate_the_moment_each_tenth_is_crossed() -> None:
+    timeline = [(0.0, 0, 100), (1.0, 50, 100), (3.0, 100, 100)]  # 50 rows/s, then 25 rows/s
+    assert decile_rates(timeline) == pytest.approx([50.0] * 5 + [25.0] * 5)
+    assert decile_rates(timeline[:1]) == []
+
+
+def test_the_backfill_is_timed_from_its_first_record_to_its_last_row() -> None:
+    assert backfill_seconds([(2.0, 1, 100), (3.0, 50, 100), (7.5, 100, 100), (8.0, 100, 100)]) == 5.5
+    assert backfill_seconds([(2.0, 1, 100)]) is None

@@ -306,3 +306,36 @@ def test_by_default_the_gate_never_looks_at_standbys(tmp_path: Path) -> None:
     assert throttle.max_replica_lag_s is None
     gate = Gate(throttle, "users", lambda _line: None)
     assert gate.reasons(_NoQueries(), fresh=True) == []  # type: ignore[arg-type]
+
+
+def test_after_a_slow_batch_the_next_is_cut_to_the_budget_at_once() -> None:
+    """A batch 5x over budget: the next is a fifth (not half), so the stall is not repeated."""
+    batches = Batches(_Timed(0.05), total=100_000, batch_ms=10, pause_ms=0)
+    batches.run(None, "UPDATE")  # type: ignore[arg-type]
+    assert batches.size <= Batches.FIRST_SIZE * 0.25
+    assert batches.longest_s >= 0.05
+
+
+def test_after_a_fast_batch_the_next_grows_by_a_quarter_at_most() -> None:
+    batches = Batches(_Timed(0.0), total=100_000, batch_ms=1000, pause_ms=0)
+    batches.run(None, "UPDATE")  # type: ignore[arg-type]
+    assert batches.size == int(Batches.FIRST_SIZE * Batches.GROW_AT_MOST)
+
+
+class _Paused:
+    paused_s = 10.0
+
+
+def test_the_rate_and_eta_leave_out_the_time_paused_and_the_last_line_says_the_longest_batch() -> None:
+    lines: list[str] = []
+    runner = _Timed(0.0)
+    runner.say = lines.append
+    batches = Batches(runner, total=3000, batch_ms=100, pause_ms=0)
+    batches.gate = _Paused()  # type: ignore[assignment]
+    batches.started -= 20.0  # 20 s ago, 10 of them paused
+    batches.done = 1000
+    batches._show(None)
+    assert lines[-1].strip().startswith("1,000 / 3,000 rows (33%), 100 rows/s, ETA 20s"), lines
+    batches.done, batches.longest_s = 3000, 0.042
+    batches.finish(None)  # type: ignore[arg-type]
+    assert lines[-1].endswith(", longest batch 42 ms"), lines

@@ -12,8 +12,8 @@ from softbee.runbook.project.dialects import (
     SQLite,
     dialect_named,
     error_code,
-    guarantees_table,
 )
+from softbee.runbook.project.guarantees import guarantees_table
 from tests.conftest import require_driver
 from tests.helpers import REPO_ROOT
 
@@ -128,6 +128,34 @@ def test_a_review_lints_what_will_run_where_lint_can_read_it() -> None:
     assert MySQL.review_sql == "mysql" and dialect_named("mariadb").review_sql == "mysql"
     assert PostgreSQL.review_sql == "postgresql"
     assert SQLite.review_sql == "postgresql"  # SQLite's batch revisions cannot render offline
+
+
+def test_each_database_says_what_lock_retries_and_throttled_backfills_do_there() -> None:
+    """Retries and throttling have a row per database, and only PostgreSQL claims them in full."""
+    table = guarantees_table()
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in table.splitlines()}
+    postgresql, sqlite, mysql = rows["lock retries (`lock_retries`)"]
+    assert "SAVEPOINT" in postgresql and sqlite.startswith("none") and mysql.startswith("what it can")
+    postgresql, sqlite, mysql = rows["backfills yield (replica lag, VACUUM, pause file)"]
+    assert "max_replica_lag_s" in postgresql and sqlite.startswith("no:") and mysql.startswith("no:")
+    assert [d.lock_retry for d in (PostgreSQL, SQLite, MySQL)] == ["savepoint", "none", "statement"]
+
+
+def test_lock_retries_are_left_alone_where_the_table_says_none() -> None:
+    """The row is the code's own fact: a database whose lock_retry is "none" gets no retry."""
+    from types import SimpleNamespace
+
+    from softbee.runbook.engine.retries import LockRetries, _retrying, lock_retries
+
+    ran: list[int] = []
+    with lock_retries(LockRetries()):
+        for name in ("sqlite", "mssql"):
+            assert dialect_named(name).lock_retry == "none"
+            context = SimpleNamespace(dialect=SimpleNamespace(name=name))
+            cursor = SimpleNamespace(connection=SimpleNamespace(autocommit=False))
+            assert _retrying(cursor, "ALTER TABLE hives ADD COLUMN x INTEGER", context,
+                             lambda: ran.append(1)) is False
+    assert ran == []
 
 
 @pytest.mark.postgres

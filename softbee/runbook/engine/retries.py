@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from softbee.runbook.errors import ParameterError
+from softbee.runbook.project.dialects import dialect_named
 from softbee.runbook.project.sessions import session_timeouts_of
 from softbee.runbook.util.error_codes import DEADLOCK_DETECTED, LOCK_NOT_AVAILABLE, error_code
 from softbee.runbook.util.sqltext import one_line
@@ -185,14 +186,14 @@ def _retrying(cursor: Any, statement: str, context: Any, execute: Callable[[], A
     active = _ACTIVE.get()
     if active is None or not active.policy.retries or not _is_change(statement):
         return False
-    name = context.dialect.name
+    kind = dialect_named(context.dialect.name).lock_retry  # as the guarantees table says
     driver_connection = cursor.connection
-    if name not in ("postgresql", "mysql", "mariadb") or _autocommit(driver_connection):
+    if kind == "none" or _autocommit(driver_connection):
         return False
     first_ms = session_timeouts_of(context.root_connection).lock_timeout_ms
     if not first_ms:  # no timeout: a statement never loses a lock, it waits
         return False
-    if name == "postgresql":
+    if kind == "savepoint":
         _pg_attempts(cursor.connection, execute, statement, first_ms, active)
     else:
         _mysql_attempts(cursor.connection, execute, statement, first_ms, active)

@@ -261,10 +261,18 @@ def runner_for(context: MigrationContext, revision: str, direction: str) -> Phas
 
 
 class Batches:
-    """Keyset batches sized to a time budget, with progress printed, recorded and drawn."""
+    """Keyset batches sized to a time budget, with progress printed, recorded and drawn.
+
+    A batch holds its rows' locks until it commits, so its time is the application's stall:
+    after a slow batch the next is cut to the budget at once (down to a tenth), after a fast
+    one it grows by a quarter at most, so a spike is not repeated and growth does not overshoot.
+    The rate and ETA leave out the time paused at the gate (replica lag, VACUUM, operator).
+    """
 
     FIRST_SIZE = 1000
     MAX_SIZE = 100_000
+    GROW_AT_MOST = 1.25
+    SHRINK_AT_MOST = 0.1
 
     def __init__(self, runner: PhaseRunner, *, total: int, batch_ms: int, pause_ms: int,
                  table: str = "") -> None:
@@ -272,6 +280,7 @@ class Batches:
         self.pause_s = pause_ms / 1000
         self.size, self.done, self.started = self.FIRST_SIZE, 0, time.perf_counter()
         self._shown = 0.0
+        self.longest_s = 0.0  # the longest batch: the longest its row locks were held
         self._bar = _Bar(total)
         self._connection: Connection | None = None
         # Replica lag, a VACUUM of the table, an operator's pause file (throttle.py).
@@ -291,7 +300,9 @@ class Batches:
         began = time.perf_counter()
         self.done += self.runner.execute(connection, statement)
         took = max(time.perf_counter() - began, 1e-4)
-        self.size = int(min(self.MAX_SIZE, max(100, self.size * min(2.0, max(0.5, self.budget_s / took)))))
+        self.longest_s = max(self.longest_s, took)
+        factor = min(self.GROW_AT_MOST, max(self.SHRINK_AT_MOST, self.budget_s / took))
+        self.size = int(min(self.MAX_SIZE, max(100, self.size * factor)))
         self._show(connection)
         if self.pause_s:
             time.sleep(self.pause_s)
@@ -300,15 +311,21 @@ class Batches:
         """The last progress line and record."""
         self._show(connection, final=True)
 
+    def rate(self, now: float) -> float:
+        """Rows a second so far, the time paused at the gate left out (0.0 before any)."""
+        working = now - self.started - (self.gate.paused_s if self.gate is not None else 0.0)
+        return self.done / working if working > 0 else 0.0
+
     def _show(self, connection: Connection | None, final: bool = False) -> None:
         now = time.perf_counter()
         if not final and now - self._shown < 1.0:
             return
         self._shown = now
-        elapsed = now - self.started
-        rate = self.done / elapsed if elapsed > 0 else 0.0
+        rate = self.rate(now)
         left = max(self.total - self.done, 0)
         eta = f", ETA {left / rate:.0f}s" if rate and not final else ""
+        if final and self.done:
+            eta = f", longest batch {self.longest_s * 1000:.0f} ms"
         share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         if connection is not None and isinstance(self.runner, OnlineRunner):
             self.runner.progress(connection, self.done, self.total)  # recorded before it is said

@@ -62,6 +62,8 @@ class Dialect:
     # Online revisions (online.run_phases) run in phases outside the transaction (phases.py).
     online_phases: ClassVar[bool] = False
     lock_kind: ClassVar[str] = "none"
+    # How a statement that loses its lock is tried again (engine/retries.py): RETRIES' keys.
+    lock_retry: ClassVar[str] = "none"
     lock_timeout_setting: ClassVar[str] = "none"
     statement_timeout_setting: ClassVar[str] = "none"
     # The dialect a review renders the pending SQL in and lints (squawk reads PostgreSQL only).
@@ -109,6 +111,7 @@ class PostgreSQL(Dialect):
     transactional_ddl = True
     online_phases = True
     lock_kind = "pg_advisory_lock"
+    lock_retry = "savepoint"
     lock_timeout_setting = "`lock_timeout`"
     statement_timeout_setting = "`statement_timeout`"
 
@@ -226,6 +229,7 @@ class MySQL(Dialect):
     label = "MySQL, MariaDB"
     transactional_ddl = False
     lock_kind = "get_lock"
+    lock_retry = "statement"
     lock_timeout_setting = "`lock_wait_timeout` (whole seconds)"
     statement_timeout_setting = "`max_statement_time` (MariaDB), `max_execution_time` (MySQL, SELECT only)"
     review_sql = "mysql"  # what will run is MySQL's SQL (CHANGE, MODIFY, concat()...)
@@ -337,47 +341,6 @@ DIALECTS_IN_ORDER: tuple[Dialect, ...] = (PostgreSQL(), SQLite(), MySQL())
 DIALECTS: dict[str, Dialect] = {d.name: d for d in DIALECTS_IN_ORDER}
 DIALECTS["mariadb"] = DIALECTS["mysql"]
 DEFAULT = Dialect()
-
-
-LOCKS = {
-    "pg_advisory_lock": "session advisory lock",
-    "lock_file": "lock file beside the database",
-    "get_lock": "`GET_LOCK`",
-    "none": "none",
-}
-
-
-def guarantees_table() -> str:
-    """What a run guarantees on each database (docs/guarantees.md), from the facts above."""
-    header = ["", *(d.label for d in DIALECTS_IN_ORDER)]
-    facts = {
-        "a run is atomic (one transaction)": lambda d: (
-            "yes, unless it holds an online revision (next row)" if d.online_phases
-            else "yes" if d.transactional_ddl
-            else "no: each revision commits on its own; a failure says what it left applied"),
-        "online revisions (`online.run_phases`)": lambda d: (
-            "in phases: each revision commits on its own, its DDL under the guard, the online "
-            "work outside any transaction; a killed run resumes" if d.online_phases
-            else "the plain forms, inside the run's transaction" if d.transactional_ddl
-            else "the plain forms, inside the revision's step"),
-        "Alembic's `autocommit_block`": lambda d: (
-            "an online phase: the work before it guarded and committed, the block in autocommit, "
-            "recorded; a killed run resumes" if d.online_phases
-            else "inside the run's transaction, under the guard" if d.transactional_ddl
-            else "as Alembic runs it: the work before it committed, the block in autocommit"),
-        "data-loss guard": lambda d: "after the migration, in its transaction: a loss is rolled back"
-        + ("; online: per revision, on the tables it touches" if d.online_phases else "")
-        if d.transactional_ddl else "before: predicted from the revisions' SQL and refused",
-        "rehearsal": lambda d: "the real run, rolled back" if d.transactional_ddl
-        else "on a scratch copy of the database",
-        "one migration at a time": lambda d: LOCKS[d.lock_kind],
-        "lock timeout": lambda d: d.lock_timeout_setting,
-        "statement timeout": lambda d: d.statement_timeout_setting,
-    }
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for fact, value in facts.items():
-        lines.append("| " + " | ".join([fact, *(value(d) for d in DIALECTS_IN_ORDER)]) + " |")
-    return "\n".join(lines)
 
 
 def dialect_named(name: str) -> Dialect:
