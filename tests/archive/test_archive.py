@@ -697,3 +697,32 @@ def test_a_run_killed_while_waiting_for_the_index_lock_leaves_the_archive_verify
         os.waitpid(child, 0)
     assert list(three_runs.rglob("*run000000004*")), "the child never wrote its files"
     assert verify_archive(three_runs) == []
+
+
+def test_a_run_behind_a_stuck_index_lock_says_it_was_not_archived_and_keeps_its_notebook(
+    three_runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index lock's wait is bounded (archive.files.LOCK_WAIT_S); past it the run is not
+    archived, and that must read like a full disk: how the run ended, its notebook kept."""
+    import fcntl
+    import tempfile
+
+    from softbee.runbook.archive import files
+    from softbee.runbook.errors import NotArchived
+
+    monkeypatch.setattr(tempfile, "tempdir", str(three_runs.parent))  # its spare notebook
+    monkeypatch.setattr(files, "LOCK_WAIT_S", 0.2)
+    index = three_runs / "index.jsonl"
+    before = index.read_bytes()
+    holder = os.open(index, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # a stuck run holds it
+    try:
+        with pytest.raises(NotArchived) as caught:
+            _archive(three_runs, "run000000004", minutes=3)
+    finally:
+        os.close(holder)
+    message = str(caught.value)
+    assert "\n" not in message and "passed" in message and "could NOT be archived" in message
+    assert "stayed locked" in message and "notebook is kept at" in message, message
+    assert index.read_bytes() == before and not list(three_runs.rglob("*run000000004*"))
+    assert list(three_runs.parent.glob("softbee-runbook-unarchived-*run000000004.ipynb"))

@@ -74,6 +74,22 @@ def test_each_bind_is_migrated_on_its_own_database_with_its_own_history(urls: tu
     assert [check_drift(side).drifted for side in sides] == [False, True]
 
 
+def test_production_confirmation_is_asked_of_every_bind_before_the_first_commits(
+        urls: tuple[str, str]) -> None:
+    """Before: each bind checked ``confirm`` in its own run, so naming one database committed
+    the default bind and then refused the audit one: a half migration by construction."""
+    default_url, audit_url = urls
+    sides = bind_projects(load(default_url))
+    default_name, audit_name = (side.database_name for side in sides)
+    with pytest.raises(GuardError) as refused:
+        run_binds(sides, "upgrade", "head", production=True, confirm=default_name)
+    assert str(refused.value).startswith("bind audit: ") and "\n" not in str(refused.value)
+    assert recorded(default_url) == recorded(audit_url) == "base"  # nothing committed
+    results = run_binds(sides, "upgrade", "head", production=True,
+                        confirm=f"{default_name}, {audit_name}")
+    assert [r.result.end for r in results] == [HEAD, HEAD]
+
+
 def test_downgrade_that_loses_values_is_refused_then_allowed(urls: tuple[str, str]) -> None:
     default_url, audit_url = urls
     sides = bind_projects(load(default_url))

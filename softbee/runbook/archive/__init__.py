@@ -176,7 +176,7 @@ def archive_run(
     except BaseException as exc:  # a full disk, a SIGTERM: nothing half-archived, the end said
         for path in written:
             path.unlink(missing_ok=True)
-        if not isinstance(exc, (OSError, KeyboardInterrupt)):
+        if not isinstance(exc, (OSError, KeyboardInterrupt, ArchiveError)):  # a stuck lock too
             raise
         raise NotArchived(not_archived(directory, runbook, facts, error, notebook_bytes, exc,
                                        stem)) from exc
@@ -204,6 +204,7 @@ def not_archived(directory: Path, runbook: str, facts: Mapping[str, Any],
         ended = f"failed ({error.get('type')}: {' '.join(str(error.get('message')).split())})"
     else:
         ended = f"passed (database at {facts.get('revision_after') or 'the revision it shows'})"
+    advice = "free space there" if isinstance(exc, OSError) else "see why"
     kept = "its notebook could not be kept elsewhere either"
     with contextlib.suppress(OSError):
         spare = Path(tempfile.gettempdir()) / f"softbee-runbook-unarchived-{stem}.ipynb"
@@ -211,7 +212,7 @@ def not_archived(directory: Path, runbook: str, facts: Mapping[str, Any],
         kept = f"its notebook is kept at {spare}"
     return (f"runbook {runbook!r} {ended}, but could NOT be archived in {directory}: "
             f"{getattr(exc, 'strerror', None) or exc}; nothing of it is in the archive (its "
-            f"index is unchanged), {kept}: free space there and run it again if the archive must hold it")
+            f"index is unchanged), {kept}: {advice} and run it again if the archive must hold it")
 
 
 def _append(directory: Path, notebook_path: Path, html_path: Path, rendered: Any,

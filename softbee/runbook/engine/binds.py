@@ -4,7 +4,10 @@ Two databases cannot commit together. So the binds run one at a time, in the fix
 :func:`~softbee.runbook.project.binds.bind_projects` gives (the default bind first, then
 ``SQLALCHEMY_BINDS`` in its order), each through :func:`~softbee.runbook.engine.migrate.run_migration`
 on its own database: its own lock, timeouts, counts, data-loss guard, round trip and history,
-committed (or, for a rehearsal, rolled back) before the next bind starts. When a bind fails
+committed (or, for a rehearsal, rolled back) before the next bind starts. Downgrades run
+in the same order: the binds' revisions are independent, none waits for another's.
+Production's confirmation and each bind's ``env.py`` routing are checked for every bind
+before the first one runs (``preflight``, ``run_binds``). When a bind fails
 after an earlier one committed, :class:`~softbee.runbook.errors.BindsPartlyMigrated` says in
 one line which bind committed at which revision and which one did not, and how to finish.
 """
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from softbee.runbook.engine.guards import require_confirmation
 from softbee.runbook.engine.migrate import run_migration
 from softbee.runbook.engine.result import MigrationResult, Progress
 from softbee.runbook.errors import BindsPartlyMigrated, RunbookError, first_line
@@ -70,9 +74,16 @@ class BindPreflight:
 
 
 def preflight(projects: Sequence[Project], direction: str, target: str | None) -> list[BindPreflight]:
-    """Each bind's state, plan and drift, read before anything runs (nothing is written)."""
+    """Each bind's state, plan and drift, read before anything runs (nothing is written).
+
+    With several binds each one's ``env.py`` routing is probed too, so a bind that cannot be
+    routed is refused before the first bind commits, not after.
+    """
     found = []
     for project in projects:
+        if project.bind is not None:
+            with naming_bind(project), project.connect() as connection, project.bound(connection):
+                pass  # routing.onto probes env.py for this bind (nothing is run)
         state = get_state(project)
         found.append(BindPreflight(project, state, plan_migration(project, direction, target),
                                    check_drift(project)))
@@ -95,6 +106,7 @@ def run_binds(
     :class:`BindsPartlyMigrated`, one line saying what each bind is left at.
     """
     say = progress or (lambda _message: None)
+    confirms = _confirm_every_bind(projects, options.get("confirm"), options.get("production"))
     done: list[BindResult] = []
     for project in projects:
         name = project.bind or "default"
@@ -102,22 +114,24 @@ def run_binds(
             say(f"{bind_label(project)}:")
         before = _where(project)[0] if project.bind is not None else None
         try:
-            result = run_migration(project, direction, target, progress=progress, **options)
+            result = run_migration(project, direction, target, progress=progress,
+                                   **{**options, **confirms.get(name, {})})
         except RunbookError as exc:
             if project.bind is None:
                 raise
             committed = [d for d in done if d.result.committed]
-            if not committed:
-                with naming_bind(project):
-                    raise
             after, phases = _where(project)
             left = left_at(before, after, dialect_named(project.dialect).transactional_ddl, phases)
+            facts = _partly_facts(done, name, before, after, left,
+                                  [p.bind or "default" for p in projects[len(done) + 1:]])
+            if not committed:
+                exc.facts = facts  # type: ignore[attr-defined]  # the cell records them
+                with naming_bind(project):
+                    raise
             raise BindsPartlyMigrated(
                 partly_migrated_line(committed, name, before, after, exc,
                                      dialect_named(project.dialect).transactional_ddl, phases),
-                [d.bind for d in committed], name,
-                facts=_partly_facts(done, name, before, after, left,
-                                    [p.bind or "default" for p in projects[len(done) + 1:]]),
+                [d.bind for d in committed], name, facts=facts,
             ) from exc
         done.append(BindResult(name, project, result))
     return done
@@ -147,9 +161,30 @@ def left_at(before: str | None, after: str | None, transactional_ddl: bool = Tru
         return f"stopped at {after or 'an unknown revision'} with {'; '.join(in_progress)}"
     if after is not None and after == before and transactional_ddl:
         return f"rolled back at {after}"
-    # MySQL/MariaDB commit DDL as it runs: the bind keeps what it did (its cause says what)
-    return (f"stopped at {after or 'an unknown revision'} (it was at {before}; "
-            "its DDL commits as it runs)")
+    why = ("its DDL commits as it runs" if not transactional_ddl  # MySQL/MariaDB: what ran stays
+           else "the revisions before the failing one committed")
+    return (f"stopped at {after or 'an unknown revision'} (it was at "
+            f"{before or 'an unknown revision'}; {why})")
+
+
+def _confirm_every_bind(projects: Sequence[Project], confirm: str | None,
+                        production: bool | None) -> dict[str, dict[str, str]]:
+    """Production's confirmation for every bind, checked before the first one runs.
+
+    With several binds ``confirm`` names each production database, separated by commas
+    (``"softbee,softbee_audit"``); returns the ``confirm`` each bind's run is given. A bind
+    it does not name is refused here, before anything commits, not after the first bind did.
+    """
+    if len(projects) < 2:
+        return {}
+    named = {part.strip() for part in (confirm or "").split(",") if part.strip()}
+    given: dict[str, dict[str, str]] = {}
+    for project in projects:
+        own = project.database_name if project.database_name in named else confirm
+        with naming_bind(project):
+            require_confirmation(project, own, production)
+        given[project.bind or "default"] = {"confirm": own} if own is not None else {}
+    return given
 
 
 def _partly_facts(done: Sequence[BindResult], failed: str, before: str | None,
