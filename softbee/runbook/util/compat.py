@@ -102,10 +102,10 @@ def models_metadata(db: Any, bind: str | None = None) -> sa.MetaData:
     metadatas = getattr(db, "metadatas", None)
     if metadatas is not None:
         return metadatas[bind] if bind in metadatas else sa.MetaData()
-    if bind is None:
-        return db.metadata
     # Flask-SQLAlchemy 2.5 keeps every bind's tables in one metadata, marked by info["bind_key"]
-    only = sa.MetaData()
+    if bind is None and not any(t.info.get("bind_key") for t in db.metadata.tables.values()):
+        return db.metadata  # one database: all of it
+    only = sa.MetaData()  # the default bind's tables are those with no bind_key
     for table in db.metadata.tables.values():
         if table.info.get("bind_key") == bind:
             table.to_metadata(only) if hasattr(table, "to_metadata") else table.tometadata(only)
