@@ -621,7 +621,46 @@ def start_clients(dsn: str, rows: int, seed: int) -> list[Client]:
     return clients
 
 
-class LockSampler(threading.Thread):
+class _Poller(threading.Thread):
+    """A thread that runs :meth:`poll` on its own autocommit connection every ``period`` s.
+
+    Autocommit and no ``with conn`` (which opens a transaction even in autocommit since
+    psycopg2 2.9): pg_stat_activity is read once per transaction, each poll needs its own.
+    A poll that fails (a table not there yet, a statement timeout) is skipped.
+    """
+
+    def __init__(self, name: str, dsn: str, period: float) -> None:
+        super().__init__(name=name, daemon=True)
+        self.dsn, self.period = dsn, period
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        import psycopg2
+
+        try:
+            conn = psycopg2.connect(self.dsn, application_name=self.name, connect_timeout=10)
+        except psycopg2.Error:
+            return
+        conn.autocommit = True
+        cursor = conn.cursor()
+        cursor.execute("SET statement_timeout = 1000")
+        while not self.stop.wait(self.period):
+            try:
+                self.poll(cursor)
+            except psycopg2.Error:
+                continue
+        conn.close()
+
+    def poll(self, cursor: Any) -> None:
+        """One reading."""
+        raise NotImplementedError
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.join(5)
+
+
+class LockSampler(_Poller):
     """Every SAMPLE_PERIOD_S: which session, doing what, the clients are waiting behind.
 
     Counts samples per (blocker's application, state, statement): multiplied by the period,
@@ -642,43 +681,22 @@ class LockSampler(threading.Thread):
     """
 
     def __init__(self, dsn: str, database: str) -> None:
-        super().__init__(name="bench_online sampler", daemon=True)
-        self.dsn, self.database = dsn, database
+        super().__init__("bench_online sampler", dsn, SAMPLE_PERIOD_S)
+        self.database = database
         self.seen: Counter[tuple[str, ...]] = Counter()
-        self.stop = threading.Event()
 
-    def run(self) -> None:
-        import psycopg2
-
-        try:
-            conn = psycopg2.connect(self.dsn, application_name="bench_online sampler",
-                                    connect_timeout=10)
-        except psycopg2.Error:
-            return
-        # Autocommit and no ``with conn`` (which opens a transaction even in autocommit since
-        # psycopg2 2.9): pg_stat_activity is read once per transaction, each sample needs its own.
-        conn.autocommit = True
-        cursor = conn.cursor()
-        cursor.execute("SET statement_timeout = 1000")
-        while not self.stop.wait(SAMPLE_PERIOD_S):
-            try:
-                cursor.execute(self.QUERY, (self.database,))
-            except psycopg2.Error:
-                continue
-            strongest: dict[tuple[str, ...], tuple[int, str]] = {}
-            for waiter, app, state, query, mode, relation in cursor.fetchall():
-                key = (waiter.removeprefix("bench_online "), app or "no application_name",
-                       state or "?", " ".join((query or "").split()))
-                rank = LOCK_MODES.index(mode) if mode in LOCK_MODES else -1
-                if rank >= strongest.get(key, (-2, ""))[0]:
-                    strongest[key] = (rank, f"{mode} on {relation}" if mode else "a lock")
-            for (waiter, app, state, query), (_rank, lock) in strongest.items():
-                self.seen[(waiter, app, state, lock, query)] += 1
-        conn.close()
-
-    def halt(self) -> None:
-        self.stop.set()
-        self.join(5)
+    def poll(self, cursor: Any) -> None:
+        """Count one sample of what each waiting client waits behind (its strongest lock)."""
+        cursor.execute(self.QUERY, (self.database,))
+        strongest: dict[tuple[str, ...], tuple[int, str]] = {}
+        for waiter, app, state, query, mode, relation in cursor.fetchall():
+            key = (waiter.removeprefix("bench_online "), app or "no application_name",
+                   state or "?", " ".join((query or "").split()))
+            rank = LOCK_MODES.index(mode) if mode in LOCK_MODES else -1
+            if rank >= strongest.get(key, (-2, ""))[0]:
+                strongest[key] = (rank, f"{mode} on {relation}" if mode else "a lock")
+        for (waiter, app, state, query), (_rank, lock) in strongest.items():
+            self.seen[(waiter, app, state, lock, query)] += 1
 
     def summary(self, limit: int = 5) -> list[str]:
         """The statements the clients waited behind longest, each with the seconds per client."""
@@ -691,7 +709,7 @@ class LockSampler(threading.Thread):
                 for (app, state, lock, query), by in ranked[:limit]]
 
 
-class ProgressWatcher(threading.Thread):
+class ProgressWatcher(_Poller):
     """Every PROGRESS_PERIOD_S: the backfill's recorded rows_done, and when each value appeared.
 
     The phase record is written just before each progress line is printed (phases.py), so this
@@ -703,40 +721,20 @@ class ProgressWatcher(threading.Thread):
              "WHERE name LIKE 'backfill %' AND rows_total IS NOT NULL")
 
     def __init__(self, dsn: str) -> None:
-        super().__init__(name="bench_online progress", daemon=True)
-        self.dsn = dsn
+        super().__init__("bench_online progress", dsn, PROGRESS_PERIOD_S)
         self.began = time.perf_counter()
         self.timeline: list[Recorded] = []
-        self.stop = threading.Event()
+        self._last: tuple[Any, Any] | None = None
 
-    def run(self) -> None:
-        import psycopg2
-
-        try:
-            conn = psycopg2.connect(self.dsn, application_name="bench_online progress",
-                                    connect_timeout=10)
-        except psycopg2.Error:
-            return
-        conn.autocommit = True
-        cursor = conn.cursor()
-        cursor.execute("SET statement_timeout = 1000")
-        last = None
-        while not self.stop.wait(PROGRESS_PERIOD_S):
-            try:
-                cursor.execute(self.QUERY)
-                rows = cursor.fetchall()
-            except psycopg2.Error:  # the table is not there yet, or is busy
-                continue
-            now = time.perf_counter() - self.began
-            for done, total in rows:
-                if (done, total) != last:
-                    self.timeline.append((now, int(done or 0), int(total)))
-                    last = (done, total)
-        conn.close()
-
-    def halt(self) -> None:
-        self.stop.set()
-        self.join(5)
+    def poll(self, cursor: Any) -> None:
+        """Note each new (rows_done, rows_total) of the backfill with when it was first seen."""
+        cursor.execute(self.QUERY)
+        rows = cursor.fetchall()
+        now = time.perf_counter() - self.began
+        for done, total in rows:
+            if (done, total) != self._last:
+                self.timeline.append((now, int(done or 0), int(total)))
+                self._last = (done, total)
 
 
 def printed_output(way: str, log: Path, archive: Path, since: float) -> str:
