@@ -8,13 +8,16 @@ re-run resumes; the re-run finishes with every row filled.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 import sqlalchemy as sa
 
 from softbee.runbook.engine.faults import lost_connection, root_cause, where_recorded
 from softbee.runbook.engine.migrate import run_migration
 from softbee.runbook.errors import DatabaseError, MigrationFailed
-from softbee.runbook.project import load_project
+from softbee.runbook.project import Project, load_project
 from tests.helpers import FULL_NAME, HIVE_HEALTH, add_users, project_at, revision_of
 
 
@@ -72,20 +75,27 @@ def test_a_pending_rollback_error_stands_for_the_error_it_was_raised_after() -> 
     assert root_cause(ValueError("x")).args == ("x",) and not lost_connection(ValueError("x"))
 
 
-@pytest.mark.postgres
-def test_where_a_run_left_the_database_is_read_on_a_fresh_session_when_its_own_is_gone(
-    postgres_url: str,
-) -> None:
-    project = project_at(postgres_url, HIVE_HEALTH)
+@contextmanager
+def _terminated_session(project: Project, postgres_url: str) -> Iterator[sa.Connection]:
+    """A session of ``project`` that another session has just ended with pg_terminate_backend."""
     killer = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     try:
         with project.connect() as conn:
             pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
             with killer.connect() as other:
                 other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-            recorded, phases = where_recorded(project, conn)
+            yield conn
     finally:
         killer.dispose()
+
+
+@pytest.mark.postgres
+def test_where_a_run_left_the_database_is_read_on_a_fresh_session_when_its_own_is_gone(
+    postgres_url: str,
+) -> None:
+    project = project_at(postgres_url, HIVE_HEALTH)
+    with _terminated_session(project, postgres_url) as conn:
+        recorded, phases = where_recorded(project, conn)
     assert recorded == (HIVE_HEALTH,) and phases == []
 
 
@@ -141,21 +151,14 @@ def test_where_a_run_left_the_database_is_read_once_a_restarting_server_is_back(
     monkeypatch.setattr(faults, "READ_PAUSE_S", 0.01)
     project = project_at(postgres_url, HIVE_HEALTH)
     flaky = _Flaky(project, failures=6)
-    killer = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    try:
-        with project.connect() as conn:
-            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-            with killer.connect() as other:
-                other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-            recorded, _phases = where_recorded(flaky, conn)  # type: ignore[arg-type]
-            monkeypatch.setattr(faults, "READ_WAIT_S", 0.3)
-            never = _Flaky(project, failures=10_000)
-            began = __import__("time").monotonic()
-            with pytest.raises(DatabaseError):
-                where_recorded(never, conn)  # type: ignore[arg-type]
-            waited = __import__("time").monotonic() - began
-    finally:
-        killer.dispose()
+    with _terminated_session(project, postgres_url) as conn:
+        recorded, _phases = where_recorded(flaky, conn)  # type: ignore[arg-type]
+        monkeypatch.setattr(faults, "READ_WAIT_S", 0.3)
+        never = _Flaky(project, failures=10_000)
+        began = __import__("time").monotonic()
+        with pytest.raises(DatabaseError):
+            where_recorded(never, conn)  # type: ignore[arg-type]
+        waited = __import__("time").monotonic() - began
     assert recorded == (HIVE_HEALTH,) and flaky.tries == 7
     assert 0.3 <= waited < 3, waited  # bounded by READ_WAIT_S
 
@@ -191,16 +194,9 @@ def test_a_connection_lost_outside_a_revision_reads_where_the_database_is(
     from softbee.runbook.engine.faults import outcome_after_loss
 
     project = project_at(postgres_url, HIVE_HEALTH)
-    killer = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    try:
-        with project.connect() as conn:
-            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-            with killer.connect() as other:
-                other.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-            moved, advice = outcome_after_loss(project, conn, "3c2e7a9d4f03", ValueError())
-            stayed, _ = outcome_after_loss(project, conn, HIVE_HEALTH, ValueError())
-    finally:
-        killer.dispose()
+    with _terminated_session(project, postgres_url) as conn:
+        moved, advice = outcome_after_loss(project, conn, "3c2e7a9d4f03", ValueError())
+        stayed, _ = outcome_after_loss(project, conn, HIVE_HEALTH, ValueError())
     assert moved == f"the database is at revision {HIVE_HEALTH} (committed)", moved
     assert "again" in advice and "rolled back" not in moved
     assert stayed == f"rolled back, database still at {HIVE_HEALTH}", stayed
