@@ -121,7 +121,8 @@ def run_binds(
                 raise
             committed = [d for d in done if d.result.committed]
             after, phases = _where(project)
-            left = left_at(before, after, dialect_named(project.dialect).transactional_ddl, phases)
+            transactional = dialect_named(project.dialect).transactional_ddl
+            left = left_at(before, after, transactional, phases)
             facts = _partly_facts(done, name, before, after, left,
                                   [p.bind or "default" for p in projects[len(done) + 1:]])
             if not committed:
@@ -129,8 +130,7 @@ def run_binds(
                 with naming_bind(project):
                     raise
             raise BindsPartlyMigrated(
-                partly_migrated_line(committed, name, before, after, exc,
-                                     dialect_named(project.dialect).transactional_ddl, phases),
+                partly_migrated_line(committed, name, before, after, exc, transactional, phases),
                 [d.bind for d in committed], name, facts=facts,
             ) from exc
         done.append(BindResult(name, project, result))
