@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_online.py [--rows 1000000] [--ways flask,exact,estimate]
                                                 [--kills N] [--seed 1] [--keep] [--url URL]
+                                                [--tablespace NAME]
 
 Builds a PostgreSQL database at revision 5e4a9c1f6b05 filled in SQL with ``--rows`` users and
 as many inspections (plus the apiaries and hives they need), VACUUM ANALYZEs it and uses it as
@@ -15,7 +16,9 @@ each while two application clients run on their own connections (a writer updati
 user, a reader selecting a random user and a random inspection, every 10 ms). Prints wall time
 and the writer's and reader's longest and 99th-percentile stall (an operation's wall latency; an
 operation still waiting when the upgrade ends counts as a stall until then), what the clients
-waited on, the runbook/flask wall-time ratio, and checks each copy at head: every user and
+waited on (sampled: the statements they queued behind; and each stall over 100 ms put down to
+the wait event its session showed most, a lock or the WAL flush), the runbook/flask wall-time
+ratio, and checks each copy at head: every user and
 inspection kept, every ``full_name`` equal to ``first_name || ' ' || last_name`` and NOT NULL,
 ``ix_inspections_varroa_mites_per_100`` valid.
 
@@ -71,6 +74,8 @@ SESSIONS_GONE_S = 60.0  # a killed run's server sessions, before pg_terminate_ba
 TERMINATED_GONE_S = 15.0  # sessions after pg_terminate_backend
 KILL_REAP_S = 10.0  # the killed processes themselves
 SAMPLE_PERIOD_S = 0.2  # how often the lock sampler looks at pg_stat_activity
+WAIT_PERIOD_S = 0.01  # how often the clients' wait events are read (a stall's cause)
+STALL_TARGET_S = 0.100  # issue 21: the application's worst stall at 10M rows
 PROGRESS_PERIOD_S = 0.1  # how often the backfill's phase record is read (its lines: 1 a second)
 LOCK_MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock",
               "ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
@@ -111,6 +116,57 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
+
+
+# What a client's session waited on during a stall (pg_stat_activity.wait_event_type/_event).
+WAL_EVENTS = {"WALSync", "WALWrite", "WALInitSync", "WALInitWrite", "WALInsert", "WALBufMapping"}
+
+
+def wait_kind(kind: str | None, event: str | None) -> str:
+    """One cause for a wait event: a lock, the WAL flush, data-file I/O, running (no wait), other."""
+    if kind == "Lock":
+        return "lock"
+    if event in WAL_EVENTS:
+        return "WAL"
+    if kind == "IO" and event and event.startswith("DataFile"):
+        return "data file I/O"
+    if kind is None:
+        return "running"
+    return f"{kind}/{event}"
+
+
+Sample = tuple[float, str, str]  # (when, client role, wait_kind)
+
+
+def stall_causes(ops: Iterable[Op], samples: Sequence[Sample], role: str, began: float,
+                 ended: float, over: float = STALL_TARGET_S) -> list[tuple[float, str]]:
+    """Each stall of ``role`` longer than ``over``: (seconds, the kind most sampled during it).
+
+    A stall with no sample of its session waiting (the client's own thread not scheduled, the
+    network) is ``"client side"``; longest first.
+    """
+    out = []
+    for started, finished in ops:
+        if started < began or started > ended:
+            continue
+        end = ended if finished is None or finished > ended else finished
+        if end - started <= over:
+            continue
+        kinds = Counter(kind for when, who, kind in samples
+                        if who == role and started <= when <= end and kind != "running")
+        out.append((end - started, kinds.most_common(1)[0][0] if kinds else "client side"))
+    return sorted(out, reverse=True)
+
+
+def describe_causes(causes: Sequence[tuple[float, str]]) -> str:
+    """``3 over 100 ms (WAL 2, lock 1), longest on a lock 84 ms``, or ``none over 100 ms``."""
+    if not causes:
+        return f"none over {STALL_TARGET_S * 1000:.0f} ms"
+    kinds = Counter(kind for _seconds, kind in causes)
+    locks = [seconds for seconds, kind in causes if kind == "lock"]
+    return (f"{len(causes)} over {STALL_TARGET_S * 1000:.0f} ms ("
+            + ", ".join(f"{kind} {n}" for kind, n in kinds.most_common()) + ")"
+            + (f", longest on a lock {locks[0] * 1000:.0f} ms" if locks else ", none on a lock"))
 
 
 # A backfill's progress lines ("1,000,000 / 10,000,000 rows (10%), 180,000 rows/s, ETA 50s",
@@ -302,9 +358,10 @@ def classify_state(
 class Server:
     """The PostgreSQL server: URLs for a database name, and the databases this run created."""
 
-    def __init__(self, base_url: str, run_id: str) -> None:
+    def __init__(self, base_url: str, run_id: str, tablespace: str | None = None) -> None:
         import sqlalchemy as sa
 
+        self.tablespace = tablespace  # where each copy is made (the template: the default one)
         self.base_url = base_url.rstrip("/")
         self.run_id = run_id
         self.created: list[str] = []
@@ -337,6 +394,8 @@ class Server:
             # FILE_COPY: a checkpoint and a file copy, instead of WAL for every page of the
             # template (the default on 15), which would leave checkpoints to the next run.
             clause = f' TEMPLATE "{template}" STRATEGY = FILE_COPY'
+            if self.tablespace:
+                clause += f' TABLESPACE "{self.tablespace}"'
         self.created.append(name)  # first: a Ctrl-C during the CREATE must still drop it
         self.sql(f'CREATE DATABASE "{name}"{clause}')
         return name
@@ -709,6 +768,31 @@ class LockSampler(_Poller):
                 for (app, state, lock, query), by in ranked[:limit]]
 
 
+class WaitSampler(_Poller):
+    """Every WAIT_PERIOD_S: what each client's session is waiting on, if anything.
+
+    A stall of a client is then put down to the wait it showed most during the stall
+    (:func:`stall_causes`): the migration's locks, or the server's WAL flush, which no lock
+    timeout shortens.
+    """
+
+    QUERY = ("SELECT application_name, wait_event_type, wait_event FROM pg_stat_activity "
+             "WHERE datname = %s AND application_name IN ('bench_online writer', "
+             "'bench_online reader') AND state = 'active'")
+
+    def __init__(self, dsn: str, database: str) -> None:
+        super().__init__("bench_online waits", dsn, WAIT_PERIOD_S)
+        self.database = database
+        self.samples: list[Sample] = []
+
+    def poll(self, cursor: Any) -> None:
+        """Note each client's current wait."""
+        cursor.execute(self.QUERY, (self.database,))
+        now = time.perf_counter()
+        for app, kind, event in cursor.fetchall():
+            self.samples.append((now, app.removeprefix("bench_online "), wait_kind(kind, event)))
+
+
 class ProgressWatcher(_Poller):
     """Every PROGRESS_PERIOD_S: the backfill's recorded rows_done, and when each value appeared.
 
@@ -775,6 +859,8 @@ class WayResult:
     rates: list[float] = field(default_factory=list)
     longest_batch_ms: int | None = None
     backfill_s: float | None = None
+    writer_causes: list[tuple[float, str]] = field(default_factory=list)
+    reader_causes: list[tuple[float, str]] = field(default_factory=list)
 
 
 def check_at_head(server: Server, database: str, head: str, counts: Mapping[str, int]
@@ -837,6 +923,8 @@ def run_way(server: Server, way: str, database: str, rows: int, seed: int, scrat
     sampler.start()
     watcher = ProgressWatcher(dsn)
     watcher.start()
+    waits = WaitSampler(dsn, database)
+    waits.start()
     log = scratch / f"{way}.log"
     since = time.time()
     try:
@@ -846,12 +934,15 @@ def run_way(server: Server, way: str, database: str, rows: int, seed: int, scrat
     finally:
         sampler.halt()
         watcher.halt()
+        waits.halt()
         for client in clients:
             client.halt()
     result = WayResult(way, ended - began, code)
     writer, reader = clients
     result.writer = stalls(writer.all_ops(), began, ended)
     result.reader = stalls(reader.all_ops(), began, ended)
+    result.writer_causes = stall_causes(writer.all_ops(), waits.samples, "writer", began, ended)
+    result.reader_causes = stall_causes(reader.all_ops(), waits.samples, "reader", began, ended)
     result.client_errors = [f"{c.role}: {error} x{n}" for c in clients
                             for error, n in c.errors.items()]
     result.blocked_by = sampler.summary()
@@ -908,6 +999,9 @@ def print_table(results: Sequence[WayResult]) -> None:
                           f"{flask.wall - flask.backfill_s:.1f} s (the backfill: "
                           f"{run.backfill_s:.1f} s against {flask.backfill_s:.1f} s)")
     print()
+    for r in results:
+        print(f"{r.way}: stalls, writer {describe_causes(r.writer_causes)}; "
+              f"reader {describe_causes(r.reader_causes)}")
     for r in results:
         print(f"{r.way}: {r.eta.describe() if r.eta else r.eta_note}")
     for r in results:
@@ -1207,6 +1301,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the databases (names printed)")
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432",
                         help="the server, without a database name")
+    parser.add_argument("--tablespace", default=None,
+                        help="make each copy in this tablespace (e.g. bench_tmpfs, made by "
+                             "BENCH_DATA=tmpfs scripts/pg-bench-cluster.sh up)")
     args = parser.parse_args(argv)
     ways = [w.strip() for w in args.ways.split(",") if w.strip()]
     unknown = [w for w in ways if w not in WAYS]
@@ -1229,7 +1326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def next_tag() -> str:
         return f"{run_id}-{next(tags)}"
 
-    server = Server(args.url, run_id)
+    server = Server(args.url, run_id, args.tablespace)
     rng = random.Random(args.seed)
     load = os.getloadavg()
     server_version = server.sql("SHOW server_version")[0][0]
@@ -1257,6 +1354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{ms(max(result.reader, default=0))}, "
                     f"{'ok at head' if not result.problems else 'NOT OK'}")
                 say(f"  {way}: {result.eta.describe() if result.eta else result.eta_note}")
+                say(f"  {way}: stalls, writer {describe_causes(result.writer_causes)}; "
+                    f"reader {describe_causes(result.reader_causes)}")
                 say(f"  {way}: backfill rows/s per tenth of the rows: "
                     f"{', '.join(f'{rate:,.0f}' for rate in result.rates) or 'none'}; "
                     f"longest batch {result.longest_batch_ms or '?'} ms; "

@@ -149,6 +149,39 @@ def migrations_with_extra_revision(
     return target
 
 
+def cluster_up(script: str, timeout_s: float = 240) -> str:
+    """``scripts/<script> up``: a PostgreSQL cluster of the tests' own; its last line of output.
+
+    Skipped when it cannot be made (``TEST_DATABASE_URL`` names a remote server, no root, no
+    postgresql-common); a failure under CI=true, where a missing server never skips.
+    """
+    import pytest
+
+    reason, made = "", None
+    if os.environ.get("TEST_DATABASE_URL"):
+        reason = "TEST_DATABASE_URL names a server this machine cannot add a cluster beside"
+    else:
+        try:
+            made = subprocess.run([str(REPO_ROOT / "scripts" / script), "up"],
+                                  capture_output=True, text=True, timeout=timeout_s)
+            if made.returncode != 0:
+                said = (made.stdout + made.stderr).strip().splitlines()[-1:] or ["failed"]
+                reason = f"scripts/{script} up failed: {said[0]}"
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            reason = f"scripts/{script} up failed: {exc}"
+    if reason or made is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return made.stdout.strip().splitlines()[-1] if made.stdout.strip() else ""
+
+
+def cluster_down(script: str, timeout_s: float = 120) -> None:
+    """``scripts/<script> down``: that cluster stopped and dropped (bounded)."""
+    subprocess.run([str(REPO_ROOT / "scripts" / script), "down"], capture_output=True, text=True,
+                   timeout=timeout_s)
+
+
 def is_mysql(url: str) -> bool:
     """True for a MySQL/MariaDB URL: DDL commits as it runs there."""
     return sa.engine.make_url(url).get_backend_name() in ("mysql", "mariadb")

@@ -12,11 +12,14 @@ from benchmarks.bench_online import (
     backfill_seconds,
     classify_state,
     decile_rates,
+    describe_causes,
     eta_check,
     longest_batch_ms,
     percentile,
     progress_lines,
+    stall_causes,
     stalls,
+    wait_kind,
 )
 from softbee.runbook.online.phases import PHASE_TABLE, PhaseRecord
 
@@ -152,3 +155,26 @@ def test_decile_rates_interpolate_the_moment_each_tenth_is_crossed() -> None:
 def test_the_backfill_is_timed_from_its_first_record_to_its_last_row() -> None:
     assert backfill_seconds([(2.0, 1, 100), (3.0, 50, 100), (7.5, 100, 100), (8.0, 100, 100)]) == 5.5
     assert backfill_seconds([(2.0, 1, 100)]) is None
+
+
+# -- what a stall is put down to ----------------------------------------------------------------
+
+
+def test_wait_events_are_put_down_to_a_lock_the_wal_flush_data_io_or_running() -> None:
+    assert wait_kind("Lock", "transactionid") == "lock"
+    assert wait_kind("IO", "WALSync") == wait_kind("LWLock", "WALWrite") == "WAL"
+    assert wait_kind("IO", "DataFileRead") == "data file I/O"
+    assert wait_kind(None, None) == "running"
+    assert wait_kind("Client", "ClientRead") == "Client/ClientRead"
+
+
+def test_a_stall_is_put_down_to_the_wait_its_session_showed_most() -> None:
+    ops = [(1.0, 1.2), (2.0, 2.05), (3.0, None), (0.5, 0.7)]  # 200 ms, 50 ms, unfinished, warm-up
+    samples = [(1.05, "writer", "WAL"), (1.1, "writer", "WAL"), (1.15, "writer", "lock"),
+               (1.1, "reader", "lock"), (3.05, "writer", "running")]
+    causes = stall_causes(ops, samples, "writer", began=0.9, ended=3.5)
+    # Longest first; the unfinished one lasts until the end and had no wait sampled.
+    assert causes == [(0.5, "client side"), (pytest.approx(0.2), "WAL")]
+    assert describe_causes(causes) == "2 over 100 ms (client side 1, WAL 1), none on a lock"
+    assert describe_causes([(0.3, "lock"), (0.12, "lock")]).endswith("longest on a lock 300 ms")
+    assert describe_causes([]) == "none over 100 ms"

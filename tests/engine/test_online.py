@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from softbee.runbook.engine.migrate import plan_migration, run_migration
 from softbee.runbook.engine.recover import diagnose
 from softbee.runbook.errors import DataLossError, GuardError, MigrationFailed, RevisionError
+from softbee.runbook.online import tries
 from softbee.runbook.online.phases import PHASE_TABLE, phase_table, recorded_phases
 from softbee.runbook.project import load_project
 from softbee.runbook.review.findings import check_versions
@@ -368,6 +369,17 @@ class Holder:
             self.thread.join(HUNG_AFTER_S)
 
 
+def online_retries_last_s(session_ms: int) -> float:
+    """How long an online statement's tries and the waits between them last, at most."""
+    timeouts, timeout = [], tries.FIRST_LOCK_TIMEOUT_MS
+    for _ in range(tries.RETRIES + 1):
+        timeouts.append(min(timeout, session_ms))
+        timeout *= 2
+    waits = [min(tries.RETRY_FIRST_WAIT_S * 2 ** k, tries.RETRY_MAX_WAIT_S)
+             for k in range(tries.RETRIES)]
+    return sum(timeouts) / 1000 + sum(waits)
+
+
 class RowHolder(Holder):
     """The last user's row held from the first backfill batch on (phase 1 committed, a batch done):
     the batches after it reach the row and lose their lock to it."""
@@ -393,8 +405,9 @@ def test_a_batch_that_loses_to_the_application_waits_and_retries(postgres_url: s
 @each_pg_driver
 def test_a_batch_that_keeps_losing_fails_within_its_bound_and_says_where_it_is(postgres_url: str) -> None:
     project = seeded_at_hive_health(postgres_url)
-    # Held longer than the retries last (6 x 300 ms of lock_timeout, 6.2 s of waits between):
-    # a run that waited for the holder would end up succeeding, not fail as it must here.
+    # Held longer than the retries last (50 ms, 100, 200, then 300 ms of lock_timeout, with
+    # waits between): a run that waited for the holder would end up succeeding, not fail.
+    assert online_retries_last_s(300) < 15
     holder = RowHolder(postgres_url, 15)
     try:
         with pytest.raises(MigrationFailed) as failed:

@@ -80,10 +80,28 @@ def test_a_statement_that_loses_its_lock_is_retried_and_the_run_keeps_what_it_di
         assert "health_status" in {c["name"] for c in sa.inspect(conn).get_columns("hives")}
     retries = result.lock_retries  # type: ignore[attr-defined]
     assert retries and "hives" in retries[0]["statement"], retries
-    assert retries[0]["next_timeout_ms"] == 400  # 200 ms grown x2
+    # The first try waited 50 ms only (the application queues no longer behind it), then x2.
+    assert (retries[0]["lost_after_ms"], retries[0]["next_timeout_ms"]) == (50, 100)
     assert "busy-reader" in retries[0]["blockers"]
     assert result.summary()["lock_retries"] == retries  # type: ignore[attr-defined]
-    assert any("retry 1/3" in line and "busy-reader" in line for line in said), said
+    # Two short tries (50, 100 ms) below the run's 200 ms, then the policy's 3 retries.
+    assert any("retry 1/5" in line and "busy-reader" in line for line in said), said
+
+
+@pytest.mark.postgres
+def test_without_a_short_first_try_the_first_wait_is_the_runs_lock_timeout(postgres_url: str) -> None:
+    """The counterpart of the 50 ms first try: ``first_lock_timeout_ms=0`` waits lock_timeout_ms."""
+    project_at(postgres_url, START)
+    reader = Reader(postgres_url)
+    said: list[str] = []
+    try:
+        result = _upgrade(postgres_url, reader, LockRetries(retries=3, pause_s=0.05, budget_s=20,
+                                                            first_lock_timeout_ms=0),
+                          release_on_retry=True, said=said)
+    finally:
+        reader.release()
+    retries = result.lock_retries  # type: ignore[attr-defined]
+    assert (retries[0]["lost_after_ms"], retries[0]["next_timeout_ms"]) == (200, 400), retries
 
 
 @pytest.mark.postgres
@@ -118,7 +136,7 @@ def test_a_lock_held_past_the_budget_fails_in_one_line_naming_the_wait(postgres_
     tried = re.search(r"tried (\d+) time\(s\), lock_timeout growing to (\d+) ms, ([\d.]+) s "
                       r"waited in all, budget 1.5 s", message)
     assert tried, message
-    assert 2 <= int(tried[1]) <= SHORT_BUDGET.retries + 1
+    assert 2 <= int(tried[1]) <= SHORT_BUDGET.retries + 1 + 2  # + the 50 and 100 ms short tries
     assert f"database still at {START}" in message
     assert revision_of(postgres_url) == START and snapshot(postgres_url) == before
     assert sum("retry " in line for line in said) == int(tried[1]) - 1
@@ -142,7 +160,8 @@ def test_on_mariadb_a_ddl_statement_that_loses_its_metadata_lock_is_run_again(
     assert retries and "hives" in retries[0]["statement"] and retries[0]["next_timeout_ms"] == 2000
 
 
-@pytest.mark.parametrize("bad", [{"retries": -1}, {"budget_s": float("inf")}, {"growth": 0.5}])
+@pytest.mark.parametrize("bad", [{"retries": -1}, {"budget_s": float("inf")}, {"growth": 0.5},
+                                 {"first_lock_timeout_ms": -5}, {"first_lock_timeout_ms": 0.5}])
 def test_a_retry_policy_out_of_bounds_is_refused(bad: dict) -> None:
     with pytest.raises(ParameterError):
         LockRetries(**bad)

@@ -9,7 +9,6 @@ test once the run has said it paused; the run must then finish with every row fi
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,8 +26,9 @@ from tests.helpers import (
     FULL_NAME,
     HIVE_HEALTH,
     HUNG_AFTER_S,
-    REPO_ROOT,
     add_users,
+    cluster_down,
+    cluster_up,
     project_at,
     revision_of,
 )
@@ -45,27 +45,11 @@ def streaming_replica() -> Iterator[str]:
     standby is left to hold WAL or slow the other tests. Skipped when it cannot be made (no
     root, no postgresql-common, a remote test server); a failure under CI=true.
     """
-    reason = ""
-    if os.environ.get("TEST_DATABASE_URL"):
-        reason = "TEST_DATABASE_URL names a server this machine cannot add a replica to"
-    else:
-        try:
-            made = subprocess.run([str(REPO_ROOT / "scripts" / "pg-replica.sh"), "up"],
-                                  capture_output=True, text=True, timeout=240)
-            if made.returncode != 0:
-                reason = (made.stdout + made.stderr).strip().splitlines()[-1:] or ["failed"]
-                reason = f"scripts/pg-replica.sh up failed: {reason[0]}"
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            reason = f"scripts/pg-replica.sh up failed: {exc}"
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    cluster_up("pg-replica.sh")
     try:
         yield REPLICA_URL
     finally:
-        subprocess.run([str(REPO_ROOT / "scripts" / "pg-replica.sh"), "down"],
-                       capture_output=True, text=True, timeout=120)
+        cluster_down("pg-replica.sh")
 
 
 def _upgrade(url: str, throttle: Throttle, on_line: Callable[[str], None]) -> object:

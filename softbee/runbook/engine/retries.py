@@ -8,9 +8,13 @@ times. This module does that for every statement a revision runs (not only the o
 phases, which retry on their own in ``online/phases.py``):
 
 - **PostgreSQL**: each statement of the migration's transaction runs inside a
-  ``SAVEPOINT``; when it stops on ``lock_timeout`` (SQLSTATE 55P03) or a deadlock (40P01)
-  the savepoint is rolled back (the transaction, and all the run did in it, stays), the run
-  pauses, and the statement runs again under a longer ``SET LOCAL lock_timeout``.
+  ``SAVEPOINT``, its first attempts under a short ``lock_timeout`` (50 ms, doubled up to the
+  run's: the application queues no longer behind it when the lock is busy a moment); when it
+  stops on ``lock_timeout``
+  (SQLSTATE 55P03) or a deadlock (40P01) the savepoint is rolled back (the transaction, and
+  all the run did in it, stays), an autovacuum holding the table is cancelled as the server
+  would (``util/autovacuum.py``), the run pauses, and the statement runs again under a longer
+  ``SET LOCAL lock_timeout``.
 - **MySQL/MariaDB**: every DDL statement commits on its own, and a lock wait timeout (1205)
   undoes only the statement (unless the server runs with ``innodb_rollback_on_timeout``, where
   nothing is retried): the statement simply runs again, under longer
@@ -42,8 +46,9 @@ from sqlalchemy.engine import Engine
 from softbee.runbook.errors import ParameterError
 from softbee.runbook.project.dialects import dialect_named
 from softbee.runbook.project.sessions import session_timeouts_of
+from softbee.runbook.util.autovacuum import cancel_autovacuum
 from softbee.runbook.util.error_codes import DEADLOCK_DETECTED, LOCK_NOT_AVAILABLE, error_code
-from softbee.runbook.util.sqltext import one_line
+from softbee.runbook.util.sqltext import one_line, table_names
 
 if TYPE_CHECKING:
     from softbee.runbook.project import Project
@@ -60,15 +65,20 @@ MIN_ATTEMPT_MS = 10  # a retry with less budget left than this is not made
 class LockRetries:
     """How a statement that loses its lock is retried (``retries=0``: never).
 
-    Attempt 1 runs under the run's ``lock_timeout_ms``; each retry first pauses (``pause_s``,
-    doubled each time up to ``max_pause_s``), then runs under the previous timeout times
-    ``growth`` (at most ``max_lock_timeout_ms``). ``budget_s`` bounds the time one statement
-    may spend waiting for locks and pausing, in all: a retry that would go past it is cut
-    short or not made. Defaults: with ``lock_timeout_ms=5000``, 5 s + 0.25 + 10 s + 0.5 +
-    20 s, under a minute; with 300 ms, under 3 s.
+    On PostgreSQL a statement first tries under ``first_lock_timeout_ms`` (50 ms; 0: none),
+    then under twice that and so on, a pause of ``pause_s`` after each, until it reaches the
+    run's ``lock_timeout_ms``: these short tries keep the application's queue behind it short
+    and are not counted as retries. Then (elsewhere: from the first try) it runs under the
+    run's ``lock_timeout_ms``; each retry first pauses (``pause_s``, doubled each time up to
+    ``max_pause_s``), then runs under the previous timeout times ``growth`` (at most
+    ``max_lock_timeout_ms``). ``budget_s`` bounds the time one statement may spend waiting for
+    locks and pausing, in all: a retry that would go past it is cut short or not made.
+    Defaults, with ``lock_timeout_ms=5000``: 50 ms, 100, ... 3.2 s (pauses of 0.25 s), then
+    5 s + 0.25 + 10 s + 0.5 + 20 s, under a minute; with 300 ms, under 6 s.
     """
 
     retries: int = 3
+    first_lock_timeout_ms: int = 50
     growth: float = 2.0
     pause_s: float = 0.25
     max_pause_s: float = 5.0
@@ -84,13 +94,19 @@ class LockRetries:
                 raise ParameterError(f"lock retries' {name} must be a number, 0 or more, not {value!r}")
         if self.growth < 1:
             raise ParameterError(f"lock retries' growth must be 1 or more, not {self.growth!r}")
+        first = self.first_lock_timeout_ms
+        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+            raise ParameterError("lock retries' first_lock_timeout_ms must be a whole number of "
+                                 f"milliseconds, 0 or more, not {first!r}")
 
     def describe(self) -> str:
         """One phrase: the policy as the docs and a failure name it."""
         if not self.retries:
             return "no lock retries"
-        return (f"up to {self.retries} lock retries (timeout x{self.growth:g} each, pause from "
-                f"{self.pause_s:g}s, at most {self.budget_s:g}s waited per statement)")
+        first = (f"first lock_timeout {self.first_lock_timeout_ms} ms on PostgreSQL, "
+                 if self.first_lock_timeout_ms else "")
+        return (f"up to {self.retries} lock retries ({first}timeout x{self.growth:g} each, "
+                f"pause from {self.pause_s:g}s, at most {self.budget_s:g}s waited per statement)")
 
 
 NO_RETRIES = LockRetries(retries=0)
@@ -106,6 +122,7 @@ class RetryEvent:
     pause_s: float
     next_timeout_ms: int
     blockers: str = ""
+    autovacuum: str = ""  # an autovacuum in the way, cancelled (or not: the role may not)
 
 
 @dataclass
@@ -208,25 +225,45 @@ def _autocommit(driver_connection: Any) -> bool:
 
 
 class _Schedule:
-    """The timeouts and pauses of one statement's attempts, within the budget."""
+    """The timeouts and pauses of one statement's attempts, within the budget.
 
-    def __init__(self, policy: LockRetries, first_ms: int) -> None:
-        self.policy, self.timeout_ms, self.pause_s = policy, first_ms, policy.pause_s
-        self.waited_s, self.attempt, self.started = 0.0, 1, time.monotonic()
+    ``run_ms`` is the run's lock timeout; ``start_ms`` (PostgreSQL's short first try, below
+    it) starts the short tries, doubled until they reach ``run_ms`` and not counted as retries.
+    """
+
+    def __init__(self, policy: LockRetries, run_ms: int, start_ms: int | None = None) -> None:
+        self.policy, self.run_ms, self.pause_s = policy, run_ms, policy.pause_s
+        self.timeout_ms = min(start_ms, run_ms) if start_ms else run_ms
+        self.short_tries = 0
+        timeout = self.timeout_ms
+        while timeout < run_ms:
+            self.short_tries, timeout = self.short_tries + 1, timeout * 2
+        self.waited_s, self.attempt, self.retried, self.started = 0.0, 1, 0, time.monotonic()
+
+    @property
+    def most(self) -> int:
+        """The most retries this statement may get: its short tries and the policy's."""
+        return self.short_tries + self.policy.retries
 
     def lost(self) -> tuple[float, int] | None:
         """After a lost attempt: (pause, next timeout), or None when no retry is left."""
         self.waited_s = time.monotonic() - self.started
         left = self.policy.budget_s - self.waited_s
-        if self.attempt > self.policy.retries or left <= 0:
+        short = self.timeout_ms < self.run_ms
+        if (not short and self.retried >= self.policy.retries) or left <= 0:
             return None
-        pause = min(self.pause_s, left)
-        grown = min(int(self.timeout_ms * self.policy.growth), self.policy.max_lock_timeout_ms)
+        if short:  # a short try lost: the same short pause, the next one twice as long
+            pause = min(self.policy.pause_s, left)
+            grown = min(self.timeout_ms * 2, self.run_ms)
+        else:
+            pause = min(self.pause_s, left)
+            grown = min(int(self.timeout_ms * self.policy.growth), self.policy.max_lock_timeout_ms)
+            self.retried += 1
+            self.pause_s = min(self.pause_s * 2, self.policy.max_pause_s)
         timeout = min(max(grown, self.timeout_ms), int((left - pause) * 1000))
         if timeout < MIN_ATTEMPT_MS:
             return None
         self.attempt += 1
-        self.pause_s = min(self.pause_s * 2, self.policy.max_pause_s)
         self.timeout_ms = timeout
         return pause, timeout
 
@@ -235,23 +272,29 @@ class _Schedule:
                 f"{self.waited_s:.1f} s waited in all, budget {self.policy.budget_s:g} s)")
 
 
-def _report(active: _Active, statement: str, schedule: _Schedule, lost_ms: int | None,
-            pause: float, timeout: int, error: BaseException) -> None:
-    shown = one_line(statement)[:120]
-    blockers = ""
-    if active.project is not None:
-        try:
-            from softbee.runbook.project.sessions import describe_blockers
+def _blockers(active: _Active, statement: str, waiting: int | None = None) -> str:
+    """Who holds what ``statement`` waited for (besides the session ``waiting``), or ""."""
+    if active.project is None:
+        return ""
+    try:
+        from softbee.runbook.project.sessions import describe_blockers
 
-            blockers = describe_blockers(active.project, statement)
-        except Exception:  # noqa: BLE001 - naming the holder is a courtesy, never a new failure
-            blockers = ""
+        return describe_blockers(active.project, statement, waiting)
+    except Exception:  # noqa: BLE001 - naming the holder is a courtesy, never a new failure
+        return ""
+
+
+def _report(active: _Active, statement: str, schedule: _Schedule, lost_ms: int | None,
+            pause: float, timeout: int, error: BaseException, blockers: str = "",
+            autovacuum: str = "") -> None:
+    shown = one_line(statement)[:120]
     active.log.events.append(RetryEvent(shown, schedule.attempt - 1, lost_ms, round(pause, 3),
-                                        timeout, blockers))
+                                        timeout, blockers, autovacuum))
     held = f", held by {blockers}" if blockers else ""
+    held += f"; {autovacuum}" if autovacuum else ""
     active.say(f"      lock for {shown!r} not granted within {lost_ms} ms{held} "
                f"({one_line(str(error))[:80]}): retry {schedule.attempt - 1}/"
-               f"{active.policy.retries} in {pause:.2f}s with lock_timeout {timeout} ms")
+               f"{schedule.most} in {pause:.2f}s with lock_timeout {timeout} ms")
 
 
 def _give_up(active: _Active, statement: str, schedule: _Schedule, error: BaseException) -> None:
@@ -263,12 +306,12 @@ def _give_up(active: _Active, statement: str, schedule: _Schedule, error: BaseEx
 
 def _pg_attempts(connection: Any, execute: Callable[[], Any], statement: str, first_ms: int,
                  active: _Active) -> None:
-    schedule = _Schedule(active.policy, first_ms)
+    schedule = _Schedule(active.policy, first_ms, active.policy.first_lock_timeout_ms)
     control = connection.cursor()
     try:
         while True:
             control.execute(f"SAVEPOINT {_SAVEPOINT}")
-            if schedule.attempt > 1:
+            if schedule.timeout_ms != first_ms:
                 control.execute(f"SET LOCAL lock_timeout = {int(schedule.timeout_ms)}")
             try:
                 execute()
@@ -281,11 +324,15 @@ def _pg_attempts(connection: Any, execute: Callable[[], Any], statement: str, fi
                     _give_up(active, statement, schedule, exc)
                     raise
                 control.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-                _report(active, statement, schedule, lost_ms, step[0], step[1], exc)
+                control.execute("SELECT pg_backend_pid()")
+                blockers = _blockers(active, statement, control.fetchone()[0])
+                autovacuum = cancel_autovacuum(control, table_names(statement))
+                _report(active, statement, schedule, lost_ms, step[0], step[1], exc, blockers,
+                        autovacuum)
                 time.sleep(step[0])
                 continue
             control.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-            if schedule.attempt > 1:
+            if schedule.timeout_ms != first_ms:
                 control.execute(f"SET LOCAL lock_timeout = {int(first_ms)}")
             return
     finally:
@@ -308,7 +355,8 @@ def _mysql_attempts(connection: Any, execute: Callable[[], Any], statement: str,
                 if step is None or step[1] < 1000:
                     _give_up(active, statement, schedule, exc)
                     raise
-                _report(active, statement, schedule, lost_ms, step[0], step[1], exc)
+                _report(active, statement, schedule, lost_ms, step[0], step[1], exc,
+                        _blockers(active, statement))
                 time.sleep(step[0])
                 _mysql_set(control, step[1])
                 continue

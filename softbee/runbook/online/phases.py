@@ -7,8 +7,8 @@
   transaction cannot be left). Offline it marks each phase with a comment, which
   ``inspect_diff`` reads back (:func:`phases_in_sql`).
 - :class:`OnlineRunner` (PostgreSQL) runs the short DDL phases in the migration's
-  transaction and each online phase outside it, in autocommit, each statement with the
-  session's ``lock_timeout`` and a bounded retry when it loses to the application.
+  transaction and each online phase outside it, in autocommit, each statement tried for its
+  lock briefly first and longer after, bounded (``tries.py``).
   A finished phase is recorded in :data:`PHASE_TABLE`, in the same transaction as its DDL
   or right after its online work, so a re-run skips it; the records of a revision are
   deleted in the transaction that moves ``alembic_version``. Under plain
@@ -25,10 +25,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from softbee.runbook.errors import first_line
 from softbee.runbook.online.record import END_MARKER, MARKER, clear, done_phases, ensure_table, mark
 from softbee.runbook.online.record import (  # the record's names stay importable from here
     PHASE_TABLE as PHASE_TABLE,
@@ -40,15 +38,11 @@ from softbee.runbook.online.record import phase_table as phase_table
 from softbee.runbook.online.record import phases_in_sql as phases_in_sql
 from softbee.runbook.online.record import recorded_phases as recorded_phases
 from softbee.runbook.online.throttle import Gate, current_throttle
-from softbee.runbook.util.error_codes import DEADLOCK_DETECTED, LOCK_NOT_AVAILABLE, error_code
+from softbee.runbook.online.tries import execute_with_tries
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
 
-
-RETRIES = 5
-RETRY_FIRST_WAIT_S = 0.2
-_LOST_LOCK = {LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED}
 
 # -- running phases ------------------------------------------------------------------------
 
@@ -88,25 +82,11 @@ class PhaseRunner:
 
     def execute(self, connection: Connection, statement: Any,
                 before_retry: Callable[[], None] | None = None) -> int:
-        """Run one statement; on losing a lock to the application, wait and retry (bounded).
+        """Run one statement, trying again when it loses a lock to the application (``tries.py``).
 
         ``before_retry`` undoes what a failed attempt may have left (an INVALID index).
         """
-        for attempt in range(1, RETRIES + 2):
-            try:
-                result = (connection.exec_driver_sql(statement) if isinstance(statement, str)
-                          else connection.execute(statement))
-                return max(result.rowcount, 0)
-            except sa.exc.OperationalError as exc:
-                if error_code(exc) not in _LOST_LOCK or attempt > RETRIES:
-                    raise
-                wait = RETRY_FIRST_WAIT_S * 2 ** (attempt - 1)
-                self.say(f"      lost a lock to the application ({first_line(exc.orig)}): "
-                         f"retry {attempt}/{RETRIES} in {wait:.1f}s")
-                time.sleep(wait)
-                if before_retry is not None:
-                    before_retry()
-        raise AssertionError("unreachable")  # pragma: no cover
+        return execute_with_tries(connection, statement, self.say, before_retry)
 
 
 class OnlineRunner(PhaseRunner):

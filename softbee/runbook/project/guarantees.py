@@ -16,10 +16,14 @@ LOCKS = {
 }
 
 RETRIES = {
-    "savepoint": "in a run, every statement that changes something runs in a `SAVEPOINT`: one "
-                 "that loses its lock (`lock_timeout`, a deadlock) is undone alone, the run keeps what it "
-                 "did, pauses and tries again under a longer `lock_timeout` (3 retries, at most "
-                 "60 s a statement by default), each retry reported",
+    "savepoint": "in a run, every statement that changes something runs in a `SAVEPOINT`, its "
+                 "first try waiting 50 ms for its lock (the longest the application queues behind "
+                 "it); one that loses its lock (`lock_timeout`, a deadlock) is undone alone, the run "
+                 "keeps what it did, an autovacuum holding the table is cancelled as the server "
+                 "would (when the role may), and it tries again after a pause under a longer "
+                 "`lock_timeout` (after the short tries, 3 retries, at most 60 s a statement by "
+                 "default), each retry "
+                 "reported; online phases' statements the same way, outside the transaction",
     "statement": "what it can: DDL commits on its own and a lock wait timeout (1205) undoes only "
                  "the statement, so it runs again under a longer `lock_wait_timeout` (whole "
                  "seconds, from 1 s), each retry reported; a deadlock is not retried, nor "

@@ -12,7 +12,6 @@ database, and the online phases retry on the driver's error).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -29,6 +28,7 @@ from softbee.runbook.project.dialects import (
 )
 from softbee.runbook.util.compat import dbapi_connection
 from softbee.runbook.util.options import Timeouts as Timeouts  # its old home: re-exported
+from softbee.runbook.util.sqltext import table_names
 from softbee.urls import redact_text
 
 
@@ -154,21 +154,22 @@ def blockers_of(
         return mysql_open_transactions(project, waiting)
     if project.dialect != "postgresql":
         return []
-    tables = _table_names(statement)
+    tables = table_names(statement)
     select = ("SELECT DISTINCT l.pid, c.relname, l.mode, a.application_name, "
               "left(a.query, 120) AS query, a.state "
               "FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
               "JOIN pg_stat_activity a ON a.pid = l.pid "
-              "WHERE l.granted AND l.pid <> pg_backend_pid() AND ")
+              "WHERE l.granted AND l.pid <> pg_backend_pid() AND l.pid <> :waiting AND ")
+    besides = {"waiting": -1 if waiting is None else waiting}  # the session that waited: not its own
     with project.connect() as conn:
         rows = [dict(row) for row in conn.execute(
-            sa.text(select + "c.relname = ANY(:tables)"), {"tables": tables}).mappings()
+            sa.text(select + "c.relname = ANY(:tables)"), {"tables": tables, **besides}).mappings()
         ] if tables else []
         if not rows:
             rows = [dict(row) for row in conn.execute(sa.text(
                 select + "l.mode = 'AccessExclusiveLock' AND l.database = "
                 "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "ORDER BY l.pid, c.relname")).mappings()]
+                "ORDER BY l.pid, c.relname"), besides).mappings()]
         return rows
 
 
@@ -231,13 +232,3 @@ def describe_timeout(
     return (f"{timeout.setting} reached: {shown} waited for a lock held by "
             f"{describe_blockers(project, statement, waiting)}; the run stopped there: retry "
             "when that session ends, or raise lock_timeout_ms")
-
-
-_TABLE_AFTER = re.compile(
-    r"(?:ALTER TABLE|DROP TABLE|INTO|UPDATE|FROM|ON|INDEX \S+ ON)\s+(?:IF EXISTS\s+)?\"?(\w+)\"?",
-    re.IGNORECASE,
-)
-
-
-def _table_names(statement: str) -> list[str]:
-    return sorted(set(_TABLE_AFTER.findall(statement)))

@@ -17,6 +17,18 @@ def one_line(text: Any) -> str:
     return " ".join(str(text).split())
 
 
+_TABLE_AFTER = re.compile(
+    r"(?:ALTER TABLE|DROP TABLE|INTO|UPDATE|FROM|ON|INDEX \S+ ON|REFERENCES)\s+"
+    r"(?:ONLY\s+)?(?:IF EXISTS\s+)?\"?(\w+)\"?",
+    re.IGNORECASE,
+)
+
+
+def table_names(statement: str) -> list[str]:
+    """The tables a statement names after ``ALTER TABLE``, ``FROM``, ``REFERENCES``...; sorted."""
+    return sorted(set(_TABLE_AFTER.findall(statement)))
+
+
 _RUNNING = re.compile(r"--\s*Running\s+(upgrade|downgrade)\s+(.*?)\s*->\s*(.*?)\s*$", re.IGNORECASE)
 _DOLLAR = re.compile(r"\$(?:[A-Za-z_]\w*)?\$")
 
