@@ -5,16 +5,15 @@ reader and writer of that table behind it, so the run's ``lock_timeout`` must be
 a short timeout alone fails the run at the first busy moment. GitLab's ``with_lock_retries``
 answers both: a short timeout, then a pause, then a longer timeout, a bounded number of
 times. This module does that for every statement a revision runs (not only the online
-phases, which retry on their own in ``online/phases.py``):
+phases, which retry on their own in ``online/tries.py``):
 
 - **PostgreSQL**: each statement of the migration's transaction runs inside a
   ``SAVEPOINT``, its first attempts under a short ``lock_timeout`` (50 ms, doubled up to the
   run's: the application queues no longer behind it when the lock is busy a moment); when it
-  stops on ``lock_timeout``
-  (SQLSTATE 55P03) or a deadlock (40P01) the savepoint is rolled back (the transaction, and
-  all the run did in it, stays), an autovacuum holding the table is cancelled as the server
-  would (``util/autovacuum.py``), the run pauses, and the statement runs again under a longer
-  ``SET LOCAL lock_timeout``.
+  stops on ``lock_timeout`` (SQLSTATE 55P03) or a deadlock (40P01) the savepoint is rolled
+  back (the transaction, and all the run did in it, stays), an autovacuum holding the table
+  is cancelled as the server would (``util/autovacuum.py``), the run pauses, and the
+  statement runs again under a longer ``SET LOCAL lock_timeout``.
 - **MySQL/MariaDB**: every DDL statement commits on its own, and a lock wait timeout (1205)
   undoes only the statement (unless the server runs with ``innodb_rollback_on_timeout``, where
   nothing is retried): the statement simply runs again, under longer
