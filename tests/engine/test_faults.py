@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -200,3 +201,22 @@ def test_a_connection_lost_outside_a_revision_reads_where_the_database_is(
     assert moved == f"the database is at revision {HIVE_HEALTH} (committed)", moved
     assert "again" in advice and "rolled back" not in moved
     assert stayed == f"rolled back, database still at {HIVE_HEALTH}", stayed
+
+
+def test_a_lost_connection_whose_driver_error_was_caught_on_the_way_says_no_internals(
+    tmp_path: Path,
+) -> None:
+    """A check swallowed the driver's error: only SQLAlchemy's "Can't reconnect ... rolled back"
+    reached the run. Its line says the connection was lost, never that text (the fault matrix's
+    restart during a backfill's first batch)."""
+    from softbee.runbook.engine.migrate import _explain
+    from softbee.runbook.review.plan import Plan
+    from softbee.runbook.util.options import RunOptions
+
+    project = load_project(database_url=f"sqlite:///{tmp_path / 'x.db'}")
+    alone = sa.exc.PendingRollbackError("Can't reconnect until invalid transaction is rolled "
+                                        "back. Please rollback() fully before proceeding")
+    plan = Plan("upgrade", HIVE_HEALTH, FULL_NAME, [])
+    message = str(_explain(project, alone, plan, [], RunOptions(), "the outcome read back"))
+    assert "the connection to the database was lost" in message, message
+    assert "reconnect" not in message and "rolled back" not in message, message

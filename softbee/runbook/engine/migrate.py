@@ -379,6 +379,10 @@ def _explain(
             "statement_timeout_ms or batch the work"
         )
     if lost:
+        if isinstance(exc, (sa.exc.PendingRollbackError, sa.exc.ResourceClosedError)):
+            # The driver's error was caught on the way (a check that may fail): SQLAlchemy's
+            # "Can't reconnect until invalid transaction is rolled back" is all that is left.
+            reason = "it had gone before the statement that found it"
         return MigrationFailed(
             f"{where}: the connection to the database was lost ({reason}); {outcome}: "
             + (advice or "run it again once the database is back"))
