@@ -43,7 +43,8 @@ run: $(INSTALLED)
 # test-results/junit.xml; pytest's exit status is make's. On a failure the failing tests are
 # listed again at the very end, with where to read their output.
 RESULTS := test-results
-PYTEST_ARGS ?= -n auto
+# loadgroup: tests marked xdist_group share one worker (one cluster fixture, made and dropped once)
+PYTEST_ARGS ?= -n auto --dist loadgroup
 test: $(INSTALLED) $(MYSQLCLIENT)
 	@mkdir -p $(RESULTS)
 	@set -o pipefail; \

@@ -22,6 +22,9 @@ from tests.conftest import PG_DRIVERS, with_driver
 from tests.helpers import HIVE_HEALTH, cluster_down, cluster_up, project_at, revision_of
 
 CLUSTER = "pg-autovacuum-cluster.sh"
+# One worker for the whole module (make test runs --dist loadgroup): the cluster is made and
+# dropped by a module fixture, which another worker's teardown would drop under these tests.
+pytestmark = pytest.mark.xdist_group("autovacuum_cluster")
 START = "3c2e7a9d4f03"  # hives exists; HIVE_HEALTH alters it
 STARTS_WITHIN_S = 30  # autovacuum_naptime is 1 s there: a worker comes within a few
 CRAWL = ("autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1, "

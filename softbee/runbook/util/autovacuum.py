@@ -4,7 +4,7 @@ A ``VACUUM`` started by autovacuum holds SHARE UPDATE EXCLUSIVE on its table, wh
 ``ALTER TABLE`` conflicts with; and every query of the table queues behind the waiting
 ``ALTER``. PostgreSQL cancels such an autovacuum itself, but only once the waiter has waited
 ``deadlock_timeout`` (1 s by default): a second of the application queued. A migration that
-tries its locks in short attempts (``engine/retries.py``, ``online/phases.py``) never waits
+tries its locks in short attempts (``engine/retries.py``, ``online/tries.py``) never waits
 that long, so after a lost attempt it does what the server would have done: it cancels the
 autovacuum of the tables it wants (never one that prevents wraparound, as the server does
 not either), when its role may (a superuser; from PostgreSQL 17 a member of
