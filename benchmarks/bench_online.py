@@ -100,13 +100,15 @@ def stalls(ops: Iterable[Op], began: float, ended: float) -> list[float]:
     operation that had not finished by ``ended`` (or never finished) counts as a stall
     lasting until ``ended``.
     """
-    out = []
+    return [end - started for started, end in _in_window(ops, began, ended)]
+
+
+def _in_window(ops: Iterable[Op], began: float, ended: float) -> Iterator[tuple[float, float]]:
+    """(started, end) of each operation started in ``[began, ended]``, cut at ``ended``."""
     for started, finished in ops:
         if started < began or started > ended:
             continue
-        end = ended if finished is None or finished > ended else finished
-        out.append(end - started)
-    return out
+        yield started, ended if finished is None or finished > ended else finished
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -146,10 +148,7 @@ def stall_causes(ops: Iterable[Op], samples: Sequence[Sample], role: str, began:
     network) is ``"client side"``; longest first.
     """
     out = []
-    for started, finished in ops:
-        if started < began or started > ended:
-            continue
-        end = ended if finished is None or finished > ended else finished
+    for started, end in _in_window(ops, began, ended):
         if end - started <= over:
             continue
         kinds = Counter(kind for when, who, kind in samples
